@@ -1,0 +1,49 @@
+/* args.h - the flag parser every verb uses: a table of options in, typed values
+ * out, `--help` generated from the same table. Exit-code conventions of the CLI
+ * contract live here too (0 ok, 1 runtime error, 2 usage error). */
+#ifndef CLI_ARGS_H
+#define CLI_ARGS_H
+
+#include <stdint.h>
+
+typedef enum {
+    OPT_FLAG,   /* int, set to 1 */
+    OPT_STR,    /* const char * */
+    OPT_INT,    /* int64_t */
+    OPT_FLOAT,  /* double */
+    OPT_MULTI,  /* const char ** array + count: repeated flag (dest = cli_multi) */
+} cli_opt_type;
+
+typedef struct {
+    const char **v;
+    int n;
+} cli_multi;
+
+typedef struct {
+    const char *name; /* without the leading "--" */
+    cli_opt_type type;
+    void *dest;
+    const char *metavar; /* e.g. "DIR" (NULL for flags) */
+    const char *help;
+} cli_opt;
+
+typedef struct {
+    const char *verb;
+    const char *usage;   /* one line after "collage <verb> " */
+    const char *summary; /* one paragraph */
+    const cli_opt *opts; /* terminated by {0} */
+    int min_pos, max_pos; /* positional argument count (max -1: unlimited) */
+} cli_spec;
+
+/* Parses argv[1..] (argv[0] is the verb). Returns 0 on success, 2 on a usage error
+ * (message printed), or -1 when --help was printed (caller exits 0). Positional
+ * arguments are returned in pos (pointers into argv; free the array). */
+int cli_parse(const cli_spec *spec, int argc, char **argv, int *npos, char ***pos);
+/* Prints the current error ("collage: <msg>") and maps the status to an exit code. */
+int cli_fail(int status);
+/* Usage error: prints "collage <verb>: <msg>" and returns 2. */
+int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Was the flag given on the command line (for flags whose default is meaningful)? */
+int cli_given(const cli_spec *spec, const char *name);
+
+#endif

@@ -1,0 +1,12 @@
+/* collage generate - placeholder until its issue lands: answers "not yet supported". */
+#include <stdio.h>
+
+#include "verbs.h"
+
+int cmd_generate(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "collage: 'generate' is not yet supported in this build\n");
+    return 1;
+}

@@ -1,0 +1,12 @@
+/* collage template - placeholder until its issue lands: answers "not yet supported". */
+#include <stdio.h>
+
+#include "verbs.h"
+
+int cmd_template(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "collage: 'template' is not yet supported in this build\n");
+    return 1;
+}

@@ -1,0 +1,627 @@
+#include "model/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/json.h"
+#include "common/status.h"
+
+#define MAX_HEADER_BYTES (256u << 20)
+
+typedef struct {
+    char *path;
+    cl_mmap map;
+} st_file;
+
+struct cl_safetensors {
+    char *path;
+    st_file *files;
+    size_t nfiles;
+    cl_st_tensor *tensors; /* sorted by name */
+    size_t ntensors;
+};
+
+static int cmp_tensor_name(const void *a, const void *b)
+{
+    return strcmp(((const cl_st_tensor *)a)->name, ((const cl_st_tensor *)b)->name);
+}
+
+typedef struct {
+    uint64_t begin, end;
+    const char *name;
+} range;
+
+static int cmp_range(const void *a, const void *b)
+{
+    const range *x = a, *y = b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : (x->end > y->end);
+}
+
+int64_t cl_st_numel(const cl_st_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+static int push_tensor(cl_safetensors *st, size_t *cap, const cl_st_tensor *t)
+{
+    if (st->ntensors == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        cl_st_tensor *nt = realloc(st->tensors, nc * sizeof *nt);
+        if (!nt)
+            return cl_err(CL_ERR_NOMEM, "out of memory (safetensors table)");
+        st->tensors = nt;
+        *cap = nc;
+    }
+    st->tensors[st->ntensors++] = *t;
+    return CL_OK;
+}
+
+/* Parses and validates one mapped file; appends its tensors (all, or only those
+ * whose name is in `only` if non-NULL: used by the sharded index). */
+static int parse_file(cl_safetensors *st, size_t *cap, st_file *f)
+{
+    const char *path = f->path;
+    const unsigned char *base = f->map.data;
+    size_t size = f->map.size;
+    if (size < 8)
+        return cl_err(CL_ERR_FORMAT, "%s: safetensors header is truncated (file is %zu bytes)",
+                      path, size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | base[i];
+    if (hlen > size - 8)
+        return cl_err(CL_ERR_FORMAT,
+                      "%s: safetensors header is truncated (header claims %llu bytes, file "
+                      "has %zu after the length)",
+                      path, (unsigned long long)hlen, size - 8);
+    if (hlen > MAX_HEADER_BYTES)
+        return cl_err(CL_ERR_FORMAT, "%s: safetensors header of %llu bytes is too large", path,
+                      (unsigned long long)hlen);
+    size_t first = st->ntensors;
+    cJSON *h;
+    if (cl_json_parse(path, (const char *)base + 8, (size_t)hlen, &h) != CL_OK)
+        return cl_err(CL_ERR_FORMAT, "%s: safetensors header is not valid JSON", path);
+    int rc = CL_OK;
+    if (!cJSON_IsObject(h)) {
+        rc = cl_err(CL_ERR_FORMAT, "%s: safetensors header is not a JSON object", path);
+        goto out;
+    }
+    const unsigned char *data = base + 8 + hlen;
+    uint64_t data_size = size - 8 - hlen;
+    for (cJSON *e = h->child; e; e = e->next) {
+        if (!strcmp(e->string, "__metadata__"))
+            continue;
+        cl_st_tensor t = {0};
+        t.name = e->string;
+        t.file = path;
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+        const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+        if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(shape) ||
+            !cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2) {
+            rc = cl_err(CL_ERR_FORMAT,
+                        "%s: tensor '%s': header entry needs dtype, shape and data_offsets",
+                        path, e->string);
+            goto out;
+        }
+        int dtype = cl_dtype_from_name(dt->valuestring);
+        if (dtype < 0) {
+            rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s'", path, e->string,
+                        dt->valuestring);
+            goto out;
+        }
+        t.dtype = (cl_dtype)dtype;
+        int nd = cJSON_GetArraySize(shape);
+        if (nd > CL_ST_MAX_DIMS) {
+            rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': %d dimensions (max %d)", path,
+                        e->string, nd, CL_ST_MAX_DIMS);
+            goto out;
+        }
+        t.ndim = nd;
+        uint64_t numel = 1;
+        int i = 0;
+        for (cJSON *d = shape->child; d; d = d->next, i++) {
+            if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 9.0e15 ||
+                d->valuedouble != (double)(int64_t)d->valuedouble) {
+                rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': bad shape", path, e->string);
+                goto out;
+            }
+            t.shape[i] = (int64_t)d->valuedouble;
+            if (t.shape[i] && numel > UINT64_MAX / 16 / (uint64_t)t.shape[i]) {
+                rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': shape too large", path, e->string);
+                goto out;
+            }
+            numel *= (uint64_t)t.shape[i];
+        }
+        const cJSON *b0 = cJSON_GetArrayItem(offs, 0), *b1 = cJSON_GetArrayItem(offs, 1);
+        if (!cJSON_IsNumber(b0) || !cJSON_IsNumber(b1) || b0->valuedouble < 0 ||
+            b1->valuedouble < b0->valuedouble || b1->valuedouble > 1.8e19) {
+            rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': bad data_offsets", path, e->string);
+            goto out;
+        }
+        uint64_t begin = (uint64_t)b0->valuedouble, end = (uint64_t)b1->valuedouble;
+        if (end > data_size) {
+            rc = cl_err(CL_ERR_FORMAT,
+                        "%s: tensor '%s': data_offsets [%llu, %llu] out of bounds (data "
+                        "region is %llu bytes)",
+                        path, e->string, (unsigned long long)begin, (unsigned long long)end,
+                        (unsigned long long)data_size);
+            goto out;
+        }
+        uint64_t need = numel * cl_dtype_size(t.dtype);
+        if (end - begin != need) {
+            char shp[128];
+            int o = snprintf(shp, sizeof shp, "[");
+            for (int k = 0; k < nd && o < (int)sizeof shp - 24; k++)
+                o += snprintf(shp + o, sizeof shp - (size_t)o, "%s%lld", k ? "," : "",
+                              (long long)t.shape[k]);
+            snprintf(shp + o, sizeof shp - (size_t)o, "]");
+            rc = cl_err(CL_ERR_FORMAT,
+                        "%s: tensor '%s': dtype %s x shape %s needs %llu bytes but its byte "
+                        "range holds %llu",
+                        path, e->string, cl_dtype_name(t.dtype), shp, (unsigned long long)need,
+                        (unsigned long long)(end - begin));
+            goto out;
+        }
+        t.data = data + begin;
+        t.nbytes = (size_t)need;
+        t.name = strdup(e->string);
+        if (!t.name || push_tensor(st, cap, &t) != CL_OK) {
+            free((char *)t.name);
+            rc = cl_err(CL_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    /* overlap check over this file's tensors */
+    size_t n = st->ntensors - first;
+    if (n > 1) {
+        range *r = malloc(n * sizeof *r);
+        if (!r) {
+            rc = cl_err(CL_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const cl_st_tensor *t = &st->tensors[first + i];
+            r[i].begin = (uint64_t)((const unsigned char *)t->data - data);
+            r[i].end = r[i].begin + t->nbytes;
+            r[i].name = t->name;
+        }
+        qsort(r, n, sizeof *r, cmp_range);
+        for (size_t i = 1; i < n; i++) {
+            if (r[i].begin < r[i - 1].end && r[i].end > r[i].begin &&
+                r[i - 1].end > r[i - 1].begin) {
+                rc = cl_err(CL_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", path,
+                            r[i - 1].name, r[i].name);
+                free(r);
+                goto out;
+            }
+        }
+        free(r);
+    }
+out:
+    if (rc != CL_OK) {
+        for (size_t i = first; i < st->ntensors; i++)
+            free((char *)st->tensors[i].name);
+        st->ntensors = first;
+    }
+    cJSON_Delete(h);
+    return rc;
+}
+
+void cl_st_close(cl_safetensors *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->ntensors; i++)
+        free((char *)st->tensors[i].name);
+    free(st->tensors);
+    for (size_t i = 0; i < st->nfiles; i++) {
+        cl_mmap_close(&st->files[i].map);
+        free(st->files[i].path);
+    }
+    free(st->files);
+    free(st->path);
+    free(st);
+}
+
+/* A git checkout without symlink support stores a link as a small text file
+ * holding the target path (the golden gka_iter* checkpoints arrive that way).
+ * If `path` is such a file naming an existing file, writes the target to out. */
+static int follow_text_link(const char *path, char *out, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    char buf[1024];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    if (more || len < 1 || len >= sizeof buf - 1)
+        return 0;
+    buf[len] = 0;
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)buf[i] < 0x20)
+            return 0;
+    if (!strstr(buf, ".safetensors"))
+        return 0;
+    const char *slash = strrchr(path, '/');
+    if (buf[0] == '/')
+        snprintf(out, n, "%s", buf);
+    else if (slash)
+        snprintf(out, n, "%.*s/%s", (int)(slash - path), path, buf);
+    else
+        snprintf(out, n, "%s", buf);
+    return cl_is_file(out);
+}
+
+static int add_file(cl_safetensors *st, size_t *cap, const char *path)
+{
+    char target[4096];
+    if (follow_text_link(path, target, sizeof target))
+        path = target;
+    st_file *nf = realloc(st->files, (st->nfiles + 1) * sizeof *nf);
+    if (!nf)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    st->files = nf;
+    st_file *f = &st->files[st->nfiles];
+    f->path = strdup(path);
+    if (!f->path)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    if (cl_mmap_open(path, &f->map) != CL_OK) {
+        free(f->path);
+        return CL_ERR_IO;
+    }
+    st->nfiles++;
+    return parse_file(st, cap, f);
+}
+
+static int finish(cl_safetensors *st, const char *what)
+{
+    if (st->ntensors)
+        qsort(st->tensors, st->ntensors, sizeof *st->tensors, cmp_tensor_name);
+    for (size_t i = 1; i < st->ntensors; i++)
+        if (!strcmp(st->tensors[i].name, st->tensors[i - 1].name))
+            return cl_err(CL_ERR_FORMAT, "%s: tensor '%s' appears twice", what,
+                          st->tensors[i].name);
+    return CL_OK;
+}
+
+int cl_st_open_file(const char *path, cl_safetensors **out)
+{
+    cl_safetensors *st = calloc(1, sizeof *st);
+    if (!st || !(st->path = strdup(path))) {
+        free(st);
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    }
+    size_t cap = 0;
+    int rc = add_file(st, &cap, path);
+    if (rc == CL_OK)
+        rc = finish(st, path);
+    if (rc != CL_OK) {
+        cl_st_close(st);
+        return rc;
+    }
+    *out = st;
+    return CL_OK;
+}
+
+int cl_st_open_dir(const char *dir, cl_safetensors **out)
+{
+    char idx[4096], single[4096];
+    CL_TRY(cl_path_join(idx, sizeof idx, dir, "model.safetensors.index.json"));
+    CL_TRY(cl_path_join(single, sizeof single, dir, "model.safetensors"));
+    if (!cl_is_file(idx)) {
+        if (!cl_is_file(single))
+            return cl_err(CL_ERR_IO,
+                          "%s: no model.safetensors or model.safetensors.index.json in the "
+                          "model directory",
+                          dir);
+        return cl_st_open_file(single, out);
+    }
+    cJSON *j;
+    CL_TRY(cl_json_load(idx, &j));
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(j, "weight_map");
+    if (!cJSON_IsObject(wm)) {
+        cJSON_Delete(j);
+        return cl_err(CL_ERR_FORMAT, "%s: missing object 'weight_map'", idx);
+    }
+    cl_safetensors *st = calloc(1, sizeof *st);
+    if (!st || !(st->path = strdup(idx))) {
+        free(st);
+        cJSON_Delete(j);
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    }
+    size_t cap = 0;
+    int rc = CL_OK;
+    for (cJSON *e = wm->child; e && rc == CL_OK; e = e->next) {
+        if (!cJSON_IsString(e) || strchr(e->valuestring, '/') || !e->valuestring[0]) {
+            rc = cl_err(CL_ERR_FORMAT, "%s: weight_map entry '%s' is not a shard file name", idx,
+                        e->string);
+            break;
+        }
+        int seen = 0;
+        for (size_t i = 0; i < st->nfiles && !seen; i++) {
+            const char *b = strrchr(st->files[i].path, '/');
+            seen = !strcmp(b ? b + 1 : st->files[i].path, e->valuestring);
+        }
+        if (seen)
+            continue;
+        char shard[4096];
+        rc = cl_path_join(shard, sizeof shard, dir, e->valuestring);
+        if (rc == CL_OK)
+            rc = add_file(st, &cap, shard);
+    }
+    if (rc == CL_OK)
+        rc = finish(st, idx);
+    /* every name in the weight map must be present in the shard it names */
+    for (cJSON *e = wm->child; e && rc == CL_OK; e = e->next) {
+        const cl_st_tensor *t = cl_st_find(st, e->string);
+        const char *b = t ? strrchr(t->file, '/') : NULL;
+        if (!t || strcmp(b ? b + 1 : t->file, e->valuestring))
+            rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s' is not in shard %s", idx, e->string,
+                        e->valuestring);
+    }
+    cJSON_Delete(j);
+    if (rc != CL_OK) {
+        cl_st_close(st);
+        return rc;
+    }
+    *out = st;
+    return CL_OK;
+}
+
+size_t cl_st_count(const cl_safetensors *st) { return st->ntensors; }
+
+const cl_st_tensor *cl_st_at(const cl_safetensors *st, size_t i)
+{
+    return i < st->ntensors ? &st->tensors[i] : NULL;
+}
+
+const cl_st_tensor *cl_st_find(const cl_safetensors *st, const char *name)
+{
+    cl_st_tensor key = {.name = name};
+    return bsearch(&key, st->tensors, st->ntensors, sizeof key, cmp_tensor_name);
+}
+
+uint64_t cl_st_total_bytes(const cl_safetensors *st)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < st->ntensors; i++)
+        n += st->tensors[i].nbytes;
+    return n;
+}
+
+const char *cl_st_path(const cl_safetensors *st) { return st->path; }
+
+int cl_st_read_f32(const cl_st_tensor *t, float *dst)
+{
+    if (!cl_dtype_is_float(t->dtype))
+        return cl_err(CL_ERR_FORMAT, "%s: tensor '%s': expected a float dtype, found %s", t->file,
+                      t->name, cl_dtype_name(t->dtype));
+    cl_convert_to_f32(dst, t->data, t->dtype, (size_t)cl_st_numel(t));
+    return CL_OK;
+}
+
+/* ------------------------------------------------------------------ writer */
+
+typedef struct {
+    char *name;
+    cl_dtype dtype;
+    int ndim;
+    int64_t shape[CL_ST_MAX_DIMS];
+    size_t nbytes;
+    void *data; /* NULL for declared (streamed) tensors */
+} w_tensor;
+
+struct cl_st_writer {
+    w_tensor *t;
+    size_t n, cap;
+    cJSON *meta;
+};
+
+int cl_st_writer_create(cl_st_writer **out)
+{
+    cl_st_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    *out = w;
+    return CL_OK;
+}
+
+void cl_st_writer_free(cl_st_writer *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n; i++) {
+        free(w->t[i].name);
+        free(w->t[i].data);
+    }
+    free(w->t);
+    cJSON_Delete(w->meta);
+    free(w);
+}
+
+int cl_st_writer_declare(cl_st_writer *w, const char *name, cl_dtype dtype, int ndim,
+                         const int64_t *shape)
+{
+    if (ndim < 0 || ndim > CL_ST_MAX_DIMS)
+        return cl_err(CL_ERR_ARG, "tensor '%s': bad rank %d", name, ndim);
+    if (w->n == w->cap) {
+        size_t nc = w->cap ? 2 * w->cap : 64;
+        w_tensor *nt = realloc(w->t, nc * sizeof *nt);
+        if (!nt)
+            return cl_err(CL_ERR_NOMEM, "out of memory");
+        w->t = nt;
+        w->cap = nc;
+    }
+    w_tensor *t = &w->t[w->n];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    if (!t->name)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    t->dtype = dtype;
+    t->ndim = ndim;
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        numel *= (size_t)shape[i];
+    }
+    t->nbytes = numel * cl_dtype_size(dtype);
+    w->n++;
+    return CL_OK;
+}
+
+int cl_st_writer_add(cl_st_writer *w, const char *name, cl_dtype dtype, int ndim,
+                     const int64_t *shape, const void *data)
+{
+    CL_TRY(cl_st_writer_declare(w, name, dtype, ndim, shape));
+    w_tensor *t = &w->t[w->n - 1];
+    t->data = malloc(t->nbytes ? t->nbytes : 1);
+    if (!t->data)
+        return cl_err(CL_ERR_NOMEM, "out of memory (tensor '%s')", name);
+    if (t->nbytes)
+        memcpy(t->data, data, t->nbytes);
+    return CL_OK;
+}
+
+int cl_st_writer_meta(cl_st_writer *w, const char *key, const char *value)
+{
+    if (!w->meta && !(w->meta = cJSON_CreateObject()))
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    cJSON_DeleteItemFromObjectCaseSensitive(w->meta, key);
+    if (!cJSON_AddStringToObject(w->meta, key, value))
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    return CL_OK;
+}
+
+static char *build_header(cl_st_writer *w, size_t *hlen_out)
+{
+    cJSON *h = cJSON_CreateObject();
+    if (!h)
+        return NULL;
+    if (w->meta)
+        cJSON_AddItemReferenceToObject(h, "__metadata__", w->meta);
+    size_t off = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        w_tensor *t = &w->t[i];
+        cJSON *e = cJSON_AddObjectToObject(h, t->name);
+        if (!e)
+            goto fail;
+        cJSON_AddStringToObject(e, "dtype", cl_dtype_name(t->dtype));
+        cJSON *s = cJSON_AddArrayToObject(e, "shape");
+        for (int d = 0; d < t->ndim; d++)
+            cJSON_AddItemToArray(s, cJSON_CreateNumber((double)t->shape[d]));
+        cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + t->nbytes)));
+        off += t->nbytes;
+    }
+    char *txt = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    if (!txt)
+        return NULL;
+    size_t n = strlen(txt);
+    size_t padded = (n + 7) & ~(size_t)7;
+    char *out = malloc(padded + 1);
+    if (!out) {
+        free(txt);
+        return NULL;
+    }
+    memcpy(out, txt, n);
+    memset(out + n, ' ', padded - n);
+    out[padded] = 0;
+    free(txt);
+    *hlen_out = padded;
+    return out;
+fail:
+    cJSON_Delete(h);
+    return NULL;
+}
+
+static int write_all(int fd, const void *buf, size_t len, const char *path)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t k = write(fd, p, len);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            return cl_err(e == ENOSPC || e == EFBIG ? CL_ERR_FULL : CL_ERR_IO, "%s: %s", path,
+                          strerror(e));
+        }
+        p += k;
+        len -= (size_t)k;
+    }
+    return CL_OK;
+}
+
+int cl_st_writer_stream(cl_st_writer *w, const char *path, cl_st_fill_fn fill, void *ctx)
+{
+    size_t hlen;
+    char *hdr = build_header(w, &hlen);
+    if (!hdr)
+        return cl_err(CL_ERR_NOMEM, "%s: out of memory building header", path);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        free(hdr);
+        return cl_err(CL_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    unsigned char lenb[8];
+    for (int i = 0; i < 8; i++)
+        lenb[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    int rc = write_all(fd, lenb, 8, path);
+    if (rc == CL_OK)
+        rc = write_all(fd, hdr, hlen, path);
+    free(hdr);
+    size_t bufcap = 16u << 20;
+    void *buf = NULL;
+    for (size_t i = 0; i < w->n && rc == CL_OK; i++) {
+        w_tensor *t = &w->t[i];
+        if (t->data) {
+            rc = write_all(fd, t->data, t->nbytes, path);
+            continue;
+        }
+        if (!buf && !(buf = malloc(bufcap))) {
+            rc = cl_err(CL_ERR_NOMEM, "out of memory");
+            break;
+        }
+        for (size_t off = 0; off < t->nbytes && rc == CL_OK; off += bufcap) {
+            size_t len = t->nbytes - off < bufcap ? t->nbytes - off : bufcap;
+            rc = fill ? fill(ctx, i, buf, off, len)
+                      : cl_err(CL_ERR_ARG, "tensor '%s' has no data", t->name);
+            if (rc == CL_OK)
+                rc = write_all(fd, buf, len, path);
+        }
+    }
+    free(buf);
+    if (rc == CL_OK && fsync(fd) != 0)
+        rc = cl_err(CL_ERR_IO, "%s: %s", path, strerror(errno));
+    if (close(fd) != 0 && rc == CL_OK)
+        rc = cl_err(CL_ERR_IO, "%s: %s", path, strerror(errno));
+    if (rc == CL_OK && rename(tmp, path) != 0)
+        rc = cl_err(CL_ERR_IO, "%s: %s", path, strerror(errno));
+    if (rc != CL_OK)
+        unlink(tmp);
+    return rc;
+}
+
+int cl_st_writer_write(cl_st_writer *w, const char *path)
+{
+    return cl_st_writer_stream(w, path, NULL, NULL);
+}
