@@ -1,12 +1,130 @@
-/* collage generate - placeholder until its issue lands: answers "not yet supported". */
+/* collage generate - token ids in, new token ids out. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "args.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/status.h"
+#include "engine/generate.h"
+#include "model/safetensors.h"
+#include "model_flags.h"
 #include "verbs.h"
+
+int cli_write_logits(const char *path, const float *logits, int64_t rows, int64_t V)
+{
+    cl_st_writer *w;
+    int64_t shape[2] = {rows, V};
+    int rc = cl_st_writer_create(&w);
+    if (rc == CL_OK) {
+        rc = cl_st_writer_add(w, "logits", CL_F32, 2, shape, logits);
+        if (rc == CL_OK)
+            rc = cl_st_writer_write(w, path);
+        cl_st_writer_free(w);
+    }
+    return rc;
+}
 
 int cmd_generate(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "collage: 'generate' is not yet supported in this build\n");
-    return 1;
+    cli_model_flags mf;
+    cli_sampling_flags sf;
+    cli_model_flags_init(&mf);
+    cli_sampling_flags_init(&sf);
+    const char *ids_arg = NULL, *force_arg = NULL, *logits_out = NULL;
+    int64_t max_new = 16;
+    int print_ids = 0, json = 0, ignore_eos = 0;
+    cli_opt opts[] = {
+        CLI_MODEL_OPTS(mf),
+        CLI_SAMPLING_OPTS(sf),
+        {"input-ids", OPT_STR, &ids_arg, "IDS", "prompt ids: 1,2,3 or @FILE"},
+        {"max-new-tokens", OPT_INT, &max_new, "N", "tokens to generate (default 16)"},
+        {"force-ids", OPT_STR, &force_arg, "IDS", "emit these ids instead of choosing"},
+        {"logits-out", OPT_STR, &logits_out, "F.safetensors",
+         "write fp32 'logits' [steps, V]: row k chose id k"},
+        {"print-ids", OPT_FLAG, &print_ids, NULL, "print the new ids on one line (default)"},
+        {"ignore-eos", OPT_FLAG, &ignore_eos, NULL, "do not stop on EOS ids"},
+        {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout"},
+        {0},
+    };
+    cli_spec spec = {"generate",
+                     "--model DIR --input-ids IDS --max-new-tokens N [--greedy] [--print-ids]",
+                     "Generates token ids from a prompt of token ids and prints the new ids,\n"
+                     "space-separated, on one line.",
+                     opts, 0, 0};
+    int rc = cli_parse(&spec, argc, argv, NULL, NULL);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (!ids_arg)
+        return cli_usage_error("generate", "--input-ids is required");
+    if (max_new < 0)
+        return cli_usage_error("generate", "--max-new-tokens must be >= 0");
+    cl_ids ids = {0}, force = {0}, out = {0};
+    if ((rc = cl_ids_parse(ids_arg, "--input-ids", &ids)) != CL_OK)
+        return cli_fail(rc);
+    if (force_arg && (rc = cl_ids_parse(force_arg, "--force-ids", &force)) != CL_OK) {
+        cl_ids_free(&ids);
+        return cli_fail(rc);
+    }
+    cl_model *m;
+    if ((rc = cli_load_model("generate", &mf, &m)) != 0) {
+        cl_ids_free(&ids);
+        cl_ids_free(&force);
+        return rc;
+    }
+    int64_t V = m->cfg->vocab_size;
+    cl_gen_opts go;
+    cl_gen_opts_default(&go);
+    go.max_new_tokens = max_new;
+    cli_sampling_to_opts(&sf, &go.sampling);
+    go.force_ids = force.v;
+    go.n_force = (int64_t)force.n;
+    go.ignore_eos = ignore_eos;
+    go.max_context = mf.max_context;
+    float *lg = NULL;
+    if (logits_out && max_new > 0 &&
+        !(lg = go.logits_out = calloc((size_t)(max_new * V), sizeof(float))))
+        rc = cl_err(CL_ERR_NOMEM, "out of memory for logits");
+    cl_cache *c = NULL;
+    cl_seq s = {0};
+    cl_gen_stats st = {0};
+    if (rc == CL_OK)
+        rc = cl_cache_create(m, NULL, &c);
+    if (rc == CL_OK)
+        rc = cl_seq_init(&s, c);
+    if (rc == CL_OK)
+        rc = cl_generate(m, &s, ids.v, (int64_t)ids.n, &go, &out, &st);
+    if (rc == CL_OK && logits_out)
+        rc = cli_write_logits(logits_out, lg, st.new_tokens, V);
+    if (rc == CL_OK) {
+        if (json) {
+            printf("{\"ids\":[");
+            for (size_t i = 0; i < out.n; i++)
+                printf("%s%d", i ? "," : "", out.v[i]);
+            printf("],\"prompt_tokens\":%lld,\"cached_tokens\":0,\"prefill_tokens\":%lld,"
+                   "\"new_tokens\":%lld,\"prefill_s\":%.6f,\"decode_s\":%.6f,"
+                   "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"stop\":\"%s\"}\n",
+                   (long long)st.prompt_tokens, (long long)st.prefill_tokens,
+                   (long long)st.new_tokens, st.prefill_s, st.decode_s,
+                   st.prefill_s > 0 ? (double)st.prefill_tokens / st.prefill_s : 0.0,
+                   st.decode_s > 0 && st.new_tokens > 1 ? (double)(st.new_tokens - 1) / st.decode_s
+                                                        : 0.0,
+                   st.stop == CL_STOP_EOS ? "eos" : st.stop == CL_STOP_CALLBACK ? "stop" : "length");
+        } else {
+            for (size_t i = 0; i < out.n; i++)
+                printf("%s%d", i ? " " : "", out.v[i]);
+            printf("\n");
+        }
+    }
+    if (c) {
+        cl_seq_release(&s);
+        cl_cache_free(c);
+    }
+    free(lg);
+    cl_model_free(m);
+    cl_ids_free(&ids);
+    cl_ids_free(&force);
+    cl_ids_free(&out);
+    return rc == CL_OK ? 0 : cli_fail(rc);
 }

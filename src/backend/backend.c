@@ -1,0 +1,41 @@
+/* backend.c - picks a backend by name. */
+#include "backend/backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/status.h"
+
+int cl_backend_cuda_available(void)
+{
+#ifdef COLLAGE_HAVE_CUDA
+    extern int cl_cuda_device_count(void);
+    return cl_cuda_device_count() > 0;
+#else
+    return 0;
+#endif
+}
+
+int cl_backend_create(const char *name, int threads, cl_backend **out)
+{
+    if (!name || !strcmp(name, "auto"))
+        name = cl_backend_cuda_available() ? "cuda" : "cpu";
+    if (!strcmp(name, "cpu"))
+        return cl_backend_cpu_create(threads, out);
+    if (!strcmp(name, "cuda")) {
+#ifdef COLLAGE_HAVE_CUDA
+        return cl_backend_cuda_create(0, out);
+#else
+        return cl_err(CL_ERR_UNSUPPORTED,
+                      "--backend cuda: this build has no CUDA backend (configure with nvcc "
+                      "present or -DCOLLAGE_CUDA=ON)");
+#endif
+    }
+    return cl_err(CL_ERR_ARG, "--backend '%s': expected cpu, cuda or auto", name);
+}
+
+void cl_backend_destroy(cl_backend *b)
+{
+    if (b)
+        b->ops->destroy(b);
+}

@@ -1,0 +1,197 @@
+/* backend.h - the op table every numeric operation goes through.
+ *
+ * forward.c is written once against this table; cpu.c is the readable fp32
+ * reference (OpenBLAS + OpenMP), cuda.c the fast one. All pointers passed to ops
+ * are backend memory (host memory for the CPU backend, device memory for CUDA)
+ * unless named `host`. Activations are fp32; weights are whatever the backend
+ * uploaded (cl_bweight). Recurrent states are fp32.
+ *
+ * Sequence state lives in pools owned by the caller (src/engine/cache.h) and
+ * allocated through this table: attention KV in pages of `page_tokens` tokens
+ * (one block table per sequence, shared by all attention layers), SSM states in
+ * slots (one slot index per sequence, shared by all SSM layers). A batch names,
+ * per sequence, its block table, slot, KV length before the batch and the tokens
+ * it adds, so one op call serves a prefill chunk, a decode step of many
+ * sequences, or a mix.
+ */
+#ifndef CL_BACKEND_H
+#define CL_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dtype.h"
+#include "model/safetensors.h"
+
+typedef struct cl_backend cl_backend;
+
+/* An uploaded weight: rows x cols (a vector has rows = 1). */
+typedef struct {
+    void *data;
+    cl_dtype dtype;
+    int64_t rows, cols;
+    int owned; /* 1 if the backend allocated data (0: aliases the mmap) */
+} cl_bweight;
+
+/* One sequence's part of a batch. */
+typedef struct {
+    int64_t tok_start;     /* first row of this sequence in the batch's token rows */
+    int64_t n_tok;         /* rows it adds */
+    int64_t kv_start;      /* KV slots already filled (new tokens go at kv_start..) */
+    const int32_t *blocks; /* block table (host array): page i of this sequence */
+    int32_t slot;          /* SSM state slot */
+    int64_t hide_lo, hide_hi; /* KV slots [lo, hi) invisible to new queries (sw compose) */
+} cl_batch_seq;
+
+typedef struct {
+    int n_seq;
+    int64_t n_tok;             /* total rows */
+    const cl_batch_seq *seq;   /* [n_seq] (host) */
+    const int32_t *tokens;     /* [n_tok] token ids (host) */
+    const int64_t *positions;  /* [n_tok] RoPE positions (host) */
+    void *dev;                 /* backend's prepared copy (set by batch_prepare) */
+} cl_batch;
+
+/* Pools: per layer base pointers, geometry shared by all layers of a kind. */
+typedef struct {
+    void *k, *v;          /* [cap_pages, page_tokens, Hkv, D] in kv_dtype */
+    int64_t page_tokens, n_kv_heads, head_dim;
+    cl_dtype kv_dtype;
+} cl_kv_layer;
+
+typedef struct {
+    float *conv;      /* [cap_slots, W-1, C] pre-activation conv inputs, oldest first */
+    float *state;     /* [cap_slots, H, D, D]: M2 S[p][n], GDN S[k][v], GKA h_kv[k][v] */
+    float *state2;    /* GKA h_kk [cap_slots, H, D, D] (NULL otherwise) */
+    float *log_decay; /* [cap_slots, H]: M2 sum(dt*A), GDN/GKA sum(g) since the state began */
+    float *trans;     /* GDN transition product P [cap_slots, H, D, D] (NULL if not tracked) */
+    int64_t conv_channels, conv_width, n_heads, head_dim;
+} cl_ssm_layer;
+
+/* Per-call settings of the mixer ops. */
+typedef struct {
+    int64_t n_heads, n_kv_heads, head_dim;
+    float scale;          /* query scale (attention 1/sqrt(D); GDN 1/sqrt(D); GKA gla scale) */
+    int64_t window;       /* SWA window (0: full attention) */
+    /* GDN */
+    int allow_neg_eigval;
+    /* GKA */
+    int64_t num_iter;
+    float ridge_strength;
+    int use_alpha;
+} cl_mixer_params;
+
+typedef struct cl_backend_ops {
+    const char *name;
+
+    /* ---- memory ---- */
+    void *(*alloc)(cl_backend *b, size_t bytes);          /* zero-filled; NULL on failure */
+    void *(*realloc)(cl_backend *b, void *p, size_t old_bytes, size_t new_bytes); /* grows, keeps
+                                                             contents, zero-fills the rest */
+    void (*free)(cl_backend *b, void *p);
+    int (*to_host)(cl_backend *b, void *host, const void *src, size_t bytes);
+    int (*from_host)(cl_backend *b, void *dst, const void *host, size_t bytes);
+    int (*copy)(cl_backend *b, void *dst, const void *src, size_t bytes);
+    int (*zero)(cl_backend *b, void *dst, size_t bytes);
+    int (*sync)(cl_backend *b);
+
+    /* ---- weights ---- */
+    /* Uploads a checkpoint tensor viewed as rows x cols (vector: rows 1) in the
+     * backend's weight dtype for matmuls (`matrix` = 1) or fp32 (`matrix` = 0). */
+    int (*weight_upload)(cl_backend *b, const cl_st_tensor *t, int64_t rows, int64_t cols,
+                         int matrix, cl_bweight *out);
+    /* Uploads fp32 host data (rows x cols) as an fp32 weight (fused small tensors). */
+    int (*weight_from_f32)(cl_backend *b, const float *host, int64_t rows, int64_t cols,
+                           cl_bweight *out);
+    void (*weight_free)(cl_backend *b, cl_bweight *w);
+
+    /* ---- batch ---- */
+    int (*batch_prepare)(cl_backend *b, cl_batch *batch);
+    void (*batch_release)(cl_backend *b, cl_batch *batch);
+
+    /* ---- dense ops (T rows) ---- */
+    int (*embed)(cl_backend *b, float *out, const cl_bweight *table, const cl_batch *batch);
+    /* out[t] = x[t] * rsqrt(mean(x[t]^2) + eps) * w  (out may alias x) */
+    int (*rmsnorm)(cl_backend *b, float *out, const float *x, const cl_bweight *w, int64_t rows,
+                   int64_t dim, float eps);
+    /* In place, per head of `dim` values: rows x heads vectors at x[r*ld + h*dim]. */
+    int (*head_rmsnorm)(cl_backend *b, float *x, int64_t ld, const cl_bweight *w, int64_t rows,
+                        int64_t heads, int64_t dim, float eps);
+    /* out[t*ldo + n] = sum_k x[t*ldx + k] * W[n, k], t < rows, n < W.rows */
+    int (*matmul)(cl_backend *b, float *out, int64_t ldo, const float *x, int64_t ldx,
+                  const cl_bweight *w, int64_t rows);
+    /* x += y (n values) */
+    int (*add)(cl_backend *b, float *x, const float *y, int64_t n);
+    /* out[t, i] = silu(gu[t, i]) * gu[t, I + i]  (gate and up side by side, ld 2I) */
+    int (*swiglu)(cl_backend *b, float *out, const float *gu, int64_t rows, int64_t inter);
+    /* RoPE rotate-half on rows x heads vectors of x (row stride ld), positions per row. */
+    int (*rope)(cl_backend *b, float *x, int64_t ld, const cl_batch *batch, int64_t heads,
+                int64_t dim, double theta);
+    /* Copies the given rows (host index list) of x (width cols) to out, compacted. */
+    int (*gather_rows)(cl_backend *b, float *out, const float *x, int64_t cols,
+                       const int64_t *rows_host, int64_t n);
+
+    /* ---- attention (SWA when p->window > 0) ----
+     * q [T, Hq*D] (ld ldq), k/v [T, Hkv*D] (ld ldk) already normed and rotated.
+     * Appends k, v at each sequence's kv_start.. then out[T, Hq*D] = softmax(qK^T*scale)V
+     * with causal mask (query at slot kv_start+i sees slots <= itself, within the window,
+     * minus the hidden range). */
+    int (*attention)(cl_backend *b, float *out, const float *q, int64_t ldq, const float *k,
+                     const float *v, int64_t ldk, const cl_kv_layer *kv, const cl_batch *batch,
+                     const cl_mixer_params *p);
+
+    /* ---- SSM ops ---- */
+    /* Causal depthwise conv + SiLU over C channels (x rows at stride ldx), W taps
+     * w [C, W] (tap W-1 = current token), optional bias [C]; updates the conv state. */
+    int (*conv1d)(cl_backend *b, float *out, const float *x, int64_t ldx, const cl_bweight *w,
+                  const cl_bweight *bias, const cl_ssm_layer *s, const cl_batch *batch);
+    /* Mamba2 (spec MODEL.md §7): xbc = post-conv [T, conv_dim] = x [Hkv*D] | B [Hkv*D] |
+     * C [Hq*D]; dt_raw rows at stride lddt; y [T, Hq*D]. Updates state and log_decay. */
+    int (*mamba2)(cl_backend *b, float *y, const float *xbc, const float *dt_raw, int64_t lddt,
+                  const cl_bweight *dt_bias, const cl_bweight *a_log, const cl_bweight *d_skip,
+                  const cl_ssm_layer *s, const cl_batch *batch, const cl_mixer_params *p);
+    /* Gated DeltaNet (§8): qkv post-conv [T, (Hq+2Hkv)*D]; beta_raw, gk_raw [T, H] at
+     * stride ldg; out o [T, H*D]. Updates state, log_decay and (if tracked) trans. */
+    int (*gdn)(cl_backend *b, float *o, const float *qkv, const float *beta_raw,
+               const float *gk_raw, int64_t ldg, const cl_bweight *a_log,
+               const cl_bweight *dt_bias, const cl_ssm_layer *s, const cl_batch *batch,
+               const cl_mixer_params *p);
+    /* Gated KalmaNet (§9): qkv post-conv; a_raw, b_raw, alpha_raw [T, H] at stride ldg
+     * (biases not yet added); out o [T, H*D]. Updates state (h_kv), state2 (h_kk), log_decay. */
+    int (*gka)(cl_backend *b, float *o, const float *qkv, const float *a_raw,
+               const float *b_raw, const float *alpha_raw, int64_t ldg,
+               const cl_bweight *b_bias, const cl_bweight *alpha_bias, const cl_bweight *a_log,
+               const cl_bweight *dt_bias, const cl_ssm_layer *s, const cl_batch *batch,
+               const cl_mixer_params *p);
+    /* Mamba2 gated norm: y[t, h*D..] = rmsnorm_head(y * silu(z)) * w, z at stride ldz. */
+    int (*gated_norm_m2)(cl_backend *b, float *y, const float *z, int64_t ldz,
+                         const cl_bweight *w, int64_t rows, int64_t heads, int64_t dim,
+                         float eps);
+    /* fla FusedRMSNormGated: o[r, h] = o * rstd(o) * w * g * sigmoid(g), g at stride ldg. */
+    int (*gated_norm_fla)(cl_backend *b, float *o, const float *g, int64_t ldg,
+                          const cl_bweight *w, int64_t rows, int64_t heads, int64_t dim,
+                          float eps);
+
+    /* ---- teardown ---- */
+    void (*destroy)(cl_backend *b);
+} cl_backend_ops;
+
+struct cl_backend {
+    const cl_backend_ops *ops;
+    int threads;
+    void *impl;
+};
+
+/* Creates a backend by name ("cpu", "cuda", or NULL/"auto": cuda when a GPU is
+ * present and the build has it, else cpu). */
+int cl_backend_create(const char *name, int threads, cl_backend **out);
+void cl_backend_destroy(cl_backend *b);
+/* 1 if this build has the CUDA backend and a device is visible. */
+int cl_backend_cuda_available(void);
+
+int cl_backend_cpu_create(int threads, cl_backend **out);
+#ifdef COLLAGE_HAVE_CUDA
+int cl_backend_cuda_create(int device, cl_backend **out);
+#endif
+
+#endif

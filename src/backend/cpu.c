@@ -1,0 +1,349 @@
+/* cpu.c - the CPU backend: fp32 everywhere, OpenBLAS for the projections,
+ * OpenMP across rows and heads. The readable reference every other backend is
+ * checked against. Mixer ops live in cpu_attention.c, cpu_conv.c, cpu_mamba2.c,
+ * cpu_gdn.c and cpu_gka.c. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu_internal.h"
+#include "common/status.h"
+
+/* ---------------------------------------------------------------- memory */
+
+static void *cpu_alloc(cl_backend *b, size_t bytes)
+{
+    (void)b;
+    return calloc(1, bytes ? bytes : 1);
+}
+
+static void *cpu_realloc(cl_backend *b, void *p, size_t old_bytes, size_t new_bytes)
+{
+    (void)b;
+    char *q = realloc(p, new_bytes ? new_bytes : 1);
+    if (q && new_bytes > old_bytes)
+        memset(q + old_bytes, 0, new_bytes - old_bytes);
+    return q;
+}
+
+static void cpu_free(cl_backend *b, void *p)
+{
+    (void)b;
+    free(p);
+}
+
+static int cpu_memcpy(cl_backend *b, void *dst, const void *src, size_t bytes)
+{
+    (void)b;
+    if (bytes)
+        memmove(dst, src, bytes);
+    return CL_OK;
+}
+
+static int cpu_zero(cl_backend *b, void *dst, size_t bytes)
+{
+    (void)b;
+    if (bytes)
+        memset(dst, 0, bytes);
+    return CL_OK;
+}
+
+static int cpu_sync(cl_backend *b)
+{
+    (void)b;
+    return CL_OK;
+}
+
+/* --------------------------------------------------------------- weights */
+
+static int cpu_weight_upload(cl_backend *b, const cl_st_tensor *t, int64_t rows, int64_t cols,
+                             int matrix, cl_bweight *out)
+{
+    (void)b;
+    (void)matrix;
+    memset(out, 0, sizeof *out);
+    out->dtype = CL_F32;
+    out->rows = rows;
+    out->cols = cols;
+    size_t n = (size_t)(rows * cols);
+    /* fp32 on disk and aligned: use the mapping as is (no copy on the CPU path) */
+    if (t->dtype == CL_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        out->data = (void *)t->data;
+        return CL_OK;
+    }
+    float *p = malloc(n * sizeof *p);
+    if (!p)
+        return cl_err(CL_ERR_NOMEM, "%s: out of memory converting tensor '%s'", t->file,
+                      t->name);
+    cl_convert_to_f32(p, t->data, t->dtype, n);
+    out->data = p;
+    out->owned = 1;
+    return CL_OK;
+}
+
+static int cpu_weight_from_f32(cl_backend *b, const float *host, int64_t rows, int64_t cols,
+                               cl_bweight *out)
+{
+    (void)b;
+    memset(out, 0, sizeof *out);
+    size_t n = (size_t)(rows * cols);
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p)
+        return cl_err(CL_ERR_NOMEM, "out of memory (weights)");
+    memcpy(p, host, n * sizeof *p);
+    *out = (cl_bweight){p, CL_F32, rows, cols, 1};
+    return CL_OK;
+}
+
+static void cpu_weight_free(cl_backend *b, cl_bweight *w)
+{
+    (void)b;
+    if (w->owned)
+        free(w->data);
+    memset(w, 0, sizeof *w);
+}
+
+static int cpu_batch_prepare(cl_backend *b, cl_batch *batch)
+{
+    (void)b;
+    batch->dev = NULL;
+    return CL_OK;
+}
+
+static void cpu_batch_release(cl_backend *b, cl_batch *batch)
+{
+    (void)b;
+    (void)batch;
+}
+
+/* ------------------------------------------------------------ dense ops */
+
+static int cpu_embed(cl_backend *b, float *out, const cl_bweight *table, const cl_batch *batch)
+{
+    (void)b;
+    int64_t dim = table->cols;
+    for (int64_t t = 0; t < batch->n_tok; t++) {
+        int32_t id = batch->tokens[t];
+        if (id < 0 || id >= table->rows)
+            return cl_err(CL_ERR_RANGE, "token id %d out of range [0, %lld)", id,
+                          (long long)table->rows);
+        memcpy(out + t * dim, cpu_w(table) + (int64_t)id * dim, (size_t)dim * sizeof *out);
+    }
+    return CL_OK;
+}
+
+/* Qwen3RMSNorm: normalize in fp32, then scale by the weight (spec §3.1). */
+static int cpu_rmsnorm(cl_backend *b, float *out, const float *x, const cl_bweight *w,
+                       int64_t rows, int64_t dim, float eps)
+{
+    (void)b;
+    const float *wt = cpu_w(w);
+#pragma omp parallel for schedule(static) if (rows > 16)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        float *o = out + r * dim;
+        double ss = 0;
+        for (int64_t i = 0; i < dim; i++)
+            ss += (double)xr[i] * xr[i];
+        float inv = (float)(1.0 / sqrt(ss / (double)dim + eps));
+        for (int64_t i = 0; i < dim; i++)
+            o[i] = wt[i] * (xr[i] * inv);
+    }
+    return CL_OK;
+}
+
+static int cpu_head_rmsnorm(cl_backend *b, float *x, int64_t ld, const cl_bweight *w,
+                            int64_t rows, int64_t heads, int64_t dim, float eps)
+{
+    (void)b;
+    const float *wt = cpu_w(w);
+#pragma omp parallel for collapse(2) schedule(static) if (rows * heads > 16)
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t h = 0; h < heads; h++) {
+            float *v = x + r * ld + h * dim;
+            double ss = 0;
+            for (int64_t i = 0; i < dim; i++)
+                ss += (double)v[i] * v[i];
+            float inv = (float)(1.0 / sqrt(ss / (double)dim + eps));
+            for (int64_t i = 0; i < dim; i++)
+                v[i] = wt[i] * (v[i] * inv);
+        }
+    }
+    return CL_OK;
+}
+
+static int cpu_matmul(cl_backend *b, float *out, int64_t ldo, const float *x, int64_t ldx,
+                      const cl_bweight *w, int64_t rows)
+{
+    (void)b;
+    if (rows == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)w->rows, (int)w->cols, 1.0f, cpu_w(w),
+                    (int)w->cols, x, 1, 0.0f, out, 1);
+        return CL_OK;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)w->rows, (int)w->cols,
+                1.0f, x, (int)ldx, cpu_w(w), (int)w->cols, 0.0f, out, (int)ldo);
+    return CL_OK;
+}
+
+static int cpu_add(cl_backend *b, float *x, const float *y, int64_t n)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++)
+        x[i] += y[i];
+    return CL_OK;
+}
+
+static int cpu_swiglu(cl_backend *b, float *out, const float *gu, int64_t rows, int64_t inter)
+{
+    (void)b;
+#pragma omp parallel for schedule(static) if (rows * inter > 65536)
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < inter; i++)
+            out[r * inter + i] = cpu_silu(gu[r * 2 * inter + i]) * gu[r * 2 * inter + inter + i];
+    return CL_OK;
+}
+
+/* RoPE, rotate-half (spec §3.7): inv_freq and the phase p*inv_freq in fp32 as the
+ * reference computes them, cos/sin of that fp32 phase. */
+static int cpu_rope(cl_backend *b, float *x, int64_t ld, const cl_batch *batch, int64_t heads,
+                    int64_t dim, double theta)
+{
+    (void)b;
+    int64_t half = dim / 2;
+    float *inv = malloc((size_t)half * sizeof *inv);
+    if (!inv)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    for (int64_t j = 0; j < half; j++)
+        inv[j] = (float)(1.0 / pow(theta, (double)(2 * j) / (double)dim));
+#pragma omp parallel for schedule(static) if (batch->n_tok > 8)
+    for (int64_t t = 0; t < batch->n_tok; t++) {
+        float cs[512], sn[512];
+        float pos = (float)batch->positions[t];
+        for (int64_t j = 0; j < half && j < 512; j++) {
+            float ph = pos * inv[j];
+            cs[j] = (float)cos((double)ph);
+            sn[j] = (float)sin((double)ph);
+        }
+        for (int64_t h = 0; h < heads; h++) {
+            float *v = x + t * ld + h * dim;
+            for (int64_t j = 0; j < half; j++) {
+                float a = v[j], c = v[j + half];
+                v[j] = a * cs[j] - c * sn[j];
+                v[j + half] = c * cs[j] + a * sn[j];
+            }
+        }
+    }
+    free(inv);
+    return CL_OK;
+}
+
+static int cpu_gather_rows(cl_backend *b, float *out, const float *x, int64_t cols,
+                           const int64_t *rows_host, int64_t n)
+{
+    (void)b;
+    for (int64_t i = 0; i < n; i++)
+        memmove(out + i * cols, x + rows_host[i] * cols, (size_t)cols * sizeof *out);
+    return CL_OK;
+}
+
+static int cpu_gated_norm_m2(cl_backend *b, float *y, const float *z, int64_t ldz,
+                             const cl_bweight *w, int64_t rows, int64_t heads, int64_t dim,
+                             float eps)
+{
+    (void)b;
+    const float *wt = cpu_w(w);
+#pragma omp parallel for schedule(static) if (rows > 4)
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t h = 0; h < heads; h++) {
+            float *v = y + r * heads * dim + h * dim;
+            const float *zz = z + r * ldz + h * dim;
+            double ss = 0;
+            for (int64_t i = 0; i < dim; i++) {
+                v[i] *= cpu_silu(zz[i]); /* gate first (norm_before_gate=False), §3.3 */
+                ss += (double)v[i] * v[i];
+            }
+            float inv = (float)(1.0 / sqrt(ss / (double)dim + eps));
+            for (int64_t i = 0; i < dim; i++)
+                v[i] = v[i] * inv * wt[h * dim + i];
+        }
+    }
+    return CL_OK;
+}
+
+static int cpu_gated_norm_fla(cl_backend *b, float *o, const float *g, int64_t ldg,
+                              const cl_bweight *w, int64_t rows, int64_t heads, int64_t dim,
+                              float eps)
+{
+    (void)b;
+    const float *wt = cpu_w(w);
+#pragma omp parallel for schedule(static) if (rows > 4)
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t h = 0; h < heads; h++) {
+            float *v = o + r * heads * dim + h * dim;
+            const float *gg = g + r * ldg + h * dim;
+            double ss = 0;
+            for (int64_t i = 0; i < dim; i++)
+                ss += (double)v[i] * v[i];
+            float inv = (float)(1.0 / sqrt(ss / (double)dim + eps));
+            /* norm before gate (§3.2): y = o*rstd*w * g*sigmoid(g) */
+            for (int64_t i = 0; i < dim; i++)
+                v[i] = v[i] * inv * wt[i] * cpu_silu(gg[i]);
+        }
+    }
+    return CL_OK;
+}
+
+static void cpu_destroy(cl_backend *b) { free(b); }
+
+static const cl_backend_ops cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .realloc = cpu_realloc,
+    .free = cpu_free,
+    .to_host = cpu_memcpy,
+    .from_host = cpu_memcpy,
+    .copy = cpu_memcpy,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .weight_upload = cpu_weight_upload,
+    .weight_from_f32 = cpu_weight_from_f32,
+    .weight_free = cpu_weight_free,
+    .batch_prepare = cpu_batch_prepare,
+    .batch_release = cpu_batch_release,
+    .embed = cpu_embed,
+    .rmsnorm = cpu_rmsnorm,
+    .head_rmsnorm = cpu_head_rmsnorm,
+    .matmul = cpu_matmul,
+    .add = cpu_add,
+    .swiglu = cpu_swiglu,
+    .rope = cpu_rope,
+    .gather_rows = cpu_gather_rows,
+    .attention = cpu_attention,
+    .conv1d = cpu_conv1d,
+    .mamba2 = cpu_mamba2,
+    .gdn = cpu_gdn,
+    .gka = cpu_gka,
+    .gated_norm_m2 = cpu_gated_norm_m2,
+    .gated_norm_fla = cpu_gated_norm_fla,
+    .destroy = cpu_destroy,
+};
+
+int cl_backend_cpu_create(int threads, cl_backend **out)
+{
+    cl_backend *b = calloc(1, sizeof *b);
+    if (!b)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    if (threads <= 0)
+        threads = omp_get_max_threads();
+    b->ops = &cpu_ops;
+    b->threads = threads;
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+    *out = b;
+    return CL_OK;
+}

@@ -1,0 +1,109 @@
+#include "engine/generate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+
+void cl_gen_opts_default(cl_gen_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_new_tokens = 64;
+    cl_sampler_opts_default(&o->sampling);
+}
+
+int cl_check_context(const cl_model *m, const cl_seq *s, int64_t n, int64_t max_context)
+{
+    if (max_context <= 0)
+        max_context = m->cfg->max_position_embeddings;
+    if (s->pos + n > max_context)
+        return cl_err(CL_ERR_RANGE,
+                      "context overflow: %lld tokens in the state + %lld more exceed the "
+                      "context of %lld positions (--max-context to change)",
+                      (long long)s->pos, (long long)n, (long long)max_context);
+    return CL_OK;
+}
+
+int cl_check_prompt(const cl_model *m, const cl_seq *s, const int32_t *ids, int64_t n,
+                    int64_t max_context)
+{
+    int64_t V = m->cfg->vocab_size;
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return cl_err(CL_ERR_RANGE, "input token %lld: id %d out of range [0, %lld)",
+                          (long long)i, ids[i], (long long)V);
+    return cl_check_context(m, s, n, max_context);
+}
+
+static int is_eos(const cl_gen_opts *o, const cl_config *cfg, int32_t id)
+{
+    if (o->ignore_eos)
+        return 0;
+    const int64_t *ids = o->eos_ids ? o->eos_ids : cfg->eos_ids;
+    int n = o->eos_ids ? o->n_eos : cfg->n_eos;
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id)
+            return 1;
+    return 0;
+}
+
+int cl_generate(cl_model *m, cl_seq *s, const int32_t *prompt, int64_t n, const cl_gen_opts *o,
+                cl_ids *out, cl_gen_stats *st)
+{
+    const int64_t V = m->cfg->vocab_size;
+    cl_gen_stats local;
+    if (!st)
+        st = &local;
+    memset(st, 0, sizeof *st);
+    st->prompt_tokens = n;
+    if (n <= 0)
+        return cl_err(CL_ERR_ARG, "empty prompt: at least one token is needed");
+    CL_TRY(cl_check_prompt(m, s, prompt, n, o->max_context));
+    for (int64_t i = 0; i < o->n_force; i++)
+        if (o->force_ids[i] < 0 || o->force_ids[i] >= V)
+            return cl_err(CL_ERR_RANGE, "--force-ids item %lld: id %d out of range [0, %lld)",
+                          (long long)i, o->force_ids[i], (long long)V);
+    CL_TRY(cl_check_context(m, s, n + (o->max_new_tokens > 0 ? o->max_new_tokens - 1 : 0),
+                            o->max_context));
+    cl_sampler sm;
+    CL_TRY(cl_sampler_init(&sm, &o->sampling));
+    float *logits = malloc((size_t)V * sizeof *logits);
+    cl_ids hist = {0};
+    int rc = logits ? cl_ids_append(&hist, prompt, (size_t)n)
+                    : cl_err(CL_ERR_NOMEM, "out of memory");
+    double t0 = cl_now();
+    if (rc == CL_OK)
+        rc = cl_seq_feed(m, s, prompt, n, o->prefill_chunk, CL_LOGITS_LAST, logits);
+    st->prefill_tokens = n;
+    st->prefill_s = cl_now() - t0;
+    t0 = cl_now();
+    for (int64_t k = 0; k < o->max_new_tokens && rc == CL_OK; k++) {
+        if (o->logits_out)
+            memcpy(o->logits_out + k * V, logits, (size_t)V * sizeof *logits);
+        int32_t id = k < o->n_force ? o->force_ids[k]
+                                    : cl_sampler_pick(&sm, logits, V, hist.v, (int64_t)hist.n);
+        if ((rc = cl_ids_push(out, id)) != CL_OK || (rc = cl_ids_push(&hist, id)) != CL_OK)
+            break;
+        st->new_tokens++;
+        int stop = 0;
+        if (k >= o->n_force && is_eos(o, m->cfg, id)) {
+            st->stop = CL_STOP_EOS;
+            stop = 1;
+        }
+        if (o->on_token && o->on_token(o->user, id)) {
+            st->stop = CL_STOP_CALLBACK;
+            stop = 1;
+        }
+        if ((stop || k + 1 == o->max_new_tokens) && !o->feed_last)
+            break;
+        rc = cl_seq_feed(m, s, &id, 1, 1, CL_LOGITS_LAST, logits);
+        if (stop || k + 1 == o->max_new_tokens)
+            break;
+    }
+    st->decode_s = cl_now() - t0;
+    cl_ids_free(&hist);
+    cl_sampler_free(&sm);
+    free(logits);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/* seq.h - one sequence's state handle and feeding tokens through the model.
+ *
+ * A cl_seq owns an SSM slot and a list of KV pages in a cl_cache, and keeps two
+ * counters (spec MODEL.md §12): kv_len (KV slots filled) and pos (RoPE position
+ * of the next token). They are equal except after composition.
+ */
+#ifndef CL_SEQ_H
+#define CL_SEQ_H
+
+#include <stdint.h>
+
+#include "model/cache.h"
+#include "model/forward.h"
+#include "model/model.h"
+
+typedef struct {
+    cl_cache *c;
+    int32_t slot;
+    int32_t *pages;
+    int64_t n_pages, cap_pages;
+    int64_t kv_len; /* KV slots filled */
+    int64_t pos;    /* RoPE position of the next token */
+    int64_t hide_lo, hide_hi; /* KV slots hidden from new queries (sw composition) */
+    int64_t n_tokens; /* tokens fed since the state began (or was restored) */
+} cl_seq;
+
+/* Takes a fresh (zero) slot. */
+int cl_seq_init(cl_seq *s, cl_cache *c);
+void cl_seq_release(cl_seq *s);
+/* Back to the empty state (keeps its slot and pages). */
+int cl_seq_reset(cl_seq *s);
+/* Ensures pages for kv_slots KV slots. */
+int cl_seq_reserve(cl_seq *s, int64_t kv_slots);
+/* dst (initialised, possibly in use) becomes a copy of src. */
+int cl_seq_copy(cl_seq *dst, const cl_seq *src);
+
+typedef enum { CL_LOGITS_NONE = 0, CL_LOGITS_LAST, CL_LOGITS_ALL } cl_logits_mode;
+
+/* Default tokens per forward call when feeding a long prompt. */
+#define CL_FEED_CHUNK 512
+
+/* Feeds n tokens (in forward calls of at most `chunk` tokens; 0 = default) and
+ * writes logits: LAST -> [V] for the last token, ALL -> [n, V]. */
+int cl_seq_feed(cl_model *m, cl_seq *s, const int32_t *tokens, int64_t n, int64_t chunk,
+                cl_logits_mode mode, float *logits);
+/* One forward call for several sequences, one token each (batched decode);
+ * logits [n_seq, V]. */
+int cl_seq_decode_batch(cl_model *m, cl_seq **seqs, const int32_t *tokens, int n_seq,
+                        float *logits);
+
+#endif

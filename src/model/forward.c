@@ -1,0 +1,252 @@
+/* forward.c - embed -> for each layer: RMSNorm -> mixer -> residual -> RMSNorm ->
+ * SwiGLU MLP -> residual -> final norm -> lm_head (spec MODEL.md §4-9). */
+#include "model/forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/status.h"
+
+/* Widths of the per-row scratch regions. */
+typedef struct {
+    int64_t dm, a, bw, c;
+} widths;
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Row layout of the GDN/GKA projection buffer:
+ * q | k | v | gate (H*D) | beta (H) | decay (H) | alpha (H) */
+static int64_t lin_width(const cl_config *c)
+{
+    int64_t D = c->head_dim, H = c->num_heads;
+    return (c->num_heads + 2 * c->num_kv_heads) * D + H * D + 3 * H;
+}
+
+static widths scratch_widths(const cl_config *c)
+{
+    int64_t D = c->head_dim, qkv = (c->num_heads + 2 * c->num_kv_heads) * D;
+    widths w;
+    w.dm = c->hidden_size;
+    w.a = max64(2 * c->intermediate_size, qkv);
+    w.a = max64(w.a, lin_width(c));
+    if (c->n_ssm_layers)
+        w.a = max64(w.a, 2 * c->m2.d_inner + 2 * c->m2.d_xb + c->m2.nheads);
+    w.bw = max64(c->intermediate_size, qkv);
+    w.bw = max64(w.bw, c->m2.conv_dim);
+    w.c = max64(c->num_heads * D, c->hidden_size);
+    return w;
+}
+
+static int ensure_scratch(cl_model *m, size_t floats)
+{
+    if (m->scratch_floats >= floats)
+        return CL_OK;
+    if (m->scratch)
+        m->b->ops->free(m->b, m->scratch);
+    m->scratch = m->b->ops->alloc(m->b, floats * sizeof(float));
+    m->scratch_floats = m->scratch ? floats : 0;
+    if (!m->scratch)
+        return cl_err(CL_ERR_NOMEM, "out of memory for activations (%zu floats)", floats);
+    return CL_OK;
+}
+
+typedef struct {
+    float *h, *xn, *a, *bb, *c;
+    widths w;
+} bufs;
+
+static int attention_layer(cl_model *m, const cl_layer_bw *lb, cl_cache *cache, cl_batch *bt,
+                           const bufs *s, int swa)
+{
+    const cl_config *cf = m->cfg;
+    cl_backend *b = m->b;
+    const cl_backend_ops *o = b->ops;
+    int64_t T = bt->n_tok, D = cf->head_dim, Hq = cf->num_heads, Hkv = cf->num_kv_heads;
+    int64_t W = (Hq + 2 * Hkv) * D;
+    float *q = s->a, *k = s->a + Hq * D, *v = k + Hkv * D;
+    CL_TRY(o->matmul(b, q, W, s->xn, cf->hidden_size, &lb->w[CL_W_Q], T));
+    CL_TRY(o->matmul(b, k, W, s->xn, cf->hidden_size, &lb->w[CL_W_K], T));
+    CL_TRY(o->matmul(b, v, W, s->xn, cf->hidden_size, &lb->w[CL_W_V], T));
+    float eps = (float)cf->rms_norm_eps;
+    CL_TRY(o->head_rmsnorm(b, q, W, &lb->w[CL_W_Q_NORM], T, Hq, D, eps));
+    CL_TRY(o->head_rmsnorm(b, k, W, &lb->w[CL_W_K_NORM], T, Hkv, D, eps));
+    CL_TRY(o->rope(b, q, W, bt, Hq, D, cf->rope_theta));
+    CL_TRY(o->rope(b, k, W, bt, Hkv, D, cf->rope_theta));
+    cl_mixer_params p = {0};
+    p.n_heads = Hq;
+    p.n_kv_heads = Hkv;
+    p.head_dim = D;
+    p.scale = (float)(1.0 / sqrt((double)D));
+    p.window = swa ? cf->swa.window : 0;
+    CL_TRY(o->attention(b, s->c, q, W, k, v, W, &cache->kv[lb->attn_index], bt, &p));
+    return o->matmul(b, s->xn, cf->hidden_size, s->c, Hq * D, &lb->w[CL_W_O], T);
+}
+
+static int mamba2_layer(cl_model *m, const cl_layer_bw *lb, cl_cache *cache, cl_batch *bt,
+                        const bufs *s)
+{
+    const cl_config *cf = m->cfg;
+    const cl_m2_config *mc = &cf->m2;
+    cl_backend *b = m->b;
+    const cl_backend_ops *o = b->ops;
+    int64_t T = bt->n_tok, D = cf->head_dim;
+    int64_t Wm = 2 * mc->d_inner + 2 * mc->d_xb + mc->nheads;
+    float *z = s->a, *xbc = s->a + mc->d_inner, *dt = xbc + mc->conv_dim;
+    CL_TRY(o->matmul(b, s->a, Wm, s->xn, cf->hidden_size, &lb->w[CL_W_M2_IN], T));
+    /* B/C norms before the conv (§7.1 step 2) */
+    if (mc->use_qk_norm) {
+        float eps = (float)mc->bc_norm_eps;
+        CL_TRY(o->head_rmsnorm(b, xbc + mc->d_xb, Wm, &lb->w[CL_W_B_NORM], T, cf->num_kv_heads,
+                               D, eps));
+        CL_TRY(o->head_rmsnorm(b, xbc + 2 * mc->d_xb, Wm, &lb->w[CL_W_C_NORM], T, cf->num_heads,
+                               D, eps));
+    }
+    const cl_ssm_layer *sl = &cache->ssm[lb->ssm_index];
+    CL_TRY(o->conv1d(b, s->bb, xbc, Wm, &lb->conv, &lb->w[CL_W_CONV_BIAS], sl, bt));
+    cl_mixer_params p = {0};
+    p.n_heads = cf->num_heads;
+    p.n_kv_heads = cf->num_kv_heads;
+    p.head_dim = D;
+    CL_TRY(o->mamba2(b, s->c, s->bb, dt, Wm, &lb->w[CL_W_DT_BIAS], &lb->w[CL_W_A_LOG],
+                     &lb->w[CL_W_M2_D], sl, bt, &p));
+    CL_TRY(o->gated_norm_m2(b, s->c, z, Wm, &lb->w[CL_W_M2_NORM], T, cf->num_heads, D,
+                            (float)mc->gated_norm_eps));
+    return o->matmul(b, s->xn, cf->hidden_size, s->c, mc->d_inner, &lb->w[CL_W_O], T);
+}
+
+static int linear_layer(cl_model *m, const cl_layer_bw *lb, cl_cache *cache, cl_batch *bt,
+                        const bufs *s, int gka)
+{
+    const cl_config *cf = m->cfg;
+    cl_backend *b = m->b;
+    const cl_backend_ops *o = b->ops;
+    int64_t T = bt->n_tok, D = cf->head_dim, Hq = cf->num_heads, Hkv = cf->num_kv_heads, H = Hq;
+    int64_t Wl = lin_width(cf), C = (Hq + 2 * Hkv) * D, Dm = cf->hidden_size;
+    float *q = s->a, *k = q + Hq * D, *v = k + Hkv * D, *gate = q + C, *beta = gate + H * D,
+          *decay = beta + H, *alpha = decay + H;
+    CL_TRY(o->matmul(b, q, Wl, s->xn, Dm, &lb->w[CL_W_Q], T));
+    CL_TRY(o->matmul(b, k, Wl, s->xn, Dm, &lb->w[CL_W_K], T));
+    CL_TRY(o->matmul(b, v, Wl, s->xn, Dm, &lb->w[CL_W_V], T));
+    CL_TRY(o->matmul(b, gate, Wl, s->xn, Dm, &lb->w[CL_W_GATE], T));
+    CL_TRY(o->matmul(b, beta, Wl, s->xn, Dm, &lb->w[CL_W_BETA], T));
+    CL_TRY(o->matmul(b, decay, Wl, s->xn, Dm, &lb->w[CL_W_DECAY], T));
+    if (gka && cf->gka.use_alpha_connection)
+        CL_TRY(o->matmul(b, alpha, Wl, s->xn, Dm, &lb->w[CL_W_ALPHA], T));
+    const cl_ssm_layer *sl = &cache->ssm[lb->ssm_index];
+    CL_TRY(o->conv1d(b, s->bb, q, Wl, &lb->conv, NULL, sl, bt));
+    cl_mixer_params p = {0};
+    p.n_heads = Hq;
+    p.n_kv_heads = Hkv;
+    p.head_dim = D;
+    p.scale = (float)(1.0 / sqrt((double)D));
+    float eps;
+    if (gka) {
+        p.num_iter = m->gka_num_iter;
+        p.ridge_strength = (float)cf->gka.ridge_strength;
+        p.use_alpha = cf->gka.use_alpha_connection;
+        if (!cf->gka.gla_rescale)
+            p.scale = 1.0f;
+        CL_TRY(o->gka(b, s->c, s->bb, decay, beta, alpha, Wl, &lb->w[CL_W_BETA_BIAS],
+                      &lb->w[CL_W_ALPHA_BIAS], &lb->w[CL_W_A_LOG], &lb->w[CL_W_DT_BIAS], sl, bt,
+                      &p));
+        eps = (float)cf->gka.norm_eps;
+    } else {
+        p.allow_neg_eigval = cf->gdn.allow_neg_eigval;
+        CL_TRY(o->gdn(b, s->c, s->bb, beta, decay, Wl, &lb->w[CL_W_A_LOG], &lb->w[CL_W_DT_BIAS],
+                      sl, bt, &p));
+        eps = (float)cf->gdn.norm_eps;
+    }
+    CL_TRY(o->gated_norm_fla(b, s->c, gate, Wl, &lb->w[CL_W_O_NORM], T, H, D, eps));
+    return o->matmul(b, s->xn, Dm, s->c, H * D, &lb->w[CL_W_O], T);
+}
+
+static int save_hidden(cl_model *m, const cl_forward_out *out, int idx, const float *h, int64_t T)
+{
+    if (!out || !out->hidden)
+        return CL_OK;
+    size_t n = (size_t)(T * m->cfg->hidden_size);
+    return m->b->ops->to_host(m->b, out->hidden + (size_t)idx * n, h, n * sizeof(float));
+}
+
+int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out)
+{
+    const cl_config *cf = m->cfg;
+    cl_backend *b = m->b;
+    const cl_backend_ops *o = b->ops;
+    int64_t T = bt->n_tok, Dm = cf->hidden_size;
+    if (T <= 0)
+        return CL_OK;
+    for (int64_t t = 0; t < T; t++)
+        if (bt->tokens[t] < 0 || bt->tokens[t] >= cf->vocab_size)
+            return cl_err(CL_ERR_RANGE, "token id %d out of range [0, %lld)", bt->tokens[t],
+                          (long long)cf->vocab_size);
+    widths w = scratch_widths(cf);
+    int64_t nlog = out ? out->n_logit_rows : 0;
+    size_t need = (size_t)T * (size_t)(2 * w.dm + w.a + w.bw + w.c) +
+                  (size_t)nlog * (size_t)cf->vocab_size;
+    CL_TRY(ensure_scratch(m, need));
+    bufs s;
+    s.w = w;
+    s.h = m->scratch;
+    s.xn = s.h + T * w.dm;
+    s.a = s.xn + T * w.dm;
+    s.bb = s.a + T * w.a;
+    s.c = s.bb + T * w.bw;
+    float *logits = s.c + T * w.c;
+
+    CL_TRY(o->batch_prepare(b, bt));
+    int rc = o->embed(b, s.h, &m->embed, bt);
+    if (rc == CL_OK)
+        rc = save_hidden(m, out, 0, s.h, T);
+    float eps = (float)cf->rms_norm_eps;
+    for (int64_t l = 0; l < cf->num_layers && rc == CL_OK; l++) {
+        const cl_layer_bw *lb = &m->layers[l];
+        rc = o->rmsnorm(b, s.xn, s.h, &lb->w[CL_W_IN_NORM], T, Dm, eps);
+        if (rc != CL_OK)
+            break;
+        switch (cf->layer_types[l]) {
+        case CL_LAYER_ATTN: rc = attention_layer(m, lb, c, bt, &s, 0); break;
+        case CL_LAYER_SWA: rc = attention_layer(m, lb, c, bt, &s, 1); break;
+        case CL_LAYER_M2: rc = mamba2_layer(m, lb, c, bt, &s); break;
+        case CL_LAYER_GDN: rc = linear_layer(m, lb, c, bt, &s, 0); break;
+        case CL_LAYER_GKA: rc = linear_layer(m, lb, c, bt, &s, 1); break;
+        default: rc = cl_err(CL_ERR_UNSUPPORTED, "layer %lld: type not yet supported", (long long)l);
+        }
+        if (rc == CL_OK)
+            rc = o->add(b, s.h, s.xn, T * Dm);
+        /* MLP */
+        if (rc == CL_OK)
+            rc = o->rmsnorm(b, s.xn, s.h, &lb->w[CL_W_POST_NORM], T, Dm, eps);
+        int64_t I = cf->intermediate_size;
+        if (rc == CL_OK)
+            rc = o->matmul(b, s.a, 2 * I, s.xn, Dm, &lb->w[CL_W_MLP_GATE], T);
+        if (rc == CL_OK)
+            rc = o->matmul(b, s.a + I, 2 * I, s.xn, Dm, &lb->w[CL_W_MLP_UP], T);
+        if (rc == CL_OK)
+            rc = o->swiglu(b, s.bb, s.a, T, I);
+        if (rc == CL_OK)
+            rc = o->matmul(b, s.xn, Dm, s.bb, I, &lb->w[CL_W_MLP_DOWN], T);
+        if (rc == CL_OK)
+            rc = o->add(b, s.h, s.xn, T * Dm);
+        if (rc == CL_OK)
+            rc = save_hidden(m, out, (int)l + 1, s.h, T);
+    }
+    if (rc == CL_OK && out && out->hidden) {
+        rc = o->rmsnorm(b, s.xn, s.h, &m->norm, T, Dm, eps);
+        if (rc == CL_OK)
+            rc = save_hidden(m, out, (int)cf->num_layers + 1, s.xn, T);
+    }
+    if (rc == CL_OK && nlog > 0) {
+        rc = o->gather_rows(b, s.xn, s.h, Dm, out->logit_rows, nlog);
+        if (rc == CL_OK)
+            rc = o->rmsnorm(b, s.xn, s.xn, &m->norm, nlog, Dm, eps);
+        if (rc == CL_OK)
+            rc = o->matmul(b, logits, cf->vocab_size, s.xn, Dm, &m->lm_head, nlog);
+        if (rc == CL_OK)
+            rc = o->to_host(b, out->logits, logits,
+                            (size_t)(nlog * cf->vocab_size) * sizeof(float));
+    }
+    o->batch_release(b, bt);
+    return rc;
+}

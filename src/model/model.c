@@ -1,0 +1,151 @@
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+
+void cl_model_opts_default(cl_model_opts *o)
+{
+    o->backend = NULL;
+    o->threads = 0;
+    o->gka_num_iter = -1;
+}
+
+/* Fuses an SSM layer's depthwise conv weights ([C_i, 1, W] each) into [C, W] fp32. */
+static int fuse_conv(cl_model *m, int64_t l, cl_layer_bw *lb)
+{
+    const cl_layer_weights *lw = &m->ck.w.layers[l];
+    cl_layer_type t = m->cfg->layer_types[l];
+    int64_t C = cl_config_conv_channels(m->cfg, t);
+    const cl_st_tensor *parts[3];
+    int n = 0;
+    if (t == CL_LAYER_M2) {
+        parts[n++] = lw->t[CL_W_CONV];
+    } else {
+        parts[n++] = lw->t[CL_W_Q_CONV];
+        parts[n++] = lw->t[CL_W_K_CONV];
+        parts[n++] = lw->t[CL_W_V_CONV];
+    }
+    int64_t W = parts[0]->shape[2];
+    float *buf = malloc((size_t)(C * W) * sizeof *buf);
+    if (!buf)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        cl_st_read_f32(parts[i], buf + off * W);
+        off += parts[i]->shape[0];
+    }
+    int rc = m->b->ops->weight_from_f32(m->b, buf, C, W, &lb->conv);
+    free(buf);
+    return rc;
+}
+
+static int upload(cl_model *m, const cl_st_tensor *t, int matrix, cl_bweight *out)
+{
+    int64_t rows = t->ndim >= 2 ? t->shape[0] : 1;
+    int64_t cols = t->ndim >= 2 ? cl_st_numel(t) / t->shape[0] : t->shape[0];
+    return m->b->ops->weight_upload(m->b, t, rows, cols, matrix, out);
+}
+
+static int is_matrix_role(int r)
+{
+    switch (r) {
+    case CL_W_MLP_GATE:
+    case CL_W_MLP_UP:
+    case CL_W_MLP_DOWN:
+    case CL_W_Q:
+    case CL_W_K:
+    case CL_W_V:
+    case CL_W_O:
+    case CL_W_M2_IN:
+    case CL_W_BETA:
+    case CL_W_DECAY:
+    case CL_W_ALPHA:
+    case CL_W_GATE: return 1;
+    default: return 0;
+    }
+}
+
+int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
+{
+    cl_model_opts def;
+    if (!opts) {
+        cl_model_opts_default(&def);
+        opts = &def;
+    }
+    cl_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    double t0 = cl_now();
+    int rc = cl_checkpoint_open(dir, &m->ck);
+    if (rc != CL_OK) {
+        free(m);
+        return rc;
+    }
+    m->cfg = &m->ck.cfg;
+    m->gka_num_iter = opts->gka_num_iter >= 0 ? opts->gka_num_iter : m->cfg->gka.num_iter;
+    rc = cl_backend_create(opts->backend, opts->threads, &m->b);
+    if (rc != CL_OK)
+        goto fail;
+    m->layers = calloc((size_t)m->cfg->num_layers, sizeof *m->layers);
+    if (!m->layers) {
+        rc = cl_err(CL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = upload(m, m->ck.w.embed, 0, &m->embed)) != CL_OK ||
+        (rc = upload(m, m->ck.w.norm, 0, &m->norm)) != CL_OK ||
+        (rc = upload(m, m->ck.w.lm_head, 1, &m->lm_head)) != CL_OK)
+        goto fail;
+    int n_attn = 0, n_ssm = 0;
+    for (int64_t l = 0; l < m->cfg->num_layers; l++) {
+        cl_layer_bw *lb = &m->layers[l];
+        cl_layer_type t = m->cfg->layer_types[l];
+        lb->attn_index = cl_layer_is_attention(t) ? n_attn++ : -1;
+        lb->ssm_index = cl_layer_is_ssm(t) ? n_ssm++ : -1;
+        for (int r = 0; r < CL_W_ROLE_COUNT; r++) {
+            const cl_st_tensor *st = m->ck.w.layers[l].t[r];
+            if (!st || r == CL_W_CONV || r == CL_W_Q_CONV || r == CL_W_K_CONV || r == CL_W_V_CONV)
+                continue;
+            if ((rc = upload(m, st, is_matrix_role(r), &lb->w[r])) != CL_OK)
+                goto fail;
+        }
+        if (cl_layer_is_ssm(t) && (rc = fuse_conv(m, l, lb)) != CL_OK)
+            goto fail;
+        cl_progress("loading model", (uint64_t)(l + 1), (uint64_t)m->cfg->num_layers);
+    }
+    cl_progress_end("loading model");
+    cl_log_debug("model %s loaded on %s in %.2f s", dir, m->b->ops->name, cl_now() - t0);
+    *out = m;
+    return CL_OK;
+fail:
+    cl_model_free(m);
+    return rc;
+}
+
+void cl_model_free(cl_model *m)
+{
+    if (!m)
+        return;
+    if (m->b) {
+        const cl_backend_ops *o = m->b->ops;
+        o->weight_free(m->b, &m->embed);
+        o->weight_free(m->b, &m->norm);
+        if (m->lm_head.data)
+            o->weight_free(m->b, &m->lm_head);
+        for (int64_t l = 0; m->layers && l < m->cfg->num_layers; l++) {
+            for (int r = 0; r < CL_W_ROLE_COUNT; r++)
+                if (m->layers[l].w[r].data)
+                    o->weight_free(m->b, &m->layers[l].w[r]);
+            if (m->layers[l].conv.data)
+                o->weight_free(m->b, &m->layers[l].conv);
+        }
+        if (m->scratch)
+            o->free(m->b, m->scratch);
+        cl_backend_destroy(m->b);
+    }
+    free(m->layers);
+    cl_checkpoint_close(&m->ck);
+    free(m);
+}
