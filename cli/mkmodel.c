@@ -11,7 +11,7 @@ int cmd_mkmodel(int argc, char **argv)
 {
     const char *preset = NULL, *out = NULL, *pattern = NULL, *dtype = NULL;
     int64_t seed = 0, layers = 0;
-    int list = 0;
+    int list = 0, no_tok = 0;
     cli_opt opts[] = {
         {"preset", OPT_STR, &preset, "NAME", "preset (see --list)"},
         {"out", OPT_STR, &out, "DIR", "output directory (created)"},
@@ -21,6 +21,7 @@ int cmd_mkmodel(int argc, char **argv)
         {"dtype", OPT_STR, &dtype, "T", "float32 | bfloat16 | float16 (default: preset's)"},
         {"layers", OPT_INT, &layers, "N", "number of layers (default: preset's)"},
         {"list", OPT_FLAG, &list, NULL, "list the presets"},
+        {"no-tokenizer", OPT_FLAG, &no_tok, NULL, "do not write a tokenizer (tiny presets)"},
         {0},
     };
     cli_spec spec = {"mkmodel", "--preset NAME --out DIR [--seed N] [--pattern P]",
@@ -43,7 +44,7 @@ int cmd_mkmodel(int argc, char **argv)
     }
     if (!preset || !out)
         return cli_usage_error("mkmodel", "--preset and --out are required");
-    cl_mkmodel_opts o = {preset, out, (uint64_t)seed, pattern, dtype, layers};
+    cl_mkmodel_opts o = {preset, out, (uint64_t)seed, pattern, dtype, layers, no_tok};
     rc = cl_mkmodel(&o);
     if (rc != CL_OK)
         return cli_fail(rc);

@@ -172,6 +172,13 @@ typedef struct cl_backend_ops {
                           const cl_bweight *w, int64_t rows, int64_t heads, int64_t dim,
                           float eps);
 
+    /* ---- logits ---- */
+    /* ids[r] = argmax over V of logits[r*V ..] for rows r < rows (ids: host). */
+    int (*argmax)(cl_backend *b, int32_t *ids_host, const float *logits, int64_t rows,
+                  int64_t V);
+    /* KV cache element type this backend uses for a checkpoint of the given dtype. */
+    cl_dtype (*kv_dtype)(cl_backend *b, cl_dtype weights);
+
     /* ---- teardown ---- */
     void (*destroy)(cl_backend *b);
 } cl_backend_ops;

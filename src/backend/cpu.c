@@ -298,6 +298,27 @@ static int cpu_gated_norm_fla(cl_backend *b, float *o, const float *g, int64_t l
     return CL_OK;
 }
 
+static int cpu_argmax(cl_backend *b, int32_t *ids, const float *logits, int64_t rows, int64_t V)
+{
+    (void)b;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = logits + r * V;
+        int64_t best = 0;
+        for (int64_t i = 1; i < V; i++)
+            if (x[i] > x[best])
+                best = i;
+        ids[r] = (int32_t)best;
+    }
+    return CL_OK;
+}
+
+static cl_dtype cpu_kv_dtype(cl_backend *b, cl_dtype weights)
+{
+    (void)b;
+    (void)weights;
+    return CL_F32;
+}
+
 static void cpu_destroy(cl_backend *b) { free(b); }
 
 static const cl_backend_ops cpu_ops = {
@@ -330,6 +351,8 @@ static const cl_backend_ops cpu_ops = {
     .gka = cpu_gka,
     .gated_norm_m2 = cpu_gated_norm_m2,
     .gated_norm_fla = cpu_gated_norm_fla,
+    .argmax = cpu_argmax,
+    .kv_dtype = cpu_kv_dtype,
     .destroy = cpu_destroy,
 };
 

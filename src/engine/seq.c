@@ -103,7 +103,7 @@ static int run_batch(cl_model *m, cl_seq **seqs, const int32_t *const *toks, con
     }
     if (rc == CL_OK) {
         cl_batch batch = {n_seq, total, bs, tokens, pos, NULL};
-        cl_forward_out fo = {rows, n_rows, logits, NULL};
+        cl_forward_out fo = {rows, n_rows, logits, NULL, NULL};
         rc = cl_forward(m, seqs[0]->c, &batch, &fo);
     }
     if (rc == CL_OK)

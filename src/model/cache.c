@@ -15,6 +15,12 @@ void cl_cache_opts_default(cl_cache_opts *o)
     o->kv_dtype = CL_F32;
 }
 
+void cl_cache_opts_for_model(const cl_model *m, cl_cache_opts *o)
+{
+    cl_cache_opts_default(o);
+    o->kv_dtype = m->b->ops->kv_dtype(m->b, m->cfg->dtype);
+}
+
 size_t cl_cache_page_bytes(const cl_cache *c)
 {
     if (!c->n_attn)
@@ -111,7 +117,7 @@ int cl_cache_create(const cl_model *m, const cl_cache_opts *o, cl_cache **out)
 {
     cl_cache_opts def;
     if (!o) {
-        cl_cache_opts_default(&def);
+        cl_cache_opts_for_model(m, &def);
         o = &def;
     }
     const cl_config *cfg = m->cfg;

@@ -38,6 +38,8 @@ typedef struct {
 } cl_cache;
 
 void cl_cache_opts_default(cl_cache_opts *o);
+/* Defaults for a model: the backend's KV dtype for the checkpoint's dtype. */
+void cl_cache_opts_for_model(const cl_model *m, cl_cache_opts *o);
 int cl_cache_create(const cl_model *m, const cl_cache_opts *o, cl_cache **out);
 void cl_cache_free(cl_cache *c);
 

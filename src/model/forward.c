@@ -243,7 +243,9 @@ int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
             rc = o->rmsnorm(b, s.xn, s.xn, &m->norm, nlog, Dm, eps);
         if (rc == CL_OK)
             rc = o->matmul(b, logits, cf->vocab_size, s.xn, Dm, &m->lm_head, nlog);
-        if (rc == CL_OK)
+        if (rc == CL_OK && out->argmax_ids)
+            rc = o->argmax(b, out->argmax_ids, logits, nlog, cf->vocab_size);
+        if (rc == CL_OK && out->logits)
             rc = o->to_host(b, out->logits, logits,
                             (size_t)(nlog * cf->vocab_size) * sizeof(float));
     }

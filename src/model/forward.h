@@ -10,7 +10,8 @@
 typedef struct {
     const int64_t *logit_rows; /* batch rows whose logits are wanted (host) */
     int64_t n_logit_rows;
-    float *logits;             /* host [n_logit_rows, V] (may be NULL if n is 0) */
+    float *logits;             /* host [n_logit_rows, V] (NULL: not copied out) */
+    int32_t *argmax_ids;       /* optional host [n_logit_rows]: argmax computed on the backend */
     float *hidden;             /* optional host [(L+2), n_tok, Dm]: embeddings, after each
                                   layer, after the final norm (all rows; debugging/tests) */
 } cl_forward_out;

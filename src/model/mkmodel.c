@@ -255,12 +255,12 @@ int cl_mkmodel(const cl_mkmodel_opts *o)
     CL_TRY(cl_mkdir_p(o->out_dir, 0755));
 
     int64_t eos = -1, pad = -1;
-    if (p->tiny_tokenizer) {
+    if (p->tiny_tokenizer && !o->no_tokenizer) {
         cl_tiny_tok_ids ids;
         CL_TRY(cl_tiny_tokenizer_write(o->out_dir, p->vocab, &ids));
         eos = ids.im_end;
         pad = ids.endoftext;
-    } else {
+    } else if (!p->tiny_tokenizer) {
         eos = 151645; /* Qwen3 <|im_end|> (spec §14) */
         pad = 151643;
     }

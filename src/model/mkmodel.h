@@ -17,6 +17,7 @@ typedef struct {
                             pattern is repeated to the layer count */
     const char *dtype;   /* NULL: preset default; "float32" | "bfloat16" | "float16" */
     int64_t layers;      /* 0: preset default */
+    int no_tokenizer;    /* tiny presets: skip writing the tokenizer (tests of the engine) */
 } cl_mkmodel_opts;
 
 int cl_mkmodel(const cl_mkmodel_opts *o);
