@@ -22,6 +22,7 @@ static const struct {
     {"query", cmd_query, "compose stored documents at query time and generate"},
     {"store", cmd_store, "manage the state store: ls stat verify rm gc pin unpin"},
     {"bench", cmd_bench, "benchmarks: tokenizer, cpu, store, compose, decode, prefill"},
+    {"tensors", cmd_tensors, "inspect and compare safetensors files (ls, ids, diff)"},
 };
 
 static void usage(FILE *f)

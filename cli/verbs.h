@@ -16,5 +16,6 @@ int cmd_ingest(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_tensors(int argc, char **argv);
 
 #endif

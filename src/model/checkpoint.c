@@ -16,6 +16,10 @@ int cl_checkpoint_open(const char *dir, cl_checkpoint *ck)
     int rc = cl_config_load(dir, &ck->cfg);
     if (rc == CL_OK)
         rc = cl_config_load_generation(dir, &ck->cfg);
+    for (int64_t l = 0; rc == CL_OK && l < ck->cfg.num_layers; l++)
+        if (ck->cfg.layer_types[l] == CL_LAYER_BMF)
+            rc = cl_err(CL_ERR_UNSUPPORTED, "%s: layer %lld is B'MOJO-F (BMF): not yet supported",
+                        ck->cfg.path, (long long)l);
     if (rc == CL_OK)
         rc = cl_st_open_dir(dir, &ck->st);
     if (rc == CL_OK)
