@@ -1,0 +1,198 @@
+/* test_sampler - sampling: a seed makes choices repeatable; top-k keeps exactly the
+ * k most likely tokens; top-p keeps the smallest prefix reaching mass p; min-p
+ * drops tokens below min_p x the top probability; the repetition penalty follows
+ * HF; draws follow the filtered distribution. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/rng.h"
+#include "engine/sampler.h"
+#include "testutil.h"
+
+#define V 200
+
+static void random_logits(float *l, uint64_t seed)
+{
+    for (int i = 0; i < V; i++)
+        l[i] = 3.0f * cl_rng_normal(seed, (uint64_t)i);
+}
+
+/* softmax of logits/temperature, in double */
+static void softmax(const float *l, double temp, double *p)
+{
+    double mx = -INFINITY, s = 0;
+    for (int i = 0; i < V; i++)
+        mx = fmax(mx, l[i] / temp);
+    for (int i = 0; i < V; i++)
+        s += p[i] = exp(l[i] / temp - mx);
+    for (int i = 0; i < V; i++)
+        p[i] /= s;
+}
+
+static void test_seed_repeatable(void **st)
+{
+    (void)st;
+    cl_sampler_opts o;
+    cl_sampler_opts_default(&o);
+    o.temperature = 0.9f;
+    o.top_p = 0.95f;
+    int32_t a[64], b[64], c[64];
+    for (int run = 0; run < 3; run++) {
+        cl_sampler s;
+        o.seed = run == 2 ? 43 : 42;
+        assert_int_equal(cl_sampler_init(&s, &o), 0);
+        for (int k = 0; k < 64; k++) {
+            float l[V];
+            random_logits(l, 1000 + (uint64_t)k);
+            int32_t id = cl_sampler_pick(&s, l, V, NULL, 0);
+            (run == 0 ? a : run == 1 ? b : c)[k] = id;
+        }
+        cl_sampler_free(&s);
+    }
+    assert_memory_equal(a, b, sizeof a);
+    assert_true(memcmp(a, c, sizeof a) != 0);
+}
+
+static void test_top_k(void **st)
+{
+    (void)st;
+    cl_sampler_opts o;
+    cl_sampler_opts_default(&o);
+    o.top_k = 7;
+    cl_sampler s;
+    assert_int_equal(cl_sampler_init(&s, &o), 0);
+    float l[V], probs[V];
+    random_logits(l, 5);
+    float copy[V];
+    memcpy(copy, l, sizeof l);
+    assert_int_equal(cl_sampler_probs(&s, l, V, NULL, 0, probs), 0);
+    int kept = 0;
+    double mass = 0;
+    float kth = INFINITY;
+    for (int i = 0; i < V; i++)
+        if (probs[i] > 0) {
+            kept++;
+            mass += probs[i];
+            kth = fminf(kth, copy[i]);
+        }
+    assert_int_equal(kept, 7);
+    assert_true(fabs(mass - 1.0) < 1e-5);
+    for (int i = 0; i < V; i++)
+        if (probs[i] == 0)
+            assert_true(copy[i] <= kth); /* nothing dropped is more likely than a kept one */
+    cl_sampler_free(&s);
+}
+
+static void test_top_p_min_p(void **st)
+{
+    (void)st;
+    for (int mode = 0; mode < 2; mode++) {
+        cl_sampler_opts o;
+        cl_sampler_opts_default(&o);
+        o.temperature = 0.7f;
+        if (mode == 0)
+            o.top_p = 0.8f;
+        else
+            o.min_p = 0.05f;
+        cl_sampler s;
+        assert_int_equal(cl_sampler_init(&s, &o), 0);
+        float l[V], probs[V];
+        double p[V];
+        random_logits(l, 77);
+        softmax(l, 0.7, p);
+        assert_int_equal(cl_sampler_probs(&s, l, V, NULL, 0, probs), 0);
+        double kept_mass = 0, min_kept = 1, pmax = 0;
+        for (int i = 0; i < V; i++) {
+            pmax = fmax(pmax, p[i]);
+            if (probs[i] > 0) {
+                kept_mass += p[i];
+                min_kept = fmin(min_kept, p[i]);
+            }
+        }
+        for (int i = 0; i < V; i++) /* kept tokens are a top set */
+            if (probs[i] == 0)
+                assert_true(p[i] <= min_kept + 1e-12);
+        if (mode == 0) {
+            assert_true(kept_mass >= 0.8 - 1e-6);        /* reaches p */
+            assert_true(kept_mass - min_kept < 0.8 + 1e-6); /* and is the smallest such set */
+        } else {
+            assert_true(min_kept >= 0.05 * pmax - 1e-9);
+            for (int i = 0; i < V; i++)
+                if (probs[i] == 0)
+                    assert_true(p[i] < 0.05 * pmax + 1e-9);
+        }
+        /* renormalised over the kept set */
+        for (int i = 0; i < V; i++)
+            if (probs[i] > 0)
+                assert_true(fabs(probs[i] - p[i] / kept_mass) < 1e-5);
+        cl_sampler_free(&s);
+    }
+}
+
+static void test_penalty_and_greedy(void **st)
+{
+    (void)st;
+    cl_sampler_opts o;
+    cl_sampler_opts_default(&o);
+    o.greedy = 1;
+    o.repetition_penalty = 2.0f;
+    cl_sampler s;
+    assert_int_equal(cl_sampler_init(&s, &o), 0);
+    float l[V] = {0};
+    l[3] = 4.0f;
+    l[5] = 3.0f;
+    l[9] = -1.0f;
+    int32_t hist[] = {3, 9, 3};
+    assert_int_equal(cl_sampler_pick(&s, l, V, hist, 3), 5); /* 4/2 = 2 < 3 */
+    assert_true(l[3] == 2.0f && l[9] == -2.0f);              /* HF: divide / multiply once */
+    cl_sampler_free(&s);
+    cl_sampler_opts_default(&o);
+    o.temperature = 0.0f;
+    assert_int_not_equal(cl_sampler_init(&s, &o), 0); /* temperature 0 without --greedy */
+    cl_sampler_opts_default(&o);
+    o.top_p = 1.5f;
+    assert_int_not_equal(cl_sampler_init(&s, &o), 0);
+}
+
+static void test_frequencies(void **st)
+{
+    (void)st;
+    cl_sampler_opts o;
+    cl_sampler_opts_default(&o);
+    o.seed = 3;
+    cl_sampler s;
+    assert_int_equal(cl_sampler_init(&s, &o), 0);
+    const float base[4] = {1.0f, 0.0f, -1.0f, 2.0f};
+    double p[4], sum = 0;
+    for (int i = 0; i < 4; i++)
+        sum += p[i] = exp(base[i]);
+    int count[4] = {0};
+    const int N = 20000;
+    for (int k = 0; k < N; k++) {
+        float l[4];
+        memcpy(l, base, sizeof l);
+        count[cl_sampler_pick(&s, l, 4, NULL, 0)]++;
+    }
+    for (int i = 0; i < 4; i++) {
+        double expect = p[i] / sum, got = (double)count[i] / N;
+        double sd = sqrt(expect * (1 - expect) / N);
+        assert_true(fabs(got - expect) < 5 * sd);
+    }
+    cl_sampler_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seed_repeatable), cmocka_unit_test(test_top_k),
+        cmocka_unit_test(test_top_p_min_p),     cmocka_unit_test(test_penalty_and_greedy),
+        cmocka_unit_test(test_frequencies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
