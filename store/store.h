@@ -1,0 +1,262 @@
+/* store.h - the persistent content-addressed state store (LMDB + XXH3).
+ *
+ * One LMDB environment per directory, shared by any number of processes (many
+ * readers, one writer at a time) and threads (MDB_NOTLS: a read transaction may be
+ * held by any thread). The store knows bytes and keys, not models: values are opaque
+ * payloads with a small header (dtype code, shape, token count: the caller's) and an
+ * optional small "meta" blob beside them. Keys come from store/keys.h.
+ *
+ * Tables (LMDB named databases): one per value kind, "blocks" (KV blocks), "snaps"
+ * (SSM snapshots), "docs" (document states), "misc" (anything else); "meta" (format,
+ * totals, size cap, model-id cache), "usage" (size, last use, pin per entry) and
+ * "lru" (unpinned entries ordered by last use).
+ *
+ * Guarantees:
+ *  - Every value is checked on every read (header checksum, then the XXH3-64 of meta and
+ *    payload). A bad value is never returned: the call fails with CL_ERR_CORRUPT naming
+ *    the store dir and the key, and the entry is deleted when the read transaction ends
+ *    (the caller recomputes). cl_store_has() checks only the header.
+ *  - Writes are LMDB transactions with LMDB's durable defaults: a process killed at any
+ *    moment leaves the last committed state; a write that fails (disk full, file size
+ *    limit, map full) changes nothing.
+ *  - Size cap (max_bytes, on the sum of stored value bytes): every commit evicts least
+ *    recently used unpinned entries until the total is under the cap. Reads record use
+ *    lazily (at most once per touch interval per entry, written with the next write or
+ *    in batches), so a read never waits for the write lock.
+ *  - MDB_MAP_FULL grows the map (up to map_max_bytes), else evicts LRU entries, else
+ *    fails with CL_ERR_FULL. Growth by another process is adopted (MDB_MAP_RESIZED).
+ *
+ * Errors: every function returns a status from common/status.h and records a one-line
+ * message "<store dir>: ..." (cl_errmsg()).
+ *
+ * Open each store once per process and share the handle: opening the same directory
+ * again returns a handle on the same environment (LMDB must not be opened twice in one
+ * process). Never open()/close() the store's files yourself while it is open. Do not
+ * fork() with the store open and use it in the child.
+ */
+#ifndef CL_STORE_H
+#define CL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/keys.h"
+
+typedef struct cl_store cl_store;
+typedef struct cl_store_txn cl_store_txn;     /* read transaction */
+typedef struct cl_store_batch cl_store_batch; /* write transaction (batched) */
+
+/* Value kinds; each kind is its own table, so one key may name a KV block and the
+ * snapshot at the end of that block at once. */
+typedef enum {
+    CL_STORE_KV = 1,    /* "blocks": attention KV of one block */
+    CL_STORE_SNAP = 2,  /* "snaps":  recurrent (SSM + conv) state at a position */
+    CL_STORE_DOC = 3,   /* "docs":   a document's state + descriptor (meta) */
+    CL_STORE_OTHER = 4, /* "misc" */
+} cl_store_kind;
+#define CL_STORE_NKINDS 4
+
+/* Table name of a kind ("blocks", ...; NULL if invalid) and back (0 if unknown). */
+const char *cl_store_kind_table(cl_store_kind kind);
+cl_store_kind cl_store_kind_from_table(const char *name);
+
+/* ---- open / close --------------------------------------------------------------- */
+
+enum {
+    CL_STORE_RDONLY = 1 << 0,   /* never write: no deletes of bad values, no use records */
+    CL_STORE_NOCREATE = 1 << 1, /* fail with CL_ERR_NOTFOUND if there is no store yet */
+};
+
+typedef struct {
+    unsigned flags;            /* CL_STORE_RDONLY | CL_STORE_NOCREATE */
+    uint64_t max_bytes;        /* size cap for this handle; 0: the cap saved in the store
+                                  (cl_store_set_max_bytes), none if never saved */
+    uint64_t map_bytes;        /* initial LMDB map size; 0: 4 GiB (at least the data) */
+    uint64_t map_max_bytes;    /* map growth limit; 0: 1 TiB. = map_bytes: no growth */
+    uint32_t touch_interval_ms; /* record a read of an entry at most this often; 0: 60 s */
+} cl_store_opts;
+
+/* The store directory: `dir` if non-NULL/non-empty, else $COLLAGE_STORE, else
+ * $XDG_CACHE_HOME/collage/store, else $HOME/.cache/collage/store. */
+int cl_store_resolve_dir(const char *dir, char *out, size_t out_size);
+
+/* Opens (creating with mode 0700 unless NOCREATE/RDONLY) the store in `dir`.
+ * `opts` may be NULL (defaults). Errors: CL_ERR_NOTFOUND (no store, NOCREATE),
+ * CL_ERR_CORRUPT (not an LMDB file / damaged), CL_ERR_IO (permission, ...),
+ * CL_ERR_UNSUPPORTED (store written by a newer format). */
+int cl_store_open(const char *dir, const cl_store_opts *opts, cl_store **out);
+/* Writes pending use records, closes. The handle must have no open transactions. */
+void cl_store_close(cl_store *st);
+const char *cl_store_dir(const cl_store *st);
+
+/* ---- values --------------------------------------------------------------------- */
+
+/* What the caller says about a value (all opaque to the store except meta). */
+typedef struct {
+    uint32_t flags;     /* caller-defined bits */
+    uint8_t dtype;      /* caller's dtype code of the payload */
+    uint8_t ndim;       /* 0..4 */
+    int64_t shape[4];
+    int64_t tokens;     /* tokens the value covers */
+    const void *meta;   /* optional small blob stored beside the payload (<= 1 MiB) */
+    size_t meta_bytes;
+} cl_store_info;
+
+/* A value as read: info (meta points into the store) + where the payload lies.
+ * Pointers stay valid until the read transaction ends; do not write through them.
+ * The payload is 16-byte aligned for values larger than a page. */
+typedef struct {
+    cl_store_kind kind;
+    cl_store_info info;
+    int64_t created_ns; /* unix time of the write */
+    const void *payload;
+    uint64_t payload_bytes;
+} cl_store_value;
+
+/* A piece of a payload written by gathering: no concatenation is made. */
+typedef struct {
+    const void *data;
+    size_t bytes;
+} cl_store_piece;
+
+/* ---- read transactions ------------------------------------------------------------ */
+
+/* A consistent snapshot of the store, usable from one thread at a time (any thread).
+ * Keep them short: an open read transaction keeps old pages from being reused, and
+ * map growth in this process waits for it. */
+int cl_store_txn_begin(cl_store *st, cl_store_txn **out);
+/* Ends it: pointers from cl_store_get become invalid; bad entries found during the
+ * transaction are deleted, and pending use records are written if enough piled up. */
+void cl_store_txn_end(cl_store_txn *txn);
+
+/* CL_OK if an entry with a sane header exists, CL_ERR_NOTFOUND if not (no message set).
+ * Payload checksums are not read: cheap enough for walking a chain of block keys. */
+int cl_store_has(cl_store_txn *txn, cl_store_kind kind, const cl_key *key);
+/* How many of keys[0..n) are present, counting from keys[0] until the first missing
+ * one (the longest stored prefix of a chain). Header checks only, like has. */
+int cl_store_count_prefix(cl_store_txn *txn, cl_store_kind kind, const cl_key *keys, size_t n,
+                          size_t *n_present);
+/* Zero-copy read, fully verified: *out points into the store's map until txn ends.
+ * CL_ERR_NOTFOUND (message set) or CL_ERR_CORRUPT (entry dropped at txn end). */
+int cl_store_get(cl_store_txn *txn, cl_store_kind kind, const cl_key *key, cl_store_value *out);
+
+/* ---- one-shot reads (own read transaction) --------------------------------------- */
+
+/* Copies the verified payload into dst (dst_bytes must be >= payload bytes, else
+ * CL_ERR_RANGE). `value` (may be NULL) receives the header fields; its meta and payload
+ * pointers are NULL (use cl_store_load for the meta). */
+int cl_store_read(cl_store *st, cl_store_kind kind, const cl_key *key, void *dst,
+                  size_t dst_bytes, cl_store_value *value);
+/* Copies payload and meta into one malloc'd block (*buf, free() it): value->payload
+ * and value->info.meta point into it. */
+int cl_store_load(cl_store *st, cl_store_kind kind, const cl_key *key, cl_store_value *value,
+                  void **buf);
+
+/* ---- writes --------------------------------------------------------------------- */
+
+enum {
+    CL_STORE_PUT_COPY = 1 << 0,   /* copy the pieces now (else they must stay valid and
+                                     unchanged until commit/abort) */
+    CL_STORE_PUT_NOOVERWRITE = 1 << 1, /* keep an existing entry (content addressing) */
+    CL_STORE_PUT_PIN = 1 << 2,    /* pin the entry (never evicted) */
+};
+
+/* A batch of puts/deletes/pins committed atomically: all or nothing. Nothing touches
+ * the database (or takes the write lock) until cl_store_batch_commit. Checksums are
+ * computed by cl_store_batch_put. A batch in which any call failed refuses to commit. */
+int cl_store_batch_begin(cl_store *st, cl_store_batch **out);
+int cl_store_batch_put(cl_store_batch *b, cl_store_kind kind, const cl_key *key,
+                       const cl_store_info *info, const cl_store_piece *pieces, size_t npieces,
+                       unsigned put_flags);
+/* Delete / pin / unpin inside the batch; an absent entry is skipped silently. */
+int cl_store_batch_del(cl_store_batch *b, cl_store_kind kind, const cl_key *key);
+int cl_store_batch_pin(cl_store_batch *b, cl_store_kind kind, const cl_key *key, int pinned);
+/* Commits and frees the batch. Retries transparently after map growth / eviction.
+ * CL_ERR_FULL: no room even after growing the map and evicting (or the batch alone
+ * exceeds the size cap); CL_ERR_FULL/CL_ERR_IO for disk-full / file-size limit /
+ * I/O errors. On any error the store is unchanged. */
+int cl_store_batch_commit(cl_store_batch *b);
+void cl_store_batch_abort(cl_store_batch *b);
+
+/* One-shot put of a single value (a batch of one). */
+int cl_store_put(cl_store *st, cl_store_kind kind, const cl_key *key, const cl_store_info *info,
+                 const cl_store_piece *pieces, size_t npieces, unsigned put_flags);
+/* One-shot delete / pin; CL_ERR_NOTFOUND if the entry is absent. */
+int cl_store_del(cl_store *st, cl_store_kind kind, const cl_key *key);
+int cl_store_pin(cl_store *st, cl_store_kind kind, const cl_key *key, int pinned);
+
+/* ---- size cap and LRU ------------------------------------------------------------- */
+
+/* Evicts LRU unpinned entries until the total is <= max_bytes (0: this handle's cap;
+ * nothing to do without one). Counts are optional. */
+int cl_store_gc(cl_store *st, uint64_t max_bytes, uint64_t *evicted, uint64_t *evicted_bytes);
+/* Saves a cap in the store (used by handles opened with max_bytes 0; 0 removes it) and
+ * applies it to this handle. Does not evict by itself (the next commit or gc does). */
+int cl_store_set_max_bytes(cl_store *st, uint64_t max_bytes);
+/* Writes the pending use records of reads now. */
+int cl_store_flush(cl_store *st);
+
+/* ---- listing, totals, verification ------------------------------------------------ */
+
+typedef struct {
+    cl_store_kind kind;
+    cl_key key;
+    uint64_t bytes;         /* stored value (header + meta + payload) */
+    uint64_t payload_bytes;
+    uint64_t meta_bytes;
+    cl_store_info info;     /* meta pointer NULL */
+    int64_t created_ns;     /* unix ns */
+    int64_t last_use_ns;    /* unix ns */
+    int pinned;
+    int header_ok;          /* 0: the header is damaged (verify will drop it) */
+} cl_store_entry;
+
+/* Calls fn for each entry of `kind` (0: all kinds, table by table, keys in order) in one
+ * read transaction; a nonzero return from fn stops the walk (and is returned). */
+typedef int (*cl_store_list_fn)(void *user, const cl_store_entry *e);
+int cl_store_list(cl_store *st, cl_store_kind kind, cl_store_list_fn fn, void *user);
+
+typedef struct {
+    uint64_t count[CL_STORE_NKINDS + 1]; /* indexed by kind; [0] unused */
+    uint64_t bytes[CL_STORE_NKINDS + 1];
+    uint64_t total_count, total_bytes;
+    uint64_t pinned_count, pinned_bytes;
+    uint64_t max_bytes;     /* cap in effect for this handle (0: none) */
+    uint64_t saved_max_bytes; /* cap saved in the store (0: none) */
+    uint64_t map_bytes, map_max_bytes;
+    uint64_t file_bytes;    /* size of data.mdb */
+    uint64_t used_bytes;    /* pages in use by LMDB (incl. free lists) */
+    uint32_t page_bytes;
+    uint32_t readers, max_readers;
+    uint64_t last_txn;
+} cl_store_stats;
+int cl_store_stat(cl_store *st, cl_store_stats *out);
+
+typedef struct {
+    uint64_t checked, checked_bytes;
+    uint64_t bad;          /* values that failed their checks */
+    uint64_t removed;      /* of those, deleted (0 with CL_STORE_RDONLY) */
+    uint64_t index_fixed;  /* usage/lru/total records that were inconsistent (repaired) */
+} cl_store_verify_result;
+typedef void (*cl_store_bad_fn)(void *user, cl_store_kind kind, const cl_key *key,
+                                const char *problem);
+typedef void (*cl_store_progress_fn)(void *user, uint64_t done_bytes, uint64_t total_bytes);
+/* Checks every value (header, meta and payload checksums, key) and the usage/LRU
+ * indexes; reports bad values through on_bad, deletes them and repairs the indexes
+ * (unless RDONLY). Callbacks may be NULL. CL_OK even when bad values were found: look
+ * at out->bad / out->index_fixed. */
+int cl_store_verify(cl_store *st, cl_store_bad_fn on_bad, cl_store_progress_fn on_progress,
+                    void *user, cl_store_verify_result *out);
+
+/* ---- model id cache --------------------------------------------------------------- */
+
+/* The model id (hash of canonical config + every tensor's name, dtype, shape, bytes) is
+ * expensive: the engine computes it once per checkpoint file and remembers it here,
+ * keyed by (path, size, mtime). Pass a canonical (absolute, resolved) path.
+ * lookup: CL_OK with *model_id, or CL_ERR_NOTFOUND (no message) when unknown/stale. */
+int cl_store_model_id_lookup(cl_store *st, const char *path, uint64_t size, int64_t mtime_ns,
+                             cl_key *model_id);
+int cl_store_model_id_remember(cl_store *st, const char *path, uint64_t size, int64_t mtime_ns,
+                               const cl_key *model_id);
+
+#endif
