@@ -334,13 +334,16 @@ int ju_splitlines(jarena *a, jv s, int keepends, jlist **out);
 int64_t ju_find(const char *s, size_t n, const char *needle, size_t nn, size_t from);
 jv ju_concat(jarena *a, jv x, jv y, int *oom);
 
-/* jinja_eval.c */
+/* jinja_eval.c, jinja_access.c */
 int jeval(jctx *c, const jexpr *e, jv *out);
 int jcall_value(jctx *c, int line, jv callee, jv *args, int nargs, const char **kwn, jv *kwv,
                 int nkw, jv *out);
 int jget_attr(jctx *c, int line, jv obj, const char *name, size_t n, jv *out);
 int jget_item(jctx *c, int line, jv obj, jv key, jv *out);
 jv *jscope_lookup(jscope *s, const char *name);
+/* "'name' is undefined (what)" or "what of an undefined value". */
+int jundefined_error(jctx *c, int line, jv v, const char *what);
+int jeval_slice(jctx *c, const jexpr *e, jv *out); /* JE_SLICE */
 int jscope_set(jarena *a, jscope *s, const char *name, jv v);
 
 /* jinja_exec.c */
