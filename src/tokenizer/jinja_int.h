@@ -246,6 +246,12 @@ const jtok *jp_next(jparser *p);
 int jp_is_op(const jtok *t, const char *op);
 int jp_is_name(const jtok *t, const char *name);
 jexpr *jp_node(jparser *p, jexpr_kind kind, int line);
+const jtok *jp_peek2(jparser *p);                      /* the token after the next */
+int jp_unexpected(jparser *p, const char *wanted);      /* "expected W, got T" */
+int jp_expect_op(jparser *p, const char *op);
+/* Appends e to a growing arena array. */
+int jp_push(jparser *p, jexpr ***items, int *n, int *cap, jexpr *e);
+const char *jp_tok_str(jparser *p, const jtok *t);     /* arena copy, NULL on OOM */
 /* Parses a filter call "name(args)" after '|' into a JE_FILTER over `arg`. */
 int jp_filter(jparser *p, jexpr *arg, jexpr **out);
 

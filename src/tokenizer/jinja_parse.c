@@ -83,7 +83,8 @@ static int parse_names(jparser *p, const char ***names, int *n)
     return CL_OK;
 }
 
-static int parse_if(jparser *p, int line, jstmt **out)
+/* `open_line` is the line of the `if` that an elif chain started from. */
+static int parse_if(jparser *p, int line, int open_line, jstmt **out)
 {
     jstmt *s = new_stmt(p, JS_IF, line);
     if (!s)
@@ -92,13 +93,13 @@ static int parse_if(jparser *p, int line, jstmt **out)
     CL_TRY(expect_end(p, "if"));
     static const char *const ends[] = {"elif", "else", "endif", NULL};
     const char *ended;
-    CL_TRY(parse_body(p, ends, "if", line, &s->body, &ended));
+    CL_TRY(parse_body(p, ends, "if", open_line, &s->body, &ended));
     if (!strcmp(ended, "elif")) {
-        CL_TRY(parse_if(p, jp_peek(p)->line, &s->else_body));
+        CL_TRY(parse_if(p, jp_peek(p)->line, open_line, &s->else_body));
     } else if (!strcmp(ended, "else")) {
         CL_TRY(expect_end(p, "else"));
         static const char *const ends2[] = {"endif", NULL};
-        CL_TRY(parse_body(p, ends2, "if", line, &s->else_body, &ended));
+        CL_TRY(parse_body(p, ends2, "if", open_line, &s->else_body, &ended));
         CL_TRY(expect_end(p, "endif"));
     } else {
         CL_TRY(expect_end(p, "endif"));
@@ -269,7 +270,7 @@ static int parse_tag(jparser *p, jstmt **out)
         return jp_error(p, CL_ERR_FORMAT, "expected a tag name after '{%%'");
     jp_next(p);
     if (tok_eq(t, "if"))
-        return parse_if(p, line, out);
+        return parse_if(p, line, line, out);
     if (tok_eq(t, "for"))
         return parse_for(p, line, out);
     if (tok_eq(t, "set"))

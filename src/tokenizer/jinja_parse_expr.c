@@ -3,7 +3,6 @@
  * chained), + -, ~, * / // %, **, unary - +, then postfix (.attr, [i], [a:b:c],
  * calls) and filters/tests (`|f(...)`, `is [not] t(...)`), which bind tighter
  * than everything but the primary: `messages|length - 1` is (messages|length) - 1. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,112 +10,10 @@
 
 enum { JP_MAX_DEPTH = 200 };
 
-static const jtok eof_tok = {.t = JT_EOF};
-
-const jtok *jp_peek(jparser *p) { return p->pos < p->toks->n ? &p->toks->v[p->pos] : &eof_tok; }
-
-static const jtok *jp_peek2(jparser *p)
-{
-    return p->pos + 1 < p->toks->n ? &p->toks->v[p->pos + 1] : &eof_tok;
-}
-
-const jtok *jp_next(jparser *p)
-{
-    const jtok *t = jp_peek(p);
-    if (p->pos < p->toks->n)
-        p->pos++;
-    return t;
-}
-
-int jp_is_op(const jtok *t, const char *op)
-{
-    return t->t == JT_OP && t->n == strlen(op) && !memcmp(t->p, op, t->n);
-}
-
-int jp_is_name(const jtok *t, const char *name)
-{
-    return t->t == JT_NAME && t->n == strlen(name) && !memcmp(t->p, name, t->n);
-}
-
-int jp_error(jparser *p, int status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return cl_err(status, "%s line %d: %s", p->what, jp_peek(p)->line, msg);
-}
-
-jexpr *jp_node(jparser *p, jexpr_kind kind, int line)
-{
-    jexpr *e = ja_alloc(p->a, sizeof *e);
-    if (e) {
-        e->kind = kind;
-        e->line = line;
-    }
-    return e;
-}
-
 #define NODE(var, kind, line)                                                   \
     jexpr *var = jp_node(p, kind, line);                                        \
     if (!var)                                                                   \
         return cl_err(CL_ERR_NOMEM, "%s: out of memory", p->what)
-
-static const char *tok_desc(const jtok *t, char *buf, size_t n)
-{
-    switch (t->t) {
-    case JT_EOF: return "end of template";
-    case JT_TEXT: return "template data";
-    case JT_BLOCK_BEGIN: return "'{%'";
-    case JT_BLOCK_END: return "'%}'";
-    case JT_VAR_BEGIN: return "'{{'";
-    case JT_VAR_END: return "'}}'";
-    case JT_STRING: return "string literal";
-    default: snprintf(buf, n, "'%.*s'", (int)(t->n > 40 ? 40 : t->n), t->p); return buf;
-    }
-}
-
-static int unexpected(jparser *p, const char *wanted)
-{
-    char b[64];
-    const char *d = tok_desc(jp_peek(p), b, sizeof b);
-    if (wanted)
-        return jp_error(p, CL_ERR_FORMAT, "expected %s, got %s", wanted, d);
-    return jp_error(p, CL_ERR_FORMAT, "unexpected %s", d);
-}
-
-static int expect_op(jparser *p, const char *op)
-{
-    if (!jp_is_op(jp_peek(p), op)) {
-        char w[16];
-        snprintf(w, sizeof w, "'%s'", op);
-        return unexpected(p, w);
-    }
-    jp_next(p);
-    return CL_OK;
-}
-
-static int push(jparser *p, jexpr ***items, int *n, int *cap, jexpr *e)
-{
-    if (*n == *cap) {
-        int nc = *cap ? *cap * 2 : 4;
-        jexpr **v = ja_alloc(p->a, (size_t)nc * sizeof *v);
-        if (!v)
-            return cl_err(CL_ERR_NOMEM, "%s: out of memory", p->what);
-        if (*n)
-            memcpy(v, *items, (size_t)*n * sizeof *v);
-        *items = v;
-        *cap = nc;
-    }
-    (*items)[(*n)++] = e;
-    return CL_OK;
-}
-
-static const char *tok_str(jparser *p, const jtok *t)
-{
-    return ja_strndup(p->a, t->p, t->n);
-}
 
 static int parse_or(jparser *p, jexpr **out);
 static int parse_unary(jparser *p, int with_filter, jexpr **out);
@@ -125,16 +22,16 @@ static int parse_unary(jparser *p, int with_filter, jexpr **out);
 static int parse_args(jparser *p, jexpr *e)
 {
     int cap = 0, kwcap = 0;
-    CL_TRY(expect_op(p, "("));
+    CL_TRY(jp_expect_op(p, "("));
     while (!jp_is_op(jp_peek(p), ")")) {
         if (e->nitems || e->nkw)
-            CL_TRY(expect_op(p, ","));
+            CL_TRY(jp_expect_op(p, ","));
         if (jp_is_op(jp_peek(p), ")"))
             break;
         if (jp_is_op(jp_peek(p), "*") || jp_is_op(jp_peek(p), "**"))
             return jp_error(p, CL_ERR_UNSUPPORTED, "*args and **kwargs are not supported");
         if (jp_peek(p)->t == JT_NAME && jp_is_op(jp_peek2(p), "=")) {
-            const char *name = tok_str(p, jp_next(p));
+            const char *name = jp_tok_str(p, jp_next(p));
             jp_next(p);
             jexpr *v;
             CL_TRY(jp_expr(p, &v));
@@ -159,7 +56,7 @@ static int parse_args(jparser *p, jexpr *e)
                 return jp_error(p, CL_ERR_FORMAT, "positional argument after keyword argument");
             jexpr *v;
             CL_TRY(jp_expr(p, &v));
-            CL_TRY(push(p, &e->items, &e->nitems, &cap, v));
+            CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, v));
         }
     }
     jp_next(p);
@@ -170,9 +67,9 @@ int jp_filter(jparser *p, jexpr *arg, jexpr **out)
 {
     const jtok *t = jp_peek(p);
     if (t->t != JT_NAME)
-        return unexpected(p, "a filter name");
+        return jp_unexpected(p, "a filter name");
     NODE(e, JE_FILTER, t->line);
-    e->name = tok_str(p, jp_next(p));
+    e->name = jp_tok_str(p, jp_next(p));
     if (!e->name)
         return cl_err(CL_ERR_NOMEM, "%s: out of memory", p->what);
     e->id = jfilter_lookup(e->name); /* unknown (-1): see check_unknown() in jinja_parse.c */
@@ -192,9 +89,9 @@ static int parse_test(jparser *p, jexpr *arg, jexpr **out)
     }
     const jtok *t = jp_peek(p);
     if (t->t != JT_NAME)
-        return unexpected(p, "a test name");
+        return jp_unexpected(p, "a test name");
     NODE(e, JE_TEST, t->line);
-    e->name = tok_str(p, jp_next(p));
+    e->name = jp_tok_str(p, jp_next(p));
     if (!e->name)
         return cl_err(CL_ERR_NOMEM, "%s: out of memory", p->what);
     e->id = jtest_lookup(e->name);
@@ -212,7 +109,7 @@ static int parse_test(jparser *p, jexpr *arg, jexpr **out)
         jexpr *v;
         CL_TRY(parse_unary(p, 0, &v));
         int cap = 0;
-        CL_TRY(push(p, &e->items, &e->nitems, &cap, v));
+        CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, v));
     }
     *out = e;
     return CL_OK;
@@ -233,7 +130,7 @@ static int parse_primary(jparser *p, jexpr **out)
             e->cval = jv_none();
         else {
             e->kind = JE_NAME;
-            if (!(e->name = tok_str(p, t)))
+            if (!(e->name = jp_tok_str(p, t)))
                 return cl_err(CL_ERR_NOMEM, "%s: out of memory", p->what);
         }
         *out = e;
@@ -276,21 +173,21 @@ static int parse_primary(jparser *p, jexpr **out)
         jexpr *first;
         CL_TRY(jp_expr(p, &first));
         if (!jp_is_op(jp_peek(p), ",")) {
-            CL_TRY(expect_op(p, ")"));
+            CL_TRY(jp_expect_op(p, ")"));
             *out = first;
             return CL_OK;
         }
         NODE(e, JE_TUPLE, line);
-        CL_TRY(push(p, &e->items, &e->nitems, &cap, first));
+        CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, first));
         while (jp_is_op(jp_peek(p), ",")) {
             jp_next(p);
             if (jp_is_op(jp_peek(p), ")"))
                 break;
             jexpr *v;
             CL_TRY(jp_expr(p, &v));
-            CL_TRY(push(p, &e->items, &e->nitems, &cap, v));
+            CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, v));
         }
-        CL_TRY(expect_op(p, ")"));
+        CL_TRY(jp_expect_op(p, ")"));
         *out = e;
         return CL_OK;
     }
@@ -302,23 +199,23 @@ static int parse_primary(jparser *p, jexpr **out)
         int count = 0;
         while (!jp_is_op(jp_peek(p), close)) {
             if (count++)
-                CL_TRY(expect_op(p, ","));
+                CL_TRY(jp_expect_op(p, ","));
             if (jp_is_op(jp_peek(p), close))
                 break;
             jexpr *v;
             CL_TRY(jp_expr(p, &v));
-            CL_TRY(push(p, &e->items, &e->nitems, &cap, v));
+            CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, v));
             if (dict) {
-                CL_TRY(expect_op(p, ":"));
+                CL_TRY(jp_expect_op(p, ":"));
                 CL_TRY(jp_expr(p, &v));
-                CL_TRY(push(p, &e->items, &e->nitems, &cap, v));
+                CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, v));
             }
         }
         jp_next(p);
         *out = e;
         return CL_OK;
     }
-    return unexpected(p, "an expression");
+    return jp_unexpected(p, "an expression");
 }
 
 /* After '[': an index or a slice. */
@@ -341,7 +238,7 @@ static int parse_subscript(jparser *p, jexpr *obj, int line, jexpr **out)
     }
     if (jp_is_op(jp_peek(p), ","))
         return jp_error(p, CL_ERR_UNSUPPORTED, "tuple subscripts are not supported");
-    CL_TRY(expect_op(p, "]"));
+    CL_TRY(jp_expect_op(p, "]"));
     NODE(e, slice ? JE_SLICE : JE_ITEM, line);
     e->a = obj;
     if (slice) {
@@ -368,7 +265,7 @@ static int parse_postfix(jparser *p, jexpr *e, int filters, jexpr **out)
             if (n->t == JT_NAME) {
                 NODE(a, JE_ATTR, line);
                 a->a = e;
-                if (!(a->name = tok_str(p, n)))
+                if (!(a->name = jp_tok_str(p, n)))
                     return cl_err(CL_ERR_NOMEM, "%s: out of memory", p->what);
                 e = a;
             } else if (n->t == JT_INT) {
@@ -380,7 +277,7 @@ static int parse_postfix(jparser *p, jexpr *e, int filters, jexpr **out)
                 e = a;
             } else {
                 p->pos--;
-                return unexpected(p, "an attribute name");
+                return jp_unexpected(p, "an attribute name");
             }
         } else if (jp_is_op(t, "[")) {
             jp_next(p);
@@ -477,12 +374,12 @@ static int parse_concat(jparser *p, jexpr **out)
     }
     NODE(e, JE_CONCAT, jp_peek(p)->line);
     int cap = 0;
-    CL_TRY(push(p, &e->items, &e->nitems, &cap, first));
+    CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, first));
     while (jp_is_op(jp_peek(p), "~")) {
         jp_next(p);
         jexpr *v;
         CL_TRY(parse_math2(p, &v));
-        CL_TRY(push(p, &e->items, &e->nitems, &cap, v));
+        CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, v));
     }
     *out = e;
     return CL_OK;
@@ -529,12 +426,12 @@ static int parse_compare(jparser *p, jexpr **out)
             e = jp_node(p, JE_CMP, t->line);
             if (!e)
                 return cl_err(CL_ERR_NOMEM, "%s: out of memory", p->what);
-            CL_TRY(push(p, &e->items, &e->nitems, &cap, first));
+            CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, first));
         }
         jexpr *v;
         CL_TRY(parse_math1(p, &v));
         int n = e->nitems;
-        CL_TRY(push(p, &e->items, &e->nitems, &cap, v));
+        CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, v));
         if (n > opcap - 1) {
             int nc = opcap ? opcap * 2 : 4;
             int *ops = ja_alloc(p->a, (size_t)nc * sizeof *ops);
@@ -629,14 +526,14 @@ int jp_tuple(jparser *p, int with_cond, jexpr **out)
     }
     NODE(e, JE_TUPLE, line);
     int cap = 0;
-    CL_TRY(push(p, &e->items, &e->nitems, &cap, first));
+    CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, first));
     while (jp_is_op(jp_peek(p), ",")) {
         jp_next(p);
         if (tuple_end(jp_peek(p)))
             break;
         jexpr *v;
         CL_TRY(with_cond ? jp_expr(p, &v) : jp_expr_nocond(p, &v));
-        CL_TRY(push(p, &e->items, &e->nitems, &cap, v));
+        CL_TRY(jp_push(p, &e->items, &e->nitems, &cap, v));
     }
     *out = e;
     return CL_OK;

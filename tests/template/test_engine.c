@@ -202,7 +202,7 @@ static const error_case error_cases[] = {
     {"{% for x in xs %}\nabc", CL_ERR_FORMAT,
      "T line 2: unexpected end of template: 'for' (line 1) is not closed (expected 'endfor')"},
     {"{% if x %}\n{% elif y %}{% endfor %}", CL_ERR_FORMAT,
-     "T line 2: unexpected 'endfor' (expected 'endif' to close 'if' of line 2)"},
+     "T line 2: unexpected 'endfor' (expected 'endif' to close 'if' of line 1)"},
     {"{% endif %}", CL_ERR_FORMAT, "T line 1: unexpected 'endif'"},
     {"{{ 'abc }}", CL_ERR_FORMAT, "T line 1: unterminated string literal"},
     {"{{ 1 + }}", CL_ERR_FORMAT, "T line 1: expected an expression, got '}}'"},
