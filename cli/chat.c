@@ -1,12 +1,219 @@
-/* collage chat - placeholder until its issue lands: answers "not yet supported". */
+/* collage chat - a conversation: one user message per line on stdin (or --message,
+ * repeatable). The conversation is kept as the exact token sequence the model saw:
+ * each turn appends the new user turn rendered by the model's chat template to the
+ * previous prompt + answer, so with the store every turn resumes from the state the
+ * previous turn (in this process or an earlier one) left. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "args.h"
+#include "common/fileio.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/status.h"
+#include "engine/session.h"
+#include "engine/textstream.h"
+#include "model_flags.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/chat.h"
 #include "verbs.h"
+
+typedef struct {
+    cl_textstream ts;
+    int failed;
+} chat_ctx;
+
+static int on_token(void *user, int32_t id)
+{
+    chat_ctx *r = user;
+    int rc = cl_textstream_push(&r->ts, id);
+    if (rc < 0) {
+        r->failed = -rc;
+        return 1;
+    }
+    return rc;
+}
+
+static int render_turn(const cl_chat_template *t, const char *system, const char *user,
+                       int no_think, char **out)
+{
+    cJSON *msgs = cJSON_CreateArray();
+    if (system) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "system");
+        cJSON_AddStringToObject(m, "content", system);
+        cJSON_AddItemToArray(msgs, m);
+    }
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", user);
+    cJSON_AddItemToArray(msgs, m);
+    int rc = cl_chat_render(t, msgs, NULL, 1, no_think ? 0 : -1, out);
+    cJSON_Delete(msgs);
+    return rc;
+}
 
 int cmd_chat(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "collage: 'chat' is not yet supported in this build\n");
-    return 1;
+    cli_model_flags mf;
+    cli_sampling_flags sf;
+    cli_store_flags stf;
+    cli_model_flags_init(&mf);
+    cli_sampling_flags_init(&sf);
+    cli_store_flags_init(&stf);
+    const char *system = NULL;
+    cli_multi msgs = {0};
+    int64_t max_new = 128;
+    int no_think = 0, json = 0;
+    cli_opt opts[] = {
+        CLI_MODEL_OPTS(mf),
+        CLI_SAMPLING_OPTS(sf),
+        CLI_STORE_OPTS(stf),
+        {"message", OPT_MULTI, &msgs, "TEXT", "a user turn (repeatable; default: stdin lines)"},
+        {"system", OPT_STR, &system, "TEXT", "system message"},
+        {"no-think", OPT_FLAG, &no_think, NULL, "thinking off (enable_thinking=false)"},
+        {"max-new-tokens", OPT_INT, &max_new, "N", "tokens per answer (default 128)"},
+        {"json", OPT_FLAG, &json, NULL, "one JSON object with every turn at the end"},
+        {0},
+    };
+    cli_spec spec = {"chat", "--model DIR [--message TEXT ...] [--no-think] [--json]",
+                     "A multi-turn conversation; user turns from --message or stdin lines.",
+                     opts, 0, 0};
+    int rc = cli_parse(&spec, argc, argv, NULL, NULL);
+    if (rc) {
+        free(msgs.v);
+        return rc < 0 ? 0 : rc;
+    }
+    char *input = NULL;
+    if (msgs.n == 0) { /* stdin lines */
+        if (cl_read_stream(stdin, &input, NULL) != CL_OK) {
+            free(msgs.v);
+            return cli_fail(CL_ERR_IO);
+        }
+        for (char *line = strtok(input, "\n"); line; line = strtok(NULL, "\n")) {
+            const char **nv = realloc(msgs.v, (size_t)(msgs.n + 1) * sizeof *nv);
+            if (!nv)
+                break;
+            msgs.v = nv;
+            msgs.v[msgs.n++] = line;
+        }
+    }
+    cl_model *m = NULL;
+    if ((rc = cli_load_model("chat", &mf, &m)) != 0) {
+        free(msgs.v);
+        free(input);
+        return rc;
+    }
+    cl_tokenizer *tok = NULL;
+    cl_chat_template *tpl = NULL;
+    cl_cache *c = NULL;
+    cl_store *store = NULL;
+    cl_prefix pc;
+    cl_seq s = {0};
+    cl_ids hist = {0};
+    int exit_code = 0;
+    rc = cl_tokenizer_load_dir(mf.model, &tok);
+    if (rc == CL_OK)
+        rc = cl_chat_template_load_dir(mf.model, &tpl);
+    if (rc == CL_OK)
+        rc = cl_cache_create(m, NULL, &c);
+    if (rc == CL_OK)
+        rc = cl_seq_init(&s, c);
+    if (rc == CL_OK)
+        exit_code = cli_open_store("chat", &stf, 1, m, c, &store, &pc);
+    int32_t im_end = tok ? cl_tokenizer_find(tok, "<|im_end|>") : -1;
+    int64_t eos[CL_MAX_EOS + 1];
+    int n_eos = 0;
+    for (int i = 0; i < m->cfg->n_eos; i++)
+        eos[n_eos++] = m->cfg->eos_ids[i];
+    if (im_end >= 0)
+        eos[n_eos++] = im_end;
+    if (json && rc == CL_OK && !exit_code)
+        printf("{\"turns\":[");
+    for (int turn = 0; turn < msgs.n && rc == CL_OK && !exit_code; turn++) {
+        char *text = NULL;
+        rc = render_turn(tpl, turn == 0 ? system : NULL, msgs.v[turn], no_think, &text);
+        cl_ids prompt = {0};
+        if (rc == CL_OK && turn > 0) { /* close the previous answer, then the new turn */
+            if (im_end >= 0 && (hist.n == 0 || hist.v[hist.n - 1] != im_end))
+                rc = cl_ids_push(&hist, im_end);
+            if (rc == CL_OK)
+                rc = cl_tokenizer_encode(tok, "\n", 1, 1, &hist);
+        }
+        if (rc == CL_OK)
+            rc = cl_ids_append(&prompt, hist.v, hist.n);
+        if (rc == CL_OK)
+            rc = cl_tokenizer_encode(tok, text, strlen(text), 1, &prompt);
+        free(text);
+        chat_ctx ctx;
+        memset(&ctx, 0, sizeof ctx);
+        cl_textstream_init(&ctx.ts, tok, json ? NULL : stdout, NULL, 0, eos, n_eos);
+        cl_gen_opts go;
+        cl_gen_opts_default(&go);
+        go.max_new_tokens = max_new;
+        cli_sampling_to_opts(&sf, &go.sampling);
+        go.sampling.seed += (uint64_t)turn;
+        go.eos_ids = eos;
+        go.n_eos = n_eos;
+        go.on_token = on_token;
+        go.user = &ctx;
+        go.max_context = mf.max_context;
+        cl_ids ans = {0};
+        cl_session_stats ss = {0};
+        if (rc == CL_OK && store) {
+            rc = cl_seq_reset(&s);
+            if (rc == CL_OK)
+                rc = cl_session_generate(m, &s, &pc, NULL, prompt.v, (int64_t)prompt.n, &go, &ans,
+                                         &ss);
+        } else if (rc == CL_OK) { /* no store: continue the live state */
+            int64_t had = s.kv_len;
+            go.feed_last = 1;
+            rc = cl_generate(m, &s, prompt.v + had, (int64_t)prompt.n - had, &go, &ans, &ss.gen);
+            ss.cached_tokens = had;
+            ss.prefill_tokens = (int64_t)prompt.n - had;
+            ss.prefill_s = ss.gen.prefill_s;
+        }
+        if (rc == CL_OK && ctx.failed)
+            rc = ctx.failed;
+        cl_textstream_finish(&ctx.ts);
+        if (rc == CL_OK) {
+            cl_ids_free(&hist);
+            rc = cl_ids_append(&hist, prompt.v, prompt.n);
+            if (rc == CL_OK)
+                rc = cl_ids_append(&hist, ans.v, ans.n);
+        }
+        if (rc == CL_OK) {
+            if (json) {
+                printf("%s{\"prompt_tokens\":%zu,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
+                       "\"new_tokens\":%zu,\"text\":",
+                       turn ? "," : "", prompt.n, (long long)ss.cached_tokens,
+                       (long long)ss.prefill_tokens, ans.n);
+                cl_json_fputs(stdout, ctx.ts.text ? ctx.ts.text : "");
+                printf("}");
+            } else {
+                printf("\n");
+            }
+            fflush(stdout);
+        }
+        cl_textstream_free(&ctx.ts);
+        cl_ids_free(&prompt);
+        cl_ids_free(&ans);
+    }
+    if (json && rc == CL_OK && !exit_code)
+        printf("]}\n");
+    if (c) {
+        cl_seq_release(&s);
+        cl_cache_free(c);
+    }
+    if (store)
+        cl_store_close(store);
+    cl_chat_template_free(tpl);
+    cl_tokenizer_free(tok);
+    cl_ids_free(&hist);
+    cl_model_free(m);
+    free(msgs.v);
+    free(input);
+    return rc != CL_OK ? cli_fail(rc) : exit_code;
 }

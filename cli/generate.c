@@ -8,6 +8,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "engine/generate.h"
+#include "engine/session.h"
 #include "model/safetensors.h"
 #include "model_flags.h"
 #include "verbs.h"
@@ -30,14 +31,17 @@ int cmd_generate(int argc, char **argv)
 {
     cli_model_flags mf;
     cli_sampling_flags sf;
+    cli_store_flags stf;
     cli_model_flags_init(&mf);
     cli_sampling_flags_init(&sf);
+    cli_store_flags_init(&stf);
     const char *ids_arg = NULL, *force_arg = NULL, *logits_out = NULL;
     int64_t max_new = 16;
     int print_ids = 0, json = 0, ignore_eos = 0;
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
         CLI_SAMPLING_OPTS(sf),
+        CLI_STORE_OPTS(stf),
         {"input-ids", OPT_STR, &ids_arg, "IDS", "prompt ids: 1,2,3 or @FILE"},
         {"max-new-tokens", OPT_INT, &max_new, "N", "tokens to generate (default 16)"},
         {"force-ids", OPT_STR, &force_arg, "IDS", "emit these ids instead of choosing"},
@@ -88,26 +92,33 @@ int cmd_generate(int argc, char **argv)
         rc = cl_err(CL_ERR_NOMEM, "out of memory for logits");
     cl_cache *c = NULL;
     cl_seq s = {0};
-    cl_gen_stats st = {0};
+    cl_session_stats ss = {0};
+    cl_store *store = NULL;
+    cl_prefix pc;
+    int exit_code = 0;
     if (rc == CL_OK)
         rc = cl_cache_create(m, NULL, &c);
     if (rc == CL_OK)
         rc = cl_seq_init(&s, c);
     if (rc == CL_OK)
-        rc = cl_generate(m, &s, ids.v, (int64_t)ids.n, &go, &out, &st);
-    if (rc == CL_OK && logits_out)
+        exit_code = cli_open_store("generate", &stf, 0, m, c, &store, &pc);
+    if (rc == CL_OK && !exit_code)
+        rc = cl_session_generate(m, &s, store ? &pc : NULL, NULL, ids.v, (int64_t)ids.n, &go,
+                                 &out, &ss);
+    cl_gen_stats st = ss.gen;
+    if (rc == CL_OK && !exit_code && logits_out)
         rc = cli_write_logits(logits_out, lg, st.new_tokens, V);
-    if (rc == CL_OK) {
+    if (rc == CL_OK && !exit_code) {
         if (json) {
             printf("{\"ids\":[");
             for (size_t i = 0; i < out.n; i++)
                 printf("%s%d", i ? "," : "", out.v[i]);
-            printf("],\"prompt_tokens\":%lld,\"cached_tokens\":0,\"prefill_tokens\":%lld,"
+            printf("],\"prompt_tokens\":%lld,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
                    "\"new_tokens\":%lld,\"prefill_s\":%.6f,\"decode_s\":%.6f,"
                    "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"stop\":\"%s\"}\n",
-                   (long long)st.prompt_tokens, (long long)st.prefill_tokens,
-                   (long long)st.new_tokens, st.prefill_s, st.decode_s,
-                   st.prefill_s > 0 ? (double)st.prefill_tokens / st.prefill_s : 0.0,
+                   (long long)ids.n, (long long)ss.cached_tokens, (long long)ss.prefill_tokens,
+                   (long long)st.new_tokens, ss.prefill_s, st.decode_s,
+                   ss.prefill_s > 0 ? (double)ss.prefill_tokens / ss.prefill_s : 0.0,
                    st.decode_s > 0 && st.new_tokens > 1 ? (double)(st.new_tokens - 1) / st.decode_s
                                                         : 0.0,
                    st.stop == CL_STOP_EOS ? "eos" : st.stop == CL_STOP_CALLBACK ? "stop" : "length");
@@ -121,10 +132,12 @@ int cmd_generate(int argc, char **argv)
         cl_seq_release(&s);
         cl_cache_free(c);
     }
+    if (store)
+        cl_store_close(store);
     free(lg);
     cl_model_free(m);
     cl_ids_free(&ids);
     cl_ids_free(&force);
     cl_ids_free(&out);
-    return rc == CL_OK ? 0 : cli_fail(rc);
+    return rc != CL_OK ? cli_fail(rc) : exit_code;
 }

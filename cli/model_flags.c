@@ -50,3 +50,40 @@ int cli_load_model(const char *verb, const cli_model_flags *f, cl_model **out)
         return cli_fail(rc);
     return 0;
 }
+
+void cli_store_flags_init(cli_store_flags *s)
+{
+    s->store = NULL;
+    s->no_store = 0;
+    s->block_tokens = CL_PREFIX_BLOCK_TOKENS;
+    s->snapshot_every = 0;
+    s->max_bytes = 0;
+}
+
+int cli_open_store(const char *verb, const cli_store_flags *f, int default_on, cl_model *m,
+                   const cl_cache *c, cl_store **st, cl_prefix *pc)
+{
+    *st = NULL;
+    if (f->no_store && f->store)
+        return cli_usage_error(verb, "--store and --no-store exclude each other");
+    if (f->no_store || (!default_on && !f->store))
+        return 0;
+    if (f->block_tokens < 1 || f->snapshot_every < 0 || f->max_bytes < 0)
+        return cli_usage_error(verb, "--block-tokens must be >= 1, --snapshot-every >= 0");
+    char dir[4096];
+    int rc = cl_store_resolve_dir(f->store, dir, sizeof dir);
+    cl_store_opts o = {0};
+    o.max_bytes = (uint64_t)f->max_bytes;
+    if (rc == CL_OK)
+        rc = cl_store_open(dir, &o, st);
+    if (rc == CL_OK)
+        rc = cl_prefix_init(pc, *st, m, c, f->block_tokens);
+    if (rc != CL_OK) {
+        if (*st)
+            cl_store_close(*st);
+        *st = NULL;
+        return cli_fail(rc);
+    }
+    pc->snapshot_every = f->snapshot_every;
+    return 0;
+}

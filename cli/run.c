@@ -10,6 +10,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "engine/generate.h"
+#include "engine/session.h"
 #include "engine/textstream.h"
 #include "model_flags.h"
 #include "tokenizer/bpe.h"
@@ -77,8 +78,10 @@ int cmd_run(int argc, char **argv)
 {
     cli_model_flags mf;
     cli_sampling_flags sf;
+    cli_store_flags stf;
     cli_model_flags_init(&mf);
     cli_sampling_flags_init(&sf);
+    cli_store_flags_init(&stf);
     const char *prompt = NULL, *chat = NULL, *system = NULL;
     cli_multi stops = {0};
     int64_t max_new = 128;
@@ -86,6 +89,7 @@ int cmd_run(int argc, char **argv)
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
         CLI_SAMPLING_OPTS(sf),
+        CLI_STORE_OPTS(stf),
         {"prompt", OPT_STR, &prompt, "TEXT", "raw text to continue"},
         {"chat", OPT_STR, &chat, "TEXT", "a user message, rendered with the chat template"},
         {"system", OPT_STR, &system, "TEXT", "a system message (with --chat)"},
@@ -130,12 +134,17 @@ int cmd_run(int argc, char **argv)
         rc = cl_err(CL_ERR_ARG, "the prompt is empty");
     int64_t eos[CL_MAX_EOS + 2];
     int n_eos = rc == CL_OK ? stop_ids(m, tok, eos) : 0;
-    cl_gen_stats st = {0};
+    cl_session_stats ss = {0};
+    cl_store *store = NULL;
+    cl_prefix pc;
+    int exit_code = 0;
     if (rc == CL_OK)
         rc = cl_cache_create(m, NULL, &c);
     if (rc == CL_OK)
         rc = cl_seq_init(&s, c);
-    if (rc == CL_OK) {
+    if (rc == CL_OK)
+        exit_code = cli_open_store("run", &stf, 1, m, c, &store, &pc);
+    if (rc == CL_OK && !exit_code) {
         cl_textstream_init(&rctx.ts, tok, json ? NULL : stdout, stops.v, stops.n, eos, n_eos);
         cl_gen_opts go;
         cl_gen_opts_default(&go);
@@ -146,24 +155,26 @@ int cmd_run(int argc, char **argv)
         go.on_token = on_token;
         go.user = &rctx;
         go.max_context = mf.max_context;
-        rc = cl_generate(m, &s, ids.v, (int64_t)ids.n, &go, &out, &st);
+        rc = cl_session_generate(m, &s, store ? &pc : NULL, NULL, ids.v, (int64_t)ids.n, &go,
+                                 &out, &ss);
         if (rc == CL_OK && rctx.failed)
             rc = rctx.failed;
         cl_textstream_finish(&rctx.ts);
     }
-    if (rc == CL_OK) {
+    cl_gen_stats st = ss.gen;
+    if (rc == CL_OK && !exit_code) {
         if (json) {
             printf("{\"ids\":[");
             for (size_t i = 0; i < out.n; i++)
                 printf("%s%d", i ? "," : "", out.v[i]);
             printf("],\"text\":");
             cl_json_fputs(stdout, rctx.ts.text ? rctx.ts.text : "");
-            printf(",\"prompt_tokens\":%lld,\"cached_tokens\":0,\"prefill_tokens\":%lld,"
+            printf(",\"prompt_tokens\":%lld,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
                    "\"new_tokens\":%lld,\"prefill_s\":%.6f,\"decode_s\":%.6f,"
                    "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"stop\":\"%s\"}\n",
-                   (long long)st.prompt_tokens, (long long)st.prefill_tokens,
-                   (long long)st.new_tokens, st.prefill_s, st.decode_s,
-                   st.prefill_s > 0 ? (double)st.prefill_tokens / st.prefill_s : 0.0,
+                   (long long)ids.n, (long long)ss.cached_tokens, (long long)ss.prefill_tokens,
+                   (long long)st.new_tokens, ss.prefill_s, st.decode_s,
+                   ss.prefill_s > 0 ? (double)ss.prefill_tokens / ss.prefill_s : 0.0,
                    st.decode_s > 0 && st.new_tokens > 1 ? (double)(st.new_tokens - 1) / st.decode_s
                                                         : 0.0,
                    rctx.ts.stopped             ? "stop_string"
@@ -178,11 +189,13 @@ int cmd_run(int argc, char **argv)
         cl_seq_release(&s);
         cl_cache_free(c);
     }
+    if (store)
+        cl_store_close(store);
     cl_tokenizer_free(tok);
     free(text);
     free(stops.v);
     cl_ids_free(&ids);
     cl_ids_free(&out);
     cl_model_free(m);
-    return rc == CL_OK ? 0 : cli_fail(rc);
+    return rc != CL_OK ? cli_fail(rc) : exit_code;
 }
