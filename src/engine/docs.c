@@ -1,0 +1,133 @@
+#include "engine/docs.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "engine/state.h"
+
+static const char DOC_TAG[] = "collage/doc-settings/v1";
+
+void cl_doc_key(const cl_prefix *p, const int32_t *prefix, int64_t n_prefix, const int32_t *doc,
+                int64_t n_doc, cl_key *out)
+{
+    /* the chain root already hashes model id + settings: use it as the "settings" */
+    cl_key_document(&p->model_id, prefix, (size_t)n_prefix, doc, (size_t)n_doc, &p->k0,
+                    sizeof p->k0, out);
+    (void)DOC_TAG;
+}
+
+void cl_doc_prefix_hash(const int32_t *prefix, int64_t n_prefix, cl_key *out)
+{
+    cl_hasher h;
+    cl_hasher_init(&h);
+    cl_hasher_update_framed(&h, "collage/doc-prefix/v1", 21);
+    cl_hasher_update_ids(&h, prefix, (size_t)n_prefix);
+    cl_hasher_final(&h, out);
+}
+
+static char *meta_json(const cl_doc_meta *m)
+{
+    char mh[33], ph[33];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", cl_key_hex(&m->model_id, mh));
+    cJSON_AddStringToObject(o, "prefix", cl_key_hex(&m->prefix_hash, ph));
+    cJSON_AddNumberToObject(o, "prefix_tokens", (double)m->prefix_tokens);
+    cJSON_AddNumberToObject(o, "doc_tokens", (double)m->doc_tokens);
+    cJSON_AddBoolToObject(o, "transition", m->has_transition);
+    cJSON_AddStringToObject(o, "name", m->name);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int parse_meta(const char *what, const void *data, size_t len, cl_doc_meta *m)
+{
+    cJSON *o;
+    CL_TRY(cl_json_parse(what, data, len, &o));
+    memset(m, 0, sizeof *m);
+    const char *model = NULL, *prefix = NULL, *name = NULL;
+    int64_t pt = -1, dt = -1;
+    int rc = cl_json_str(o, "model", what, NULL, &model);
+    if (rc == CL_OK)
+        rc = cl_json_str(o, "prefix", what, NULL, &prefix);
+    if (rc == CL_OK)
+        rc = cl_json_str(o, "name", what, "", &name);
+    if (rc == CL_OK)
+        rc = cl_json_int(o, "prefix_tokens", what, -1, &pt);
+    if (rc == CL_OK)
+        rc = cl_json_int(o, "doc_tokens", what, -1, &dt);
+    if (rc == CL_OK)
+        rc = cl_json_bool(o, "transition", what, 0, &m->has_transition);
+    if (rc == CL_OK && (!model || !prefix || pt < 0 || dt < 0 ||
+                        cl_key_parse(model, &m->model_id) != CL_OK ||
+                        cl_key_parse(prefix, &m->prefix_hash) != CL_OK))
+        rc = cl_err(CL_ERR_CORRUPT, "%s: damaged document descriptor", what);
+    if (rc == CL_OK) {
+        m->prefix_tokens = pt;
+        m->doc_tokens = dt;
+        snprintf(m->name, sizeof m->name, "%s", name);
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+int cl_doc_put(cl_prefix *p, const cl_key *key, const cl_seq *s, const cl_doc_meta *meta,
+               int pin)
+{
+    void *snap;
+    size_t len;
+    CL_TRY(cl_state_snapshot(s, 0, &snap, &len));
+    char *mj = meta_json(meta);
+    if (!mj) {
+        free(snap);
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    }
+    cl_store_info info = {0};
+    info.dtype = (uint8_t)s->c->o.kv_dtype;
+    info.tokens = s->kv_len;
+    info.meta = mj;
+    info.meta_bytes = strlen(mj);
+    cl_store_piece piece = {snap, len};
+    int rc = cl_store_put(p->st, CL_STORE_DOC, key, &info, &piece, 1, pin ? CL_STORE_PUT_PIN : 0);
+    free(mj);
+    free(snap);
+    return rc;
+}
+
+int cl_doc_exists(cl_prefix *p, const cl_key *key)
+{
+    cl_store_txn *txn;
+    if (cl_store_txn_begin(p->st, &txn) != CL_OK)
+        return 0;
+    int have = cl_store_has(txn, CL_STORE_DOC, key) == CL_OK;
+    cl_store_txn_end(txn);
+    return have;
+}
+
+int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
+{
+    char hex[33], what[64];
+    snprintf(what, sizeof what, "document %s", cl_key_hex(key, hex));
+    cl_store_value v;
+    void *buf;
+    int rc = cl_store_load(p->st, CL_STORE_DOC, key, &v, &buf);
+    if (rc == CL_ERR_NOTFOUND)
+        return cl_err(CL_ERR_NOTFOUND, "%s: not in the store %s (ingest it first)", what,
+                      cl_store_dir(p->st));
+    if (rc != CL_OK)
+        return rc;
+    rc = parse_meta(what, v.info.meta, v.info.meta_bytes, meta);
+    if (rc == CL_OK && !cl_key_eq(&meta->model_id, &p->k0))
+        rc = cl_err(CL_ERR_ARG,
+                    "%s was ingested with another model (or other settings: KV dtype, GKA "
+                    "num_iter)",
+                    what);
+    if (rc == CL_OK)
+        rc = cl_state_restore(s, v.payload, (size_t)v.payload_bytes, what);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/* docs.h - document states in the store: a document is prefilled once, together
+ * with a shared prefix (e.g. a task prompt), and its whole state (KV of prefix +
+ * document, SSM states, log decays, and for GDN models the transition product
+ * needed by fuse/CASO composition) is stored under its document key
+ * H(model id, prefix ids, document ids, settings). A descriptor beside the state
+ * records the model, the prefix (ids hash and length) and the document length, so
+ * query-time composition can refuse documents that do not fit together. */
+#ifndef CL_DOCS_H
+#define CL_DOCS_H
+
+#include <stdint.h>
+
+#include "engine/prefix.h"
+#include "engine/seq.h"
+#include "store/store.h"
+
+typedef struct {
+    cl_key model_id;      /* the prefix cache's chain root: model id + settings */
+    cl_key prefix_hash;   /* H(prefix ids) */
+    int64_t prefix_tokens, doc_tokens;
+    int has_transition;
+    char name[256];       /* file name or label (may be empty) */
+} cl_doc_meta;
+
+/* Key of a document (settings as in the prefix cache: KV dtype, num_iter). */
+void cl_doc_key(const cl_prefix *p, const int32_t *prefix, int64_t n_prefix, const int32_t *doc,
+                int64_t n_doc, cl_key *out);
+void cl_doc_prefix_hash(const int32_t *prefix, int64_t n_prefix, cl_key *out);
+/* Stores s (holding prefix + doc) with its descriptor. pin: never evicted. */
+int cl_doc_put(cl_prefix *p, const cl_key *key, const cl_seq *s, const cl_doc_meta *meta,
+               int pin);
+/* 1 if stored (header check only). */
+int cl_doc_exists(cl_prefix *p, const cl_key *key);
+/* Restores a document's state into s (empty) and its descriptor. The model must be
+ * the one that wrote it (CL_ERR_ARG naming the document otherwise). */
+int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta);
+
+#endif
