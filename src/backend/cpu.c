@@ -175,17 +175,30 @@ static int cpu_head_rmsnorm(cl_backend *b, float *x, int64_t ld, const cl_bweigh
     return CL_OK;
 }
 
+/* One thread pool only: OpenBLAS runs single-threaded and OpenMP splits the output
+ * columns (weight rows) across threads, so OpenBLAS's and OpenMP's workers never
+ * spin against each other. */
 static int cpu_matmul(cl_backend *b, float *out, int64_t ldo, const float *x, int64_t ldx,
                       const cl_bweight *w, int64_t rows)
 {
-    (void)b;
-    if (rows == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)w->rows, (int)w->cols, 1.0f, cpu_w(w),
-                    (int)w->cols, x, 1, 0.0f, out, 1);
-        return CL_OK;
+    int64_t N = w->rows, K = w->cols;
+    int nt = b->threads;
+    int64_t work = rows * N * K;
+    if (work < 65536 || nt < 2)
+        nt = 1;
+    int64_t step = (N + nt - 1) / nt;
+    step = (step + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t n0 = 0; n0 < N; n0 += step) {
+        int64_t n = N - n0 < step ? N - n0 : step;
+        const float *wp = cpu_w(w) + n0 * K;
+        if (rows == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)K, 1.0f, wp, (int)K, x, 1,
+                        0.0f, out + n0, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n, (int)K, 1.0f,
+                        x, (int)ldx, wp, (int)K, 0.0f, out + n0, (int)ldo);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)w->rows, (int)w->cols,
-                1.0f, x, (int)ldx, cpu_w(w), (int)w->cols, 0.0f, out, (int)ldo);
     return CL_OK;
 }
 
@@ -366,7 +379,7 @@ int cl_backend_cpu_create(int threads, cl_backend **out)
     b->ops = &cpu_ops;
     b->threads = threads;
     omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(1); /* parallelism comes from OpenMP (see cpu_matmul) */
     *out = b;
     return CL_OK;
 }
