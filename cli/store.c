@@ -222,7 +222,7 @@ static int do_stat(cl_store *st, const store_args *a)
     human(b4, sizeof b4, (double)s.used_bytes);
     printf("map       %s (growth limit %s)\nfile      %s (LMDB pages in use %s, page %u B)\n", b1,
            b2, b3, b4, s.page_bytes);
-    printf("readers   %u of %u slots, last txn %llu\n", s.readers, s.max_readers,
+    printf("readers   %u of %u slots used, last txn %llu\n", s.readers, s.max_readers,
            (unsigned long long)s.last_txn);
     return 0;
 }
@@ -404,8 +404,9 @@ static int do_gc(cl_store *st, const store_args *a)
         human(b1, sizeof b1, (double)bytes);
         human(b2, sizeof b2, (double)s.total_bytes);
         human(b3, sizeof b3, (double)cap);
-        printf("evicted %llu entries (%s); %s in %llu entries now, cap %s%s\n",
-               (unsigned long long)n, b1, b2, (unsigned long long)s.total_count, b3,
+        printf("evicted %llu entr%s (%s); %s in %llu entr%s now, cap %s%s\n",
+               (unsigned long long)n, n == 1 ? "y" : "ies", b1, b2,
+               (unsigned long long)s.total_count, s.total_count == 1 ? "y" : "ies", b3,
                a->save ? " (saved)" : "");
     }
     return 0;

@@ -9,7 +9,9 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/fileio.h"
 #include "testutil.h"
@@ -247,6 +249,20 @@ static void test_errors(void **state)
         free(out);
     }
     assert_false(cl_is_dir(missing));
+    /* no permission (root reads everything: only checked as another user) */
+    if (geteuid() != 0) {
+        char locked[4200];
+        snprintf(locked, sizeof locked, "%s/locked", base);
+        cl_store *st = st_open(locked, 0, 0, 0);
+        cl_store_close(st);
+        assert_int_equal(chmod(locked, 0), 0);
+        assert_int_equal(
+            tu_runf(&out, "'%s' store ls --store '%s' 2>&1 >/dev/null", tu_bin(), locked), 1);
+        assert_non_null(strstr(out, locked));
+        assert_int_equal(strchr(out, '\n')[1], 0);
+        free(out);
+        assert_int_equal(chmod(locked, 0700), 0);
+    }
     /* a damaged LMDB file */
     char damaged[4200], cmd[9000];
     snprintf(damaged, sizeof damaged, "%s/damaged", base);
@@ -271,6 +287,43 @@ static void test_errors(void **state)
     free(out);
 }
 
+/* bench store: a tiny run prints one JSON object with positive figures and removes
+ * its temporary store; on a given store it leaves no entries behind. */
+static void test_bench_smoke(void **state)
+{
+    (void)state;
+    const char *tmp = tu_tmpdir("cli_bench");
+    char *out = NULL;
+    const char *small = "--kv-kib 64 --kv-count 4 --batch 2 --snap-mib 1 --snap-count 1 "
+                        "--entries 200 --lookups 200 --json";
+    assert_int_equal(tu_runf(&out, "TMPDIR='%s' '%s' bench store %s", tmp, tu_bin(), small), 0);
+    cJSON *j = cJSON_Parse(out);
+    assert_non_null(j);
+    cJSON *kv = cJSON_GetObjectItem(j, "kv");
+    assert_true(jint(kv, "value_bytes") == 64 * 1024);
+    assert_true(cJSON_GetObjectItem(kv, "put_gbps")->valuedouble > 0);
+    assert_true(cJSON_GetObjectItem(kv, "get_verified_gbps")->valuedouble > 0);
+    assert_true(cJSON_GetObjectItem(kv, "put_vs_write_fsync")->valuedouble > 0);
+    assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "snap"), "get_vs_memcpy")->valuedouble >
+                0);
+    cJSON *lk = cJSON_GetObjectItem(j, "lookup");
+    assert_true(cJSON_GetObjectItem(lk, "hit_us")->valuedouble > 0);
+    assert_true(cJSON_GetObjectItem(lk, "miss_us")->valuedouble > 0);
+    cJSON_Delete(j);
+    free(out);
+    assert_int_equal(tu_runf(&out, "ls -A '%s'", tmp), 0);
+    assert_string_equal(out ? out : "", ""); /* the temporary store is gone */
+    free(out);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/given", tmp);
+    assert_int_equal(tu_runf(NULL, "'%s' bench store --store '%s' %s >/dev/null", tu_bin(), dir,
+                             small),
+                     0);
+    j = run_json(0, "stat --store '%s'", dir);
+    assert_int_equal(jint(j, "total_count"), 0);
+    cJSON_Delete(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_pin_unpin_rm),
         cmocka_unit_test(test_gc),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_bench_smoke),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

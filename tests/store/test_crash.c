@@ -131,8 +131,19 @@ static void test_sigkill_writer(void **state)
         }
         close(fds[1]);
         r = r * 1103515245u + 12345u;
-        /* trial 0 dies while creating the store; then 0-40 ms into the writing */
-        long delay_us = trial == 0 ? 300 : (long)((r >> 8) % 40000);
+        uint64_t rep[2], last[2] = {0, 0};
+        int have_last = 0;
+        /* Every 5th trial (the first one creates the store) dies 0-20 ms after fork,
+         * maybe while opening; the others once the first batch is in, 0-30 ms later
+         * (so a slow machine or a sanitizer build still kills mid-writing). */
+        long delay_us = (long)((r >> 8) % 20000);
+        if (trial % 5) {
+            if (read(fds[0], rep, sizeof rep) == sizeof rep) {
+                memcpy(last, rep, sizeof rep);
+                have_last = 1;
+            }
+            delay_us = (long)((r >> 8) % 30000);
+        }
         struct timespec ts = {0, delay_us * 1000};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
@@ -140,8 +151,6 @@ static void test_sigkill_writer(void **state)
         assert_int_equal(waitpid(pid, &status, 0), pid);
         if (!WIFSIGNALED(status))
             fail_msg("trial %d: writer exited by itself (code %d)", trial, WEXITSTATUS(status));
-        uint64_t rep[2], last[2] = {0, 0};
-        int have_last = 0;
         while (read(fds[0], rep, sizeof rep) == sizeof rep) {
             memcpy(last, rep, sizeof rep);
             have_last = 1;
