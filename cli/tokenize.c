@@ -1,5 +1,6 @@
 /* collage tokenize - text on stdin -> token ids on one line, or --decode: ids on
  * stdin -> the exact bytes they stand for. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,12 +11,33 @@
 #include "tokenizer/bpe.h"
 #include "verbs.h"
 
+/* Ids separated by single spaces, one line. Formatted by hand into a buffer:
+ * printf per id would cost more than encoding them. */
 static int print_ids(const cl_ids *ids)
 {
-    for (size_t i = 0; i < ids->n; i++)
-        printf(i ? " %d" : "%d", ids->v[i]);
-    printf("\n");
-    return fflush(stdout) == 0 ? CL_OK : cl_err(CL_ERR_IO, "stdout: write failed");
+    char buf[1 << 16];
+    size_t n = 0;
+    int ok = 1;
+    for (size_t i = 0; i < ids->n; i++) {
+        if (n > sizeof buf - 16) {
+            ok &= fwrite(buf, 1, n, stdout) == n;
+            n = 0;
+        }
+        if (i)
+            buf[n++] = ' ';
+        char digits[12];
+        int k = 0;
+        uint32_t v = (uint32_t)ids->v[i]; /* ids are never negative */
+        do {
+            digits[k++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        while (k)
+            buf[n++] = digits[--k];
+    }
+    buf[n++] = '\n';
+    ok &= fwrite(buf, 1, n, stdout) == n;
+    return ok && fflush(stdout) == 0 ? CL_OK : cl_err(CL_ERR_IO, "stdout: write failed");
 }
 
 static int run(const char *path, int no_special, int decode)

@@ -63,7 +63,7 @@ static const cache_slot *cache_get(const cl_word_cache *c, uint64_t h, const cha
         const cache_slot *s = &c->slots[i];
         if (!s->hash)
             return NULL;
-        if (s->hash == h && s->key_len == n && !memcmp(c->keys + s->key_off, w, n))
+        if (s->hash == h && s->key_len == n && cl_tok_equal(c->keys + s->key_off, w, n))
             return s;
     }
 }
@@ -267,13 +267,19 @@ static int pretokenized(encoder *e, const char *text, size_t len)
  * longest Aho-Corasick does): the tokens become their ids, the pieces between go
  * to `piece`. */
 static int split_added(encoder *e, const cl_added_token *list, size_t n, const uint8_t *first,
-                       const char *text, size_t len,
+                       int only_first, const char *text, size_t len,
                        int (*piece)(encoder *, const char *, size_t))
 {
     const char *bytes = e->t->bytes;
     size_t seg = 0, i = 0;
     while (i < len) {
         const cl_added_token *hit = NULL;
+        if (only_first >= 0) { /* all start alike (Qwen: '<'): jump to the next one */
+            const char *q = memchr(text + i, only_first, len - i);
+            if (!q)
+                break;
+            i = (size_t)(q - text);
+        }
         if (first[(uint8_t)text[i]])
             for (size_t k = 0; k < n && !hit; k++)
                 if (list[k].len <= len - i && !memcmp(text + i, bytes + list[k].off, list[k].len))
@@ -303,8 +309,8 @@ static int raw_piece(encoder *e, const char *text, size_t len)
         CL_TRY(cl_nfc(text, len, &norm, &nlen, &owned));
     int rc;
     if (e->parse_special && t->n_added_norm)
-        rc = split_added(e, t->added_norm, t->n_added_norm, t->first_norm, norm, nlen,
-                         pretokenized);
+        rc = split_added(e, t->added_norm, t->n_added_norm, t->first_norm, t->only_first_norm,
+                         norm, nlen, pretokenized);
     else
         rc = pretokenized(e, norm, nlen);
     if (owned)
@@ -317,7 +323,7 @@ int cl_tokenizer_encode(const cl_tokenizer *t, const char *text, size_t len, int
 {
     size_t bad = cl_utf8_invalid_at(text, len);
     if (bad != len)
-        return cl_err(CL_ERR_FORMAT, "text: invalid UTF-8 at byte %zu", bad);
+        return cl_err(CL_ERR_FORMAT, "invalid UTF-8 at byte %zu of the text", bad);
     encoder e = {.t = t, .out = out, .parse_special = parse_special};
     /* cache_lock guards the cache only; the tokenizer is otherwise read-only. */
     pthread_mutex_t *lock = (pthread_mutex_t *)&t->cache_lock;
@@ -326,7 +332,8 @@ int cl_tokenizer_encode(const cl_tokenizer *t, const char *text, size_t len, int
         e.cache = t->cache;
     int rc;
     if (parse_special && t->n_added_raw)
-        rc = split_added(&e, t->added_raw, t->n_added_raw, t->first_raw, text, len, raw_piece);
+        rc = split_added(&e, t->added_raw, t->n_added_raw, t->first_raw, t->only_first_raw, text,
+                         len, raw_piece);
     else
         rc = raw_piece(&e, text, len);
     if (locked)

@@ -3,11 +3,16 @@
 #ifndef CL_TOKENIZER_BPE_IMPL_H
 #define CL_TOKENIZER_BPE_IMPL_H
 
+#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "tokenizer/bpe.h"
+#include "tokenizer/jscan.h"
 #include "tokenizer/pretok.h"
 
 enum { CL_TOK_PRESENT = 1, CL_TOK_ADDED = 2, CL_TOK_SPECIAL = 4, CL_TOK_MAPPED = 8 };
@@ -45,7 +50,7 @@ struct cl_tokenizer {
     uint64_t merge_mask;
     size_t n_merges;
 
-    int32_t *lookup;       /* raw bytes -> id of byte-level vocab tokens, -1 = free */
+    void *lookup;          /* raw bytes -> id of byte-level vocab tokens (bpe_load.c) */
     uint64_t lookup_mask;
 
     /* Added tokens matched in the raw text (normalized: false) and after NFC
@@ -53,6 +58,7 @@ struct cl_tokenizer {
     cl_added_token *added_raw, *added_norm;
     size_t n_added_raw, n_added_norm;
     uint8_t first_raw[256], first_norm[256]; /* 1 if some token starts with that byte */
+    int only_first_raw, only_first_norm;       /* the one such byte (memchr), or -1 */
 
     int nfc;            /* normalizer: NFC (else none) */
     int ignore_merges;  /* a chunk that is a whole vocab token is taken as is */
@@ -63,10 +69,43 @@ struct cl_tokenizer {
     cl_word_cache *cache;
 };
 
-/* Hash of a byte string (XXH3). */
-uint64_t cl_tok_hash(const void *p, size_t len);
+/* Hash of a byte string: XXH3, inlined (tokens and chunks are a few bytes, where
+ * a library call costs as much as the hashing). */
+static inline uint64_t cl_tok_hash(const void *p, size_t len) { return XXH3_64bits(p, len); }
+
+/* memcmp(a, b, n) == 0 for the short strings of the tables, without a call. */
+static inline int cl_tok_equal(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    for (; n >= 8; n -= 8, a += 8, b += 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return 0;
+    }
+    for (; n; n--)
+        if (*a++ != *b++)
+            return 0;
+    return 1;
+}
 /* The id of the byte-level vocab token with these raw bytes, or -1. */
 int32_t cl_tok_lookup(const cl_tokenizer *t, const char *raw, size_t len);
+/* The same with the hash already computed (cl_tok_hash). */
+int32_t cl_tok_lookup_hashed(const cl_tokenizer *t, const char *raw, size_t len, uint64_t h);
+/* Slots of an open-addressing table for n entries (a power of two, < 2/3 full). */
+uint64_t cl_tok_table_size(size_t n);
+
+/* bpe_merges.c: reads model.merges (the scanner is at the array) into t->merges.
+ * The vocab tables must be built; n_vocab_ids = 1 + the highest vocab id. */
+int cl_bpe_read_merges(cl_tokenizer *t, cl_jscan *s, int32_t n_vocab_ids);
+/* Replaces t->merges with a table of these n merges (in rank order). */
+int cl_bpe_merge_table(cl_tokenizer *t, const cl_merge_slot *recs, size_t n);
+
+/* bpe_config.c: checks model settings (the "model" keys other than vocab and
+ * merges) and sets t->ignore_merges; refuses what is not implemented. */
+int cl_bpe_config_model(cl_tokenizer *t, const cJSON *model, const char *path);
+/* bpe_config.c: reads normalizer, pre_tokenizer and decoder from the top level. */
+int cl_bpe_config_pipeline(cl_tokenizer *t, const cJSON *top, const char *path);
 
 /* Word cache, created empty at load; freed with the tokenizer. */
 int cl_word_cache_create(cl_word_cache **out);

@@ -1,13 +1,12 @@
-/* bpe_load.c - reads tokenizer.json into a cl_tokenizer.
+/* bpe_load.c - reads tokenizer.json into a cl_tokenizer in one pass.
  *
  * The file is walked with the jscan pull scanner: model.vocab and model.merges
- * (almost all of the 11 MB) go straight into the tables, the small sections
- * (normalizer, pre_tokenizer, decoder, added_tokens, the model's settings) are
- * handed to cJSON and checked against what this tokenizer implements. */
+ * (almost all of the 11 MB) go straight into the tables as they are met, the small
+ * sections (normalizer, pre_tokenizer, decoder, added_tokens, the model's
+ * settings) are handed to cJSON and checked by bpe_config.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "common/fileio.h"
 #include "common/json.h"
@@ -20,11 +19,12 @@
 /* Ids are array indices: refuse absurd ones instead of allocating for them. */
 #define MAX_TOKEN_ID (1 << 24)
 
+/* raw bytes -> id of a byte-level vocab token; tag = high hash bits, to skip
+ * most byte comparisons; id -1 = free. */
 typedef struct {
     int32_t id;
-    uint32_t off, len;
-    int mapped; /* written in the byte-level map (always, in practice) */
-} vocab_entry;
+    uint32_t tag, off, len;
+} lookup_slot;
 
 typedef struct {
     cl_tokenizer *t;
@@ -32,16 +32,12 @@ typedef struct {
     size_t text_len;
     cJSON *top;   /* top-level sections other than "model" */
     cJSON *model; /* model settings other than vocab and merges */
-    const char *vocab_at, *merges_at; /* where those two values start */
-    vocab_entry *vocab;
-    size_t n_vocab, cap_vocab;
-    struct lookup_slot {
-        int32_t id;
-        uint32_t off, len;
-    } *slots; /* raw bytes -> id of byte-level vocab tokens */
+    int skip_model_tables; /* the model is not BPE: its tables are not read */
+    int have_vocab;
+    const char *merges_at; /* merges met before the vocab: read afterwards */
+    int32_t n_vocab_ids;   /* 1 + highest vocab id */
+    size_t n_vocab;
 } loader;
-
-uint64_t cl_tok_hash(const void *p, size_t len) { return XXH3_64bits(p, len); }
 
 /* Reserves n bytes at the end of the byte arena; returns their offset. */
 static int arena_reserve(cl_tokenizer *t, size_t n, uint32_t *off)
@@ -63,10 +59,150 @@ static int arena_reserve(cl_tokenizer *t, size_t n, uint32_t *off)
     return CL_OK;
 }
 
+/* Grows the per-id arrays to n ids (new ids have no token yet). */
+static int grow_ids(cl_tokenizer *t, int32_t n)
+{
+    if (n <= t->n_ids)
+        return CL_OK;
+    uint32_t *off = realloc(t->tok_off, (size_t)n * sizeof *off);
+    if (off)
+        t->tok_off = off;
+    uint32_t *len = realloc(t->tok_len, (size_t)n * sizeof *len);
+    if (len)
+        t->tok_len = len;
+    uint8_t *flags = realloc(t->tok_flags, (size_t)n);
+    if (flags)
+        t->tok_flags = flags;
+    if (!off || !len || !flags)
+        return cl_err(CL_ERR_NOMEM, "%s: out of memory", t->path);
+    memset(t->tok_flags + t->n_ids, 0, (size_t)(n - t->n_ids));
+    t->n_ids = n;
+    return CL_OK;
+}
+
+uint64_t cl_tok_table_size(size_t n)
+{
+    uint64_t size = 1024;
+    while (size < n + n / 2 + 1)
+        size *= 2;
+    return size;
+}
+
+int32_t cl_tok_lookup_hashed(const cl_tokenizer *t, const char *raw, size_t len, uint64_t h)
+{
+    const lookup_slot *slots = t->lookup;
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (uint64_t i = h & t->lookup_mask;; i = (i + 1) & t->lookup_mask) {
+        const lookup_slot *sl = &slots[i];
+        if (sl->id < 0)
+            return -1;
+        if (sl->tag == tag && sl->len == len && cl_tok_equal(t->bytes + sl->off, raw, len))
+            return sl->id;
+    }
+}
+
+int32_t cl_tok_lookup(const cl_tokenizer *t, const char *raw, size_t len)
+{
+    return cl_tok_lookup_hashed(t, raw, len, cl_tok_hash(raw, len));
+}
+
+/* ---- model.vocab ---- */
+
+/* Reads {"token": id, ...} (tokens in the byte-level map) into the per-id arrays,
+ * then builds the raw-bytes lookup. */
+static int read_vocab(loader *L, cl_jscan *s)
+{
+    cl_tokenizer *t = L->t;
+    if (cl_jscan_peek(s) != '{')
+        return cl_jscan_error(s, "model.vocab must be an object");
+    s->p++;
+    /* (id, offset, length, mapped) per entry, placed once the highest id is known */
+    size_t cap = 0;
+    struct entry {
+        int32_t id;
+        uint32_t off, len, mapped;
+    } *v = NULL;
+    int rc = CL_OK, first = 1, more = 1;
+    int32_t n_ids = 0;
+    while (rc == CL_OK) {
+        if ((rc = cl_jscan_more(s, '}', &first, &more)) != CL_OK || !more)
+            break;
+        const char *k;
+        size_t kn;
+        int64_t id;
+        uint32_t off;
+        if ((rc = cl_jscan_string(s, &k, &kn)) || (rc = cl_jscan_expect(s, ':')) ||
+            (rc = cl_jscan_int(s, &id)) || (rc = arena_reserve(t, kn, &off)))
+            break;
+        if (id < 0 || id >= MAX_TOKEN_ID) {
+            rc = cl_err(CL_ERR_FORMAT, "%s: model.vocab: id %lld out of range", L->path,
+                        (long long)id);
+            break;
+        }
+        long raw = cl_bytelevel_decode(k, kn, (uint8_t *)t->bytes + off);
+        int mapped = raw >= 0;
+        if (!mapped) /* not a byte-level string: keep its text, as HF's decoder does */
+            memcpy(t->bytes + off, k, kn);
+        uint32_t len = mapped ? (uint32_t)raw : (uint32_t)kn;
+        t->bytes_len = off + len;
+        if (L->n_vocab == cap) {
+            cap = cap ? cap * 2 : 1 << 14;
+            struct entry *nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                rc = cl_err(CL_ERR_NOMEM, "%s: out of memory", L->path);
+                break;
+            }
+            v = nv;
+        }
+        v[L->n_vocab++] = (struct entry){(int32_t)id, off, len, (uint32_t)mapped};
+        if (id >= n_ids)
+            n_ids = (int32_t)id + 1;
+    }
+    if (rc == CL_OK)
+        rc = grow_ids(t, n_ids);
+    for (size_t i = 0; rc == CL_OK && i < L->n_vocab; i++) {
+        int32_t id = v[i].id;
+        if (t->tok_flags[id])
+            rc = cl_err(CL_ERR_FORMAT, "%s: model.vocab: id %d appears twice", L->path, id);
+        t->tok_off[id] = v[i].off;
+        t->tok_len[id] = v[i].len;
+        t->tok_flags[id] = CL_TOK_PRESENT | (v[i].mapped ? CL_TOK_MAPPED : 0);
+    }
+    free(v);
+    CL_TRY(rc);
+    L->n_vocab_ids = n_ids;
+    L->have_vocab = 1;
+
+    uint64_t size = cl_tok_table_size(L->n_vocab);
+    lookup_slot *slots = malloc(size * sizeof *slots);
+    if (!slots)
+        return cl_err(CL_ERR_NOMEM, "%s: out of memory", L->path);
+    for (uint64_t i = 0; i < size; i++)
+        slots[i].id = -1;
+    t->lookup = slots;
+    t->lookup_mask = size - 1;
+    for (int32_t id = 0; id < n_ids; id++) {
+        if (!(t->tok_flags[id] & CL_TOK_MAPPED))
+            continue; /* absent, or a string BPE never builds from bytes */
+        const char *b = t->bytes + t->tok_off[id];
+        uint32_t len = t->tok_len[id];
+        uint64_t h = cl_tok_hash(b, len);
+        uint64_t i = h & t->lookup_mask;
+        for (; slots[i].id >= 0; i = (i + 1) & t->lookup_mask)
+            if (slots[i].len == len && !memcmp(t->bytes + slots[i].off, b, len))
+                break; /* two ids with one string: the lower id stays */
+        if (slots[i].id < 0)
+            slots[i] = (lookup_slot){id, (uint32_t)(h >> 32), t->tok_off[id], len};
+    }
+    return CL_OK;
+}
+
+/* ---- walking the file ---- */
+
 /* Adds a parsed small section to obj under key (keys may come unescaped from the
  * scanner, so they are copied to a NUL-terminated buffer first). */
-static int add_section(loader *L, cJSON *obj, const char *key, size_t keylen,
-                       const char *span, size_t n)
+static int add_section(loader *L, cJSON *obj, const char *key, size_t keylen, const char *span,
+                       size_t n)
 {
     char name[128];
     if (keylen >= sizeof name)
@@ -99,14 +235,25 @@ static int walk_model(loader *L, cl_jscan *s)
         size_t kn, n;
         CL_TRY(cl_jscan_string(s, &k, &kn));
         CL_TRY(cl_jscan_expect(s, ':'));
-        if (key_is(k, kn, "vocab") || key_is(k, kn, "merges")) {
-            const char **at = key_is(k, kn, "vocab") ? &L->vocab_at : &L->merges_at;
+        int vocab = key_is(k, kn, "vocab"), merges = key_is(k, kn, "merges");
+        if ((vocab || merges) && (L->skip_model_tables || (vocab && L->have_vocab))) {
+            CL_TRY(cl_jscan_skip(s));
+        } else if (vocab) {
+            CL_TRY(read_vocab(L, s));
+        } else if (merges && L->have_vocab) {
+            CL_TRY(cl_bpe_read_merges(L->t, s, L->n_vocab_ids));
+        } else if (merges) { /* needs the vocab: read once it is known */
             cl_jscan_peek(s);
-            *at = s->p;
-            CL_TRY(cl_jscan_skip(s)); /* read once the vocab is known (merges need it) */
+            L->merges_at = s->p;
+            CL_TRY(cl_jscan_skip(s));
         } else {
             CL_TRY(cl_jscan_span(s, &span, &n));
+            int type = key_is(k, kn, "type");
             CL_TRY(add_section(L, L->model, k, kn, span, n));
+            const cJSON *ty = cJSON_GetObjectItemCaseSensitive(L->model, "type");
+            /* Another model's tables have other shapes: leave them to the error. */
+            if (type && !(cJSON_IsString(ty) && !strcmp(ty->valuestring, "BPE")))
+                L->skip_model_tables = 1;
         }
     }
 }
@@ -135,111 +282,17 @@ static int walk_top(loader *L)
     }
     if (rc == CL_OK && cl_jscan_peek(&s) != -1)
         rc = cl_jscan_error(&s, "text after the top-level object");
+    if (rc == CL_OK && L->merges_at) {
+        s.p = L->merges_at;
+        rc = cl_bpe_read_merges(L->t, &s, L->n_vocab_ids);
+    }
     cl_jscan_free(&s);
     if (rc == CL_OK && !have_model)
         rc = cl_err(CL_ERR_FORMAT, "%s: no 'model' section", L->path);
     return rc;
 }
 
-static int read_vocab(loader *L)
-{
-    cl_tokenizer *t = L->t;
-    if (!L->vocab_at)
-        return cl_err(CL_ERR_FORMAT, "%s: model.vocab is missing", L->path);
-    cl_jscan s;
-    cl_jscan_init(&s, L->path, L->text, L->text_len);
-    s.p = L->vocab_at;
-    int rc = cl_jscan_peek(&s) == '{' ? CL_OK
-                                      : cl_jscan_error(&s, "model.vocab must be an object");
-    int first = 1, more = 1;
-    if (rc == CL_OK)
-        s.p++;
-    while (rc == CL_OK) {
-        if ((rc = cl_jscan_more(&s, '}', &first, &more)) != CL_OK || !more)
-            break;
-        const char *k;
-        size_t kn;
-        int64_t id;
-        uint32_t off;
-        if ((rc = cl_jscan_string(&s, &k, &kn)) || (rc = cl_jscan_expect(&s, ':')) ||
-            (rc = cl_jscan_int(&s, &id)) || (rc = arena_reserve(t, kn, &off)))
-            break;
-        if (id < 0 || id >= MAX_TOKEN_ID) {
-            rc = cl_err(CL_ERR_FORMAT, "%s: model.vocab: id %lld out of range", L->path,
-                        (long long)id);
-            break;
-        }
-        long raw = cl_bytelevel_decode(k, kn, (uint8_t *)t->bytes + off);
-        int mapped = raw >= 0;
-        if (!mapped) /* not a byte-level string: keep its text (as HF's decoder does) */
-            memcpy(t->bytes + off, k, kn);
-        uint32_t len = mapped ? (uint32_t)raw : (uint32_t)kn;
-        t->bytes_len = off + len;
-        if (L->n_vocab == L->cap_vocab) {
-            size_t cap = L->cap_vocab ? L->cap_vocab * 2 : 4096;
-            vocab_entry *nv = realloc(L->vocab, cap * sizeof *nv);
-            if (!nv) {
-                rc = cl_err(CL_ERR_NOMEM, "%s: out of memory", L->path);
-                break;
-            }
-            L->vocab = nv;
-            L->cap_vocab = cap;
-        }
-        L->vocab[L->n_vocab++] = (vocab_entry){(int32_t)id, off, len, mapped};
-        if (id >= t->n_ids)
-            t->n_ids = (int32_t)id + 1;
-    }
-    cl_jscan_free(&s);
-    return rc;
-}
-
-static uint64_t table_size(size_t n)
-{
-    uint64_t size = 1024;
-    while (size < n + n / 2 + 1)
-        size *= 2;
-    return size;
-}
-
-int32_t cl_tok_lookup(const cl_tokenizer *t, const char *raw, size_t len)
-{
-    const struct lookup_slot *slots = (const void *)t->lookup;
-    for (uint64_t i = cl_tok_hash(raw, len) & t->lookup_mask;; i = (i + 1) & t->lookup_mask) {
-        const struct lookup_slot *sl = &slots[i];
-        if (sl->id < 0)
-            return -1;
-        if (sl->len == len && !memcmp(t->bytes + sl->off, raw, len))
-            return sl->id;
-    }
-}
-
-static int build_lookup(loader *L)
-{
-    cl_tokenizer *t = L->t;
-    uint64_t size = table_size(L->n_vocab);
-    struct lookup_slot *slots = malloc(size * sizeof *slots);
-    if (!slots)
-        return cl_err(CL_ERR_NOMEM, "%s: out of memory", L->path);
-    for (uint64_t i = 0; i < size; i++)
-        slots[i].id = -1;
-    t->lookup = (int32_t *)slots;
-    t->lookup_mask = size - 1;
-    for (size_t v = 0; v < L->n_vocab; v++) {
-        const vocab_entry *e = &L->vocab[v];
-        if (!e->mapped)
-            continue; /* BPE never builds such a token from bytes */
-        uint64_t i = cl_tok_hash(t->bytes + e->off, e->len) & t->lookup_mask;
-        while (slots[i].id >= 0) {
-            if (slots[i].len == e->len && !memcmp(t->bytes + slots[i].off, t->bytes + e->off,
-                                                   e->len))
-                break; /* two ids with one string: the first stays */
-            i = (i + 1) & t->lookup_mask;
-        }
-        if (slots[i].id < 0)
-            slots[i] = (struct lookup_slot){e->id, e->off, e->len};
-    }
-    return CL_OK;
-}
+/* ---- added tokens ---- */
 
 static int cmp_added_len(const void *a, const void *b)
 {
@@ -249,23 +302,22 @@ static int cmp_added_len(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* added_tokens: [{id, content, special, normalized, lstrip, rstrip, single_word}]. */
+/* added_tokens: [{id, content, special, normalized, lstrip, rstrip, single_word}].
+ * They override the per-id arrays: an added token decodes to its literal text. */
 static int read_added(loader *L)
 {
     cl_tokenizer *t = L->t;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(L->top, "added_tokens");
-    if (!arr || cJSON_IsNull(arr))
-        return CL_OK;
-    if (!cJSON_IsArray(arr))
+    if (arr && !cJSON_IsNull(arr) && !cJSON_IsArray(arr))
         return cl_err(CL_ERR_FORMAT, "%s: key 'added_tokens': expected an array", L->path);
-    int n = cJSON_GetArraySize(arr);
+    int n = arr && cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
     t->added_raw = calloc((size_t)n + 1, sizeof *t->added_raw);
     t->added_norm = calloc((size_t)n + 1, sizeof *t->added_norm);
     if (!t->added_raw || !t->added_norm)
         return cl_err(CL_ERR_NOMEM, "%s: out of memory", L->path);
     char what[4200];
     int i = 0;
-    for (const cJSON *a = arr->child; a; a = a->next, i++) {
+    for (const cJSON *a = n ? arr->child : NULL; a; a = a->next, i++) {
         snprintf(what, sizeof what, "%s: added_tokens[%d]", L->path, i);
         int64_t id;
         const char *content;
@@ -303,53 +355,39 @@ static int read_added(loader *L)
         if (owned)
             free((void *)norm);
         CL_TRY(rc);
+        CL_TRY(grow_ids(t, (int32_t)id + 1));
+        if (t->tok_flags[id] & CL_TOK_ADDED)
+            return cl_err(CL_ERR_FORMAT, "%s: id %d appears twice", what, (int)id);
+        t->tok_off[id] = off;
+        t->tok_len[id] = (uint32_t)nlen;
+        t->tok_flags[id] = CL_TOK_PRESENT | CL_TOK_ADDED | (special ? CL_TOK_SPECIAL : 0);
         cl_added_token tok = {(int32_t)id, off, (uint32_t)nlen, special};
-        if (normalized)
+        if (normalized) {
             t->added_norm[t->n_added_norm++] = tok;
-        else
+            t->first_norm[(uint8_t)norm[0]] = 1;
+        } else {
             t->added_raw[t->n_added_raw++] = tok;
-        if (id >= t->n_ids)
-            t->n_ids = (int32_t)id + 1;
+            t->first_raw[(uint8_t)content[0]] = 1;
+        }
+    }
+    t->only_first_raw = t->only_first_norm = -1;
+    for (int list = 0; list < 2; list++) {
+        const uint8_t *first = list ? t->first_norm : t->first_raw;
+        int count = 0, which = -1;
+        for (int c = 0; c < 256; c++)
+            if (first[c]) {
+                count++;
+                which = c;
+            }
+        *(list ? &t->only_first_norm : &t->only_first_raw) = count == 1 ? which : -1;
     }
     qsort(t->added_raw, t->n_added_raw, sizeof *t->added_raw, cmp_added_len);
     qsort(t->added_norm, t->n_added_norm, sizeof *t->added_norm, cmp_added_len);
     return CL_OK;
 }
 
-/* Fills the per-id arrays: vocab tokens, then added tokens over them (an added
- * token decodes to its literal text, as HF's added vocabulary takes precedence). */
-static int build_ids(loader *L)
+static int check_bytes(cl_tokenizer *t)
 {
-    cl_tokenizer *t = L->t;
-    size_t n = (size_t)t->n_ids;
-    t->tok_off = calloc(n ? n : 1, sizeof *t->tok_off);
-    t->tok_len = calloc(n ? n : 1, sizeof *t->tok_len);
-    t->tok_flags = calloc(n ? n : 1, 1);
-    if (!t->tok_off || !t->tok_len || !t->tok_flags)
-        return cl_err(CL_ERR_NOMEM, "%s: out of memory", L->path);
-    for (size_t v = 0; v < L->n_vocab; v++) {
-        const vocab_entry *e = &L->vocab[v];
-        if (t->tok_flags[e->id])
-            return cl_err(CL_ERR_FORMAT, "%s: model.vocab: id %d appears twice", L->path, e->id);
-        t->tok_off[e->id] = e->off;
-        t->tok_len[e->id] = e->len;
-        t->tok_flags[e->id] = CL_TOK_PRESENT | (e->mapped ? CL_TOK_MAPPED : 0);
-    }
-    for (int list = 0; list < 2; list++) {
-        const cl_added_token *a = list ? t->added_norm : t->added_raw;
-        size_t na = list ? t->n_added_norm : t->n_added_raw;
-        for (size_t i = 0; i < na; i++) {
-            if (t->tok_flags[a[i].id] & CL_TOK_ADDED)
-                return cl_err(CL_ERR_FORMAT, "%s: added_tokens: id %d appears twice", L->path,
-                              a[i].id);
-            t->tok_off[a[i].id] = a[i].off;
-            t->tok_len[a[i].id] = a[i].len;
-            t->tok_flags[a[i].id] =
-                CL_TOK_PRESENT | CL_TOK_ADDED | (a[i].special ? CL_TOK_SPECIAL : 0);
-            uint8_t *first = list ? t->first_norm : t->first_raw;
-            first[(uint8_t)t->bytes[a[i].off]] = 1;
-        }
-    }
     for (int b = 0; b < 256; b++) {
         char c = (char)b;
         t->byte_id[b] = cl_tok_lookup(t, &c, 1);
@@ -357,293 +395,8 @@ static int build_ids(loader *L)
             return cl_err(CL_ERR_FORMAT,
                           "%s: model.vocab has no token for byte 0x%02X (byte-level BPE needs "
                           "all 256)",
-                          L->path, b);
+                          t->path, b);
     }
-    return CL_OK;
-}
-
-/* One side of a merge, mapped form -> id. *skip is set when it is not a byte-level
- * string: such a merge can never apply (BPE only meets byte-level tokens). */
-static int merge_part(loader *L, const char *s, size_t n, size_t rank, uint8_t *raw,
-                      size_t *raw_len, int32_t *id, int *skip)
-{
-    long r = cl_bytelevel_decode(s, n, raw);
-    if (r < 0) {
-        *skip = 1;
-        return CL_OK;
-    }
-    *raw_len = (size_t)r;
-    *id = cl_tok_lookup(L->t, (const char *)raw, (size_t)r);
-    if (*id < 0)
-        return cl_err(CL_ERR_FORMAT, "%s: model.merges[%zu]: '%.*s' is not in model.vocab",
-                      L->path, rank, (int)(n > 64 ? 64 : n), s);
-    return CL_OK;
-}
-
-static int add_merge(loader *L, size_t rank, const char *a, size_t an, const char *b,
-                     size_t bn, uint8_t **scratch, size_t *scratch_cap)
-{
-    cl_tokenizer *t = L->t;
-    if (an + bn > *scratch_cap) {
-        size_t cap = (an + bn) * 2;
-        uint8_t *nb = realloc(*scratch, cap);
-        if (!nb)
-            return cl_err(CL_ERR_NOMEM, "%s: out of memory", L->path);
-        *scratch = nb;
-        *scratch_cap = cap;
-    }
-    uint8_t *raw = *scratch;
-    size_t la, lb;
-    int32_t ia, ib;
-    int skip = 0;
-    CL_TRY(merge_part(L, a, an, rank, raw, &la, &ia, &skip));
-    if (skip)
-        return CL_OK;
-    CL_TRY(merge_part(L, b, bn, rank, raw + la, &lb, &ib, &skip));
-    if (skip)
-        return CL_OK;
-    int32_t merged = cl_tok_lookup(t, (const char *)raw, la + lb);
-    if (merged < 0)
-        return cl_err(CL_ERR_FORMAT,
-                      "%s: model.merges[%zu]: the merged token '%.*s%.*s' is not in model.vocab",
-                      L->path, rank, (int)(an > 64 ? 64 : an), a, (int)(bn > 64 ? 64 : bn), b);
-    uint64_t key = (uint64_t)(uint32_t)ia << 32 | (uint32_t)ib;
-    uint64_t i = cl_merge_hash(key) & t->merge_mask;
-    while (t->merges[i].key != CL_MERGE_EMPTY && t->merges[i].key != key)
-        i = (i + 1) & t->merge_mask;
-    if (t->merges[i].key == CL_MERGE_EMPTY)
-        t->n_merges++;
-    /* A pair listed twice keeps its last rank, as HF's merge map does. */
-    t->merges[i] = (cl_merge_slot){key, (int32_t)rank, merged};
-    return CL_OK;
-}
-
-/* model.merges: ["a b", ...] (older files) or [["a", "b"], ...]; rank = index. */
-static int read_merges(loader *L)
-{
-    cl_tokenizer *t = L->t;
-    cl_jscan s;
-    cl_jscan_init(&s, L->path, L->text, L->text_len);
-    size_t count = 0;
-    if (L->merges_at) { /* count first, to size the table once */
-        s.p = L->merges_at;
-        if (cl_jscan_peek(&s) != '[')
-            return cl_jscan_error(&s, "model.merges must be an array");
-        size_t strings = 0, pairs = 0;
-        int in_str = 0, depth = 0;
-        for (const char *q = s.p; q < s.end; q++) {
-            if (in_str) {
-                if (*q == '\\')
-                    q++;
-                else if (*q == '"')
-                    in_str = 0;
-            } else if (*q == '"') {
-                in_str = 1;
-                strings++;
-            } else if (*q == '[') {
-                pairs += ++depth == 2;
-            } else if (*q == ']' && --depth == 0) {
-                break;
-            }
-        }
-        count = pairs ? pairs : strings;
-    }
-    uint64_t size = table_size(count);
-    t->merges = malloc(size * sizeof *t->merges);
-    if (!t->merges)
-        return cl_err(CL_ERR_NOMEM, "%s: out of memory", L->path);
-    for (uint64_t i = 0; i < size; i++)
-        t->merges[i].key = CL_MERGE_EMPTY;
-    t->merge_mask = size - 1;
-    if (!L->merges_at)
-        return CL_OK;
-    s.p++;
-    uint8_t *scratch = NULL;
-    size_t scratch_cap = 0, rank = 0;
-    char *first_copy = NULL;
-    int rc = CL_OK, first = 1, more = 1;
-    while (rc == CL_OK) {
-        if ((rc = cl_jscan_more(&s, ']', &first, &more)) != CL_OK || !more)
-            break;
-        const char *a, *b;
-        size_t an, bn;
-        int c = cl_jscan_peek(&s);
-        if (c == '"') {
-            if ((rc = cl_jscan_string(&s, &a, &an)))
-                break;
-            const char *sp = memchr(a, ' ', an);
-            if (!sp || memchr(sp + 1, ' ', an - (size_t)(sp + 1 - a))) {
-                rc = cl_err(CL_ERR_FORMAT, "%s: model.merges[%zu]: expected \"left right\"",
-                            L->path, rank);
-                break;
-            }
-            rc = add_merge(L, rank, a, (size_t)(sp - a), sp + 1, an - (size_t)(sp + 1 - a),
-                           &scratch, &scratch_cap);
-        } else if (c == '[') {
-            s.p++;
-            /* The first string may sit in the scanner's buffer, which the second
-             * string reuses: copy it out when it was unescaped. */
-            if ((rc = cl_jscan_string(&s, &a, &an)))
-                break;
-            if (a == s.buf) {
-                free(first_copy);
-                first_copy = malloc(an + 1);
-                if (!first_copy) {
-                    rc = cl_err(CL_ERR_NOMEM, "%s: out of memory", L->path);
-                    break;
-                }
-                memcpy(first_copy, a, an);
-                a = first_copy;
-            }
-            if ((rc = cl_jscan_expect(&s, ',')) || (rc = cl_jscan_string(&s, &b, &bn)) ||
-                (rc = cl_jscan_expect(&s, ']')))
-                break;
-            rc = add_merge(L, rank, a, an, b, bn, &scratch, &scratch_cap);
-        } else {
-            rc = cl_jscan_error(&s, "model.merges: expected a string or a pair");
-        }
-        rank++;
-    }
-    free(first_copy);
-    free(scratch);
-    cl_jscan_free(&s);
-    return rc;
-}
-
-/* ---- the small sections: refuse what this tokenizer does not implement ---- */
-
-static const char *type_of(const cJSON *o)
-{
-    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(o, "type");
-    return cJSON_IsString(ty) ? ty->valuestring : NULL;
-}
-
-static int unsupported(loader *L, const char *key, const char *type)
-{
-    return cl_err(CL_ERR_UNSUPPORTED, "%s: %s type '%s' is not yet supported", L->path, key,
-                  type ? type : "(none)");
-}
-
-static int setup_normalizer(loader *L)
-{
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(L->top, "normalizer");
-    if (!n || cJSON_IsNull(n))
-        return CL_OK;
-    const char *ty = type_of(n);
-    if (ty && !strcmp(ty, "NFC")) {
-        L->t->nfc = 1;
-        return CL_OK;
-    }
-    if (ty && !strcmp(ty, "Sequence")) { /* a sequence of NFCs is still NFC */
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        for (const cJSON *e = cJSON_IsArray(seq) ? seq->child : NULL; e; e = e->next) {
-            const char *et = type_of(e);
-            if (!et || strcmp(et, "NFC"))
-                return unsupported(L, "normalizer", et);
-            L->t->nfc = 1;
-        }
-        return CL_OK;
-    }
-    return unsupported(L, "normalizer", ty);
-}
-
-static int add_pretok(loader *L, const char *pattern)
-{
-    cl_tokenizer *t = L->t;
-    if (t->n_pretok == CL_MAX_PRETOK)
-        return cl_err(CL_ERR_UNSUPPORTED, "%s: pre_tokenizer: more than %d Split steps",
-                      L->path, CL_MAX_PRETOK);
-    char what[4200];
-    snprintf(what, sizeof what, "%s: pre_tokenizer", L->path);
-    return cl_pretok_create(pattern, what, &t->pretok[t->n_pretok++]);
-}
-
-/* One step: Split (regex, Isolated) or ByteLevel (which must come last). */
-static int setup_pretok_step(loader *L, const cJSON *p, int last, int *have_bytelevel)
-{
-    const char *ty = type_of(p);
-    char what[64];
-    snprintf(what, sizeof what, "pre_tokenizer");
-    if (ty && !strcmp(ty, "ByteLevel")) {
-        int prefix, use_regex;
-        CL_TRY(cl_json_bool(p, "add_prefix_space", L->path, 0, &prefix));
-        CL_TRY(cl_json_bool(p, "use_regex", L->path, 1, &use_regex));
-        if (prefix)
-            return cl_err(CL_ERR_UNSUPPORTED,
-                          "%s: pre_tokenizer: ByteLevel add_prefix_space is not yet supported",
-                          L->path);
-        if (!last)
-            return cl_err(CL_ERR_UNSUPPORTED,
-                          "%s: pre_tokenizer: steps after ByteLevel are not yet supported",
-                          L->path);
-        *have_bytelevel = 1;
-        return use_regex ? add_pretok(L, cl_pretok_gpt2_pattern) : CL_OK;
-    }
-    if (ty && !strcmp(ty, "Split")) {
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
-        const cJSON *re = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
-        const char *behavior;
-        int invert;
-        CL_TRY(cl_json_str(p, "behavior", L->path, "", &behavior));
-        CL_TRY(cl_json_bool(p, "invert", L->path, 0, &invert));
-        if (!cJSON_IsString(re))
-            return cl_err(CL_ERR_UNSUPPORTED,
-                          "%s: pre_tokenizer: Split without a 'Regex' pattern is not yet "
-                          "supported",
-                          L->path);
-        if (strcmp(behavior, "Isolated") || invert)
-            return cl_err(CL_ERR_UNSUPPORTED,
-                          "%s: pre_tokenizer: Split behavior '%s'%s is not yet supported",
-                          L->path, behavior, invert ? " (inverted)" : "");
-        return add_pretok(L, re->valuestring);
-    }
-    return unsupported(L, what, ty);
-}
-
-static int setup_pretok(loader *L)
-{
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(L->top, "pre_tokenizer");
-    int have_bytelevel = 0;
-    const char *ty = p ? type_of(p) : NULL;
-    if (ty && !strcmp(ty, "Sequence")) {
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        for (const cJSON *e = cJSON_IsArray(seq) ? seq->child : NULL; e; e = e->next)
-            CL_TRY(setup_pretok_step(L, e, e->next == NULL, &have_bytelevel));
-    } else if (p && !cJSON_IsNull(p)) {
-        CL_TRY(setup_pretok_step(L, p, 1, &have_bytelevel));
-    }
-    if (!have_bytelevel)
-        return cl_err(CL_ERR_UNSUPPORTED,
-                      "%s: pre_tokenizer has no ByteLevel step: only byte-level BPE is "
-                      "supported yet",
-                      L->path);
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(L->top, "decoder");
-    const char *dt = d ? type_of(d) : NULL;
-    if (!dt || strcmp(dt, "ByteLevel"))
-        return unsupported(L, "decoder", dt);
-    return CL_OK;
-}
-
-static int setup_model(loader *L)
-{
-    const cJSON *m = L->model;
-    const char *ty, *prefix, *suffix;
-    double dropout;
-    CL_TRY(cl_json_str(m, "type", L->path, "BPE", &ty));
-    if (strcmp(ty, "BPE"))
-        return unsupported(L, "model", ty);
-    CL_TRY(cl_json_num(m, "dropout", L->path, 0, &dropout));
-    CL_TRY(cl_json_str(m, "continuing_subword_prefix", L->path, "", &prefix));
-    CL_TRY(cl_json_str(m, "end_of_word_suffix", L->path, "", &suffix));
-    CL_TRY(cl_json_bool(m, "ignore_merges", L->path, 0, &L->t->ignore_merges));
-    if (dropout != 0)
-        return cl_err(CL_ERR_UNSUPPORTED, "%s: model.dropout is not yet supported", L->path);
-    if (prefix[0] || suffix[0])
-        return cl_err(CL_ERR_UNSUPPORTED,
-                      "%s: model.continuing_subword_prefix/end_of_word_suffix are not yet "
-                      "supported",
-                      L->path);
-    /* unk_token, fuse_unk and byte_fallback never act: every byte has a token. */
     return CL_OK;
 }
 
@@ -652,11 +405,15 @@ int cl_tokenizer_load(const char *path, cl_tokenizer **out)
     *out = NULL;
     loader L = {0};
     L.path = path;
+    /* Mapped rather than read: no 11 MB copy. Pipes and such are read. */
+    cl_mmap map = {0};
     char *text = NULL;
-    int rc = cl_read_file(path, &text, &L.text_len);
+    int rc = cl_is_file(path) ? cl_mmap_open(path, &map) : cl_read_file(path, &text, &L.text_len);
     if (rc != CL_OK)
         return rc;
-    L.text = text;
+    L.text = text ? text : map.data;
+    if (!text)
+        L.text_len = map.size;
     cl_tokenizer *t = calloc(1, sizeof *t);
     L.t = t;
     L.top = cJSON_CreateObject();
@@ -665,17 +422,18 @@ int cl_tokenizer_load(const char *path, cl_tokenizer **out)
         rc = cl_err(CL_ERR_NOMEM, "%s: out of memory", path);
     } else {
         pthread_mutex_init(&t->cache_lock, NULL);
-        if ((rc = walk_top(&L)) == CL_OK && (rc = setup_model(&L)) == CL_OK &&
-            (rc = setup_normalizer(&L)) == CL_OK && (rc = setup_pretok(&L)) == CL_OK &&
-            (rc = read_vocab(&L)) == CL_OK && (rc = read_added(&L)) == CL_OK &&
-            (rc = build_lookup(&L)) == CL_OK && (rc = build_ids(&L)) == CL_OK &&
-            (rc = read_merges(&L)) == CL_OK)
+        if ((rc = cl_bpe_merge_table(t, NULL, 0)) == CL_OK && (rc = walk_top(&L)) == CL_OK &&
+            (rc = cl_bpe_config_model(t, L.model, path)) == CL_OK)
+            rc = L.have_vocab ? CL_OK
+                              : cl_err(CL_ERR_FORMAT, "%s: model.vocab is missing", path);
+        if (rc == CL_OK && (rc = cl_bpe_config_pipeline(t, L.top, path)) == CL_OK &&
+            (rc = read_added(&L)) == CL_OK && (rc = check_bytes(t)) == CL_OK)
             rc = cl_word_cache_create(&t->cache);
     }
     cJSON_Delete(L.top);
     cJSON_Delete(L.model);
-    free(L.vocab);
     free(text);
+    cl_mmap_close(&map);
     if (rc != CL_OK) {
         if (t && t->path)
             cl_tokenizer_free(t);

@@ -207,13 +207,32 @@ static int unescape(cl_jscan *s, const char *q, const char **str, size_t *len)
     }
 }
 
+/* Nonzero if one of the 8 bytes in v is '"', '\\' or below 0x20 (exact test:
+ * the classic "has zero byte" / "has byte less than n" bit tricks). */
+static inline uint64_t special_byte(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t quote = v ^ (ones * '"'), backslash = v ^ (ones * '\\');
+    return ((quote - ones) & ~quote & high) | ((backslash - ones) & ~backslash & high) |
+           ((v - ones * 0x20) & ~v & high);
+}
+
 int cl_jscan_string(cl_jscan *s, const char **str, size_t *len)
 {
     if (cl_jscan_peek(s) != '"')
         return cl_jscan_error(s, "expected a string");
     const char *start = s->p + 1, *q = start;
-    /* Fast path: most strings have no escapes and can be returned in place. */
+    /* Fast path: most strings have no escapes and can be returned in place. Eight
+     * bytes at a time are skipped while none is '"', '\\' or a control byte. */
     while (q < s->end) {
+        if (s->end - q >= 8) {
+            uint64_t v;
+            memcpy(&v, q, 8);
+            if (!special_byte(v)) {
+                q += 8;
+                continue;
+            }
+        }
         unsigned char c = (unsigned char)*q;
         if (c == '"') {
             *str = start;

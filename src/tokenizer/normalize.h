@@ -9,9 +9,9 @@
  * whole text is valid. */
 size_t cl_utf8_invalid_at(const char *text, size_t len);
 
-/* NFC of valid UTF-8 text. If the text is already NFC by a cheap test (no code
- * point >= U+0300), *out is set to text itself and *owned to 0; otherwise *out is
- * a malloc'd normalized copy (*owned = 1, free it). */
+/* NFC of valid UTF-8 text, as utf8proc computes it but only on the pieces that
+ * can change. If nothing changes, *out is text itself and *owned is 0; otherwise
+ * *out is a malloc'd normalized copy (*owned = 1, free it). */
 int cl_nfc(const char *text, size_t len, const char **out, size_t *out_len, int *owned);
 
 #endif

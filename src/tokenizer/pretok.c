@@ -16,6 +16,7 @@ const char cl_pretok_gpt2_pattern[] =
 
 struct cl_pretok {
     pcre2_code *code;
+    int jit; /* compiled to machine code */
 };
 
 /* Rewrites Oniguruma escapes whose PCRE2 meaning differs (see pretok.h). Escaped
@@ -64,13 +65,14 @@ int cl_pretok_create(const char *pattern, const char *what, cl_pretok **out)
                       (const char *)msg);
     }
     /* JIT makes matching several times faster; without it pcre2_match interprets. */
-    (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    int jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
     cl_pretok *p = calloc(1, sizeof *p);
     if (!p) {
         pcre2_code_free(code);
         return cl_err(CL_ERR_NOMEM, "out of memory (regex)");
     }
     p->code = code;
+    p->jit = jit;
     *out = p;
     return CL_OK;
 }
@@ -104,8 +106,11 @@ int cl_pretok_split(const cl_pretok *p, const char *text, size_t len, cl_pretok_
     size_t pos = 0, gap = 0; /* gap: start of text not yet given to fn */
     while (pos < len) {
         /* The text was validated once by the caller: checking it again on every
-         * call would make the split quadratic. */
-        int m = pcre2_match(p->code, (PCRE2_SPTR)text, len, pos, PCRE2_NO_UTF_CHECK, md, NULL);
+         * call would make the split quadratic. pcre2_jit_match never checks and
+         * skips pcre2_match's other per-call work. */
+        int m = p->jit ? pcre2_jit_match(p->code, (PCRE2_SPTR)text, len, pos, 0, md, NULL)
+                       : pcre2_match(p->code, (PCRE2_SPTR)text, len, pos, PCRE2_NO_UTF_CHECK, md,
+                                     NULL);
         if (m == PCRE2_ERROR_NOMATCH)
             break;
         if (m < 0) {
