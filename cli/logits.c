@@ -14,10 +14,13 @@
 int cmd_logits(int argc, char **argv)
 {
     cli_model_flags mf;
+    cli_store_flags stf;
     cli_model_flags_init(&mf);
+    cli_store_flags_init(&stf);
     const char *ids_arg = NULL, *out = NULL, *mode = "prefill";
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
+        CLI_STORE_OPTS(stf),
         {"input-ids", OPT_STR, &ids_arg, "IDS", "prompt ids: 1,2,3 or @FILE"},
         {"out", OPT_STR, &out, "F.safetensors", "output file (fp32 'logits' [T, V])"},
         {"mode", OPT_STR, &mode, "M",
@@ -25,7 +28,9 @@ int cmd_logits(int argc, char **argv)
         {0},
     };
     cli_spec spec = {"logits", "--model DIR --input-ids 1,2,3 --out F.safetensors [--mode M]",
-                     "Writes the logits of every position of the prompt as fp32 'logits' [T, V].",
+                     "Writes the logits of every position of the prompt as fp32 'logits' [T, V].\n"
+                     "With --store the prompt's state is stored (never restored: every\n"
+                     "position's logits are computed).",
                      opts, 0, 0};
     int rc = cli_parse(&spec, argc, argv, NULL, NULL);
     if (rc)
@@ -59,14 +64,40 @@ int cmd_logits(int argc, char **argv)
         rc = cl_seq_init(&s, c);
     if (rc == CL_OK)
         rc = cl_check_prompt(m, &s, ids.v, T, mf.max_context);
-    if (rc == CL_OK) {
-        if (decode)
-            for (int64_t t = 0; t < T && rc == CL_OK; t++)
-                rc = cl_seq_feed(m, &s, ids.v + t, 1, 1, CL_LOGITS_LAST, logits + t * V);
-        else
-            rc = cl_seq_feed(m, &s, ids.v, T, 0, CL_LOGITS_ALL, logits);
-    }
+    cl_store *store = NULL;
+    cl_prefix pc;
+    cl_prefix_capture caps[2];
+    int ncap = 0, exit_code = 0;
     if (rc == CL_OK)
+        exit_code = cli_open_store("logits", &stf, 0, m, c, &store, &pc);
+    if (rc == CL_OK && !exit_code) {
+        if (decode) {
+            for (int64_t t = 0; t < T && rc == CL_OK; t++) {
+                rc = cl_seq_feed(m, &s, ids.v + t, 1, 1, CL_LOGITS_LAST, logits + t * V);
+                if (rc == CL_OK && store && (t == T - 2 || t == T - 1))
+                    rc = cl_prefix_capture_now(&pc, &s, &caps[ncap++]);
+            }
+        } else {
+            /* with a store: stop one token early to capture where the same prompt resumes */
+            int64_t first = store && T > 1 ? T - 1 : T;
+            rc = cl_seq_feed(m, &s, ids.v, first, 0, CL_LOGITS_ALL, logits);
+            if (rc == CL_OK && first < T) {
+                rc = cl_prefix_capture_now(&pc, &s, &caps[ncap++]);
+                if (rc == CL_OK)
+                    rc = cl_seq_feed(m, &s, ids.v + first, 1, 1, CL_LOGITS_ALL,
+                                     logits + first * V);
+            }
+            if (rc == CL_OK && store)
+                rc = cl_prefix_capture_now(&pc, &s, &caps[ncap++]);
+        }
+        if (rc == CL_OK && store)
+            rc = cl_prefix_save(&pc, &s, ids.v, T, caps, ncap);
+    }
+    for (int i = 0; i < ncap; i++)
+        cl_prefix_capture_free(&caps[i]);
+    if (store)
+        cl_store_close(store);
+    if (rc == CL_OK && !exit_code)
         rc = cli_write_logits(out, logits, T, V);
     if (c) {
         cl_seq_release(&s);
@@ -75,5 +106,5 @@ int cmd_logits(int argc, char **argv)
     free(logits);
     cl_model_free(m);
     cl_ids_free(&ids);
-    return rc == CL_OK ? 0 : cli_fail(rc);
+    return rc != CL_OK ? cli_fail(rc) : exit_code;
 }
