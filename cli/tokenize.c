@@ -51,7 +51,9 @@ static int run(const char *path, int no_special, int decode)
     if (rc == CL_OK && decode) {
         /* Ids are separated by whitespace (commas are accepted too). A bad item is
          * a runtime error (exit 1), not a usage error. */
-        rc = cl_ids_parse(input, "stdin", &ids);
+        /* cl_ids_parse would read "@FILE" as a file name: here it is just bad input */
+        rc = input[0] == '@' ? cl_err(CL_ERR_FORMAT, "stdin: item 0 is not an integer token id")
+                             : cl_ids_parse(input, "stdin", &ids);
         if (rc == CL_ERR_ARG)
             rc = CL_ERR_FORMAT;
         char *text = NULL;

@@ -4,6 +4,7 @@
 
 #include "common/status.h"
 #include "tokenizer/bpe_impl.h"
+#include "tokenizer/bytelevel.h"
 #include "tokenizer/normalize.h"
 
 /* ---- word cache ------------------------------------------------------------
@@ -209,6 +210,24 @@ static int bpe_merge(encoder *e, const uint8_t *w, size_t n)
     return CL_OK;
 }
 
+/* Appends n ids at once (cl_ids_append pushes one at a time). */
+static int append_ids(cl_ids *out, const int32_t *ids, size_t n)
+{
+    if (out->n + n > out->cap) {
+        size_t cap = out->cap ? out->cap : 64;
+        while (cap < out->n + n)
+            cap *= 2;
+        int32_t *nv = realloc(out->v, cap * sizeof *nv);
+        if (!nv)
+            return cl_err(CL_ERR_NOMEM, "out of memory (token ids)");
+        out->v = nv;
+        out->cap = cap;
+    }
+    memcpy(out->v + out->n, ids, n * sizeof *ids);
+    out->n += n;
+    return CL_OK;
+}
+
 static int bpe_chunk(encoder *e, const char *w, size_t n)
 {
     const cl_tokenizer *t = e->t;
@@ -225,7 +244,7 @@ static int bpe_chunk(encoder *e, const char *w, size_t n)
         h = cl_tok_hash(w, n) | 1; /* never 0, the empty mark */
         const cache_slot *s = cache_get(e->cache, h, w, n);
         if (s)
-            return cl_ids_append(e->out, e->cache->ids + s->ids_off, s->n_ids);
+            return append_ids(e->out, e->cache->ids + s->ids_off, s->n_ids);
     }
     size_t start = e->out->n;
     CL_TRY(bpe_merge(e, (const uint8_t *)w, n));
@@ -391,7 +410,15 @@ int32_t cl_tokenizer_find(const cl_tokenizer *t, const char *token_text)
             if (a[i].len == n && !memcmp(t->bytes + a[i].off, token_text, n))
                 return a[i].id;
     }
-    return n ? cl_tok_lookup(t, token_text, n) : -1;
+    if (!n)
+        return -1;
+    int32_t id = cl_tok_lookup(t, token_text, n);
+    if (id >= 0 || n > 256)
+        return id;
+    /* Not raw bytes of a token: maybe its vocabulary spelling ("Ċ", "Ġthe"). */
+    uint8_t raw[256];
+    long r = cl_bytelevel_decode(token_text, n, raw);
+    return r > 0 ? cl_tok_lookup(t, (const char *)raw, (size_t)r) : -1;
 }
 
 int32_t cl_tokenizer_vocab_size(const cl_tokenizer *t) { return t->n_ids; }

@@ -47,7 +47,8 @@ int cl_tokenizer_decode(const cl_tokenizer *t, const int32_t *ids, size_t n, cha
 int cl_tokenizer_token_bytes(const cl_tokenizer *t, int32_t id, const char **bytes, size_t *len);
 
 /* The id of the token whose text is exactly token_text: an added token such as
- * "<|im_end|>", or a regular token by its raw bytes ("\n", " the"); -1 if none. */
+ * "<|im_end|>", or a regular token by its raw bytes ("\n", " the") or, failing
+ * that, by its spelling in the vocabulary ("Ċ", "Ġthe"); -1 if none. */
 int32_t cl_tokenizer_find(const cl_tokenizer *t, const char *token_text);
 
 /* 1 + the highest token id (ids below it may still lack a token). */

@@ -30,6 +30,7 @@ typedef struct {
     const char *merges;      /* merges array */
     int skip_byte;           /* leave out the token of this byte (0: none) */
     const char *model_extra; /* more model keys */
+    int merges_first;        /* write "merges" before "vocab" */
 } spec;
 
 #define QWEN_SPLIT                                                                             \
@@ -48,12 +49,13 @@ static const char *write_tok(const char *name, const spec *s)
 #define OUT(...) (n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__), assert_true(n < cap))
     OUT("{\"version\": \"1.0\", \"added_tokens\": %s, \"normalizer\": %s, \"pre_tokenizer\": %s, "
         "\"post_processor\": null, \"decoder\": %s, \"model\": {\"type\": \"%s\", "
-        "\"dropout\": null, \"unk_token\": null%s%s, \"vocab\": {",
+        "\"dropout\": null, \"unk_token\": null%s%s, %s%s%s\"vocab\": {",
         s->added ? s->added : "[]", s->normalizer ? s->normalizer : "{\"type\": \"NFC\"}",
         s->pre ? s->pre : QWEN_SPLIT,
         s->decoder ? s->decoder : "{\"type\": \"ByteLevel\"}",
         s->model_type ? s->model_type : "BPE", s->model_extra ? ", " : "",
-        s->model_extra ? s->model_extra : "");
+        s->model_extra ? s->model_extra : "", s->merges_first ? "\"merges\": " : "",
+        s->merges_first ? (s->merges ? s->merges : "[]") : "", s->merges_first ? ", " : "");
     for (int b = 0; b < 256; b++) {
         if (s->skip_byte && b == s->skip_byte)
             continue;
@@ -66,8 +68,8 @@ static const char *write_tok(const char *name, const spec *s)
         else
             OUT("%s\"%s\": %d", b ? ", " : "", m, b);
     }
-    OUT("%s%s}, \"merges\": %s}}", s->extra_vocab ? ", " : "",
-        s->extra_vocab ? s->extra_vocab : "", s->merges ? s->merges : "[]");
+    OUT("%s%s}%s%s}}", s->extra_vocab ? ", " : "", s->extra_vocab ? s->extra_vocab : "",
+        s->merges_first ? "" : ", \"merges\": ", s->merges_first ? "" : (s->merges ? s->merges : "[]"));
 #undef OUT
     char *path = malloc(4200);
     snprintf(path, 4200, "%s/tokenizer.json", tu_tmpdir(name));
@@ -144,6 +146,13 @@ static void test_merges(void **state)
     spec old = merges_spec;
     old.merges = "[\"h e\", \"Ġ t\", \"Ġt he\", \"l l\", \"ll o\", \"he llo\", \"Ġ Ġ\", \"Ã ©\"]";
     assert_int_equal(cl_tokenizer_load(write_tok("bpe_old_merges", &old), &t), 0);
+    expect_ids(t, "hello the", 1, (int32_t[]){261, 258}, 2);
+    cl_tokenizer_free(t);
+
+    /* Merges written before the vocabulary are read once it is known. */
+    spec reordered = merges_spec;
+    reordered.merges_first = 1;
+    assert_int_equal(cl_tokenizer_load(write_tok("bpe_merges_first", &reordered), &t), 0);
     expect_ids(t, "hello the", 1, (int32_t[]){261, 258}, 2);
     cl_tokenizer_free(t);
 }

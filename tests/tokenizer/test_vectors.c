@@ -186,6 +186,9 @@ static void test_qwen3_facts(void **state)
     assert_int_equal(cl_tokenizer_find(tok, "</think>"), 151668);
     assert_int_equal(cl_tokenizer_find(tok, "\n"), 198);
     assert_int_equal(cl_tokenizer_find(tok, " the"), 279);
+    /* raw bytes first: "Ċ" is the token of the bytes C4 8A, not "\n" */
+    assert_int_equal(cl_tokenizer_find(tok, "\xc4\x8a"), 148848);
+    assert_int_equal(cl_tokenizer_find(tok, "\xc4\xa0the"), 279); /* "Ġthe": by its spelling */
     assert_int_equal(cl_tokenizer_find(tok, "no such token, surely"), -1);
     assert_true(cl_tokenizer_is_special(tok, 151645));
     assert_true(cl_tokenizer_is_special(tok, 151656));
