@@ -304,7 +304,8 @@ int bench_store(int argc, char **argv)
     int64_t kv_kib = 2048, kv_count = 48, batch = 8, snap_mib = 64, snap_count = 3,
             entries = 20000, lookups = 20000;
     cli_opt opts[] = {
-        {"store", OPT_STR, &store_dir, "DIR", "store to use (default: a temporary one, removed)"},
+        {"store", OPT_STR, &store_dir, "DIR",
+         "store to use (default: a temporary one, removed); its entries are kept"},
         {"kv-kib", OPT_INT, &kv_kib, "N", "KV block value size in KiB (default 2048)"},
         {"kv-count", OPT_INT, &kv_count, "N", "KV blocks to write (default 48)"},
         {"batch", OPT_INT, &batch, "N", "KV blocks per commit (default 8)"},
@@ -351,7 +352,11 @@ int bench_store(int argc, char **argv)
     fill_random(src, src_bytes, 1);
     memset(dst, 0, src_bytes);
     double t_start = cl_now();
-    if ((rc = cl_store_open(dir, NULL, &st)))
+    /* An explicit cap that never binds: on a given store, the benchmark's writes must
+     * not evict the user's entries (they are deleted at the end). */
+    cl_store_opts so = {0};
+    so.max_bytes = UINT64_MAX;
+    if ((rc = cl_store_open(dir, &so, &st)))
         goto out;
 
     char base_path[4200];

@@ -203,7 +203,22 @@ int wtx_begin(store_env *e, wtx *w)
         env_txn_done(e);
         return rc;
     }
+    /* Use times never behind the newest recorded use, so that the LRU order stays
+     * right (and this batch stays newest) even if the wall clock stepped back. */
     w->now_ns = store_now_ns();
+    MDB_cursor *c;
+    if (mdb_cursor_open(w->txn, e->dbi[DB_LRU], &c) == 0) {
+        MDB_val k, v;
+        if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size >= 8) {
+            const uint8_t *p = k.mv_data;
+            uint64_t last = 0;
+            for (int i = 0; i < 8; i++)
+                last = last << 8 | p[i];
+            if ((int64_t)last >= w->now_ns)
+                w->now_ns = (int64_t)last + 1;
+        }
+        mdb_cursor_close(c);
+    }
     return 0;
 }
 

@@ -227,7 +227,7 @@ typedef struct {
     uint64_t file_bytes;    /* size of data.mdb */
     uint64_t used_bytes;    /* pages in use by LMDB (incl. free lists) */
     uint32_t page_bytes;
-    uint32_t readers, max_readers;
+    uint32_t readers, max_readers; /* LMDB reader slots used (high-water) / available */
     uint64_t last_txn;
 } cl_store_stats;
 int cl_store_stat(cl_store *st, cl_store_stats *out);

@@ -176,6 +176,43 @@ static void test_touch_interval(void **state)
     cl_store_close(st);
 }
 
+typedef struct {
+    int64_t use[3];
+} uses;
+
+static int collect_use(void *user, const cl_store_entry *e)
+{
+    uses *u = user;
+    for (uint64_t i = 1; i <= 2; i++) {
+        cl_key k = st_key(i);
+        if (cl_key_eq(&k, &e->key))
+            u->use[i] = e->last_use_ns;
+    }
+    return 0;
+}
+
+/* A read is recorded by cl_store_flush (or the next write): last use moves forward. */
+static void test_flush_records_reads(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("lru_flush");
+    cl_store *st = st_open(dir, 0, 0, 0);
+    assert_int_equal(st_put(st, CL_STORE_KV, 1, 100, 0), CL_OK);
+    sleep_ms(2);
+    assert_int_equal(st_put(st, CL_STORE_KV, 2, 100, 0), CL_OK);
+    uses before = {{0}}, after = {{0}};
+    assert_int_equal(cl_store_list(st, CL_STORE_KV, collect_use, &before), CL_OK);
+    assert_true(before.use[1] < before.use[2]);
+    sleep_ms(2);
+    assert_int_equal(st_check(st, CL_STORE_KV, 1), CL_OK);
+    assert_int_equal(cl_store_list(st, CL_STORE_KV, collect_use, &after), CL_OK);
+    assert_true(after.use[1] == before.use[1]); /* not written yet: no write lock taken */
+    assert_int_equal(cl_store_flush(st), CL_OK);
+    assert_int_equal(cl_store_list(st, CL_STORE_KV, collect_use, &after), CL_OK);
+    assert_true(after.use[1] > before.use[2]);
+    cl_store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_saved_cap),
         cmocka_unit_test(test_batch_over_cap),
         cmocka_unit_test(test_touch_interval),
+        cmocka_unit_test(test_flush_records_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
