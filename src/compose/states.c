@@ -1,0 +1,143 @@
+/* cl_compose_states / cl_compose_ssm_into: combining already-prefilled states
+ * (spec COMPOSITION.md §4 step 5, §5, §6). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "compose/compose.h"
+#include "compose/strategy.h"
+#include "engine/state.h"
+
+/* Host slab for KV copies: at most this many bytes per read/write. */
+#define KV_SLAB_BYTES ((size_t)8 << 20)
+
+static int check_docs(const cl_seq *const *docs, int n, const cl_seq *out)
+{
+    if (n < 1)
+        return cl_err(CL_ERR_ARG, "compose: no documents to compose");
+    for (int i = 0; i < n; i++) {
+        if (!docs[i] || docs[i]->c != out->c)
+            return cl_err(CL_ERR_ARG, "compose: document %d is not a state of the output's cache",
+                          i);
+        if (docs[i] == out || docs[i]->slot == out->slot)
+            return cl_err(CL_ERR_ARG, "compose: the output state is also document %d", i);
+    }
+    return CL_OK;
+}
+
+static int any_trans(const cl_cache *c)
+{
+    for (int i = 0; i < c->n_ssm; i++)
+        if (c->ssm[i].trans)
+            return 1;
+    return 0;
+}
+
+int cl_compose_ssm_into(const cl_seq *const *docs, int n, cl_compose_ssm ssm, cl_seq *out)
+{
+    CL_TRY(check_docs(docs, n, out));
+    cl_cache *c = out->c;
+    if (!c->n_ssm)
+        return CL_OK;
+    int with_trans = any_trans(c);
+    size_t bytes = cl_state_ssm_bytes(c, with_trans);
+    float **bufs = calloc((size_t)n + 1, sizeof *bufs);
+    if (!bufs)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    int rc = CL_OK;
+    for (int i = 0; i <= n && rc == CL_OK; i++) {
+        bufs[i] = malloc(bytes);
+        if (!bufs[i])
+            rc = cl_err(CL_ERR_NOMEM, "out of memory for %d SSM states of %zu bytes", n + 1,
+                        bytes);
+        else if (i < n)
+            rc = cl_state_read_ssm(docs[i], bufs[i], with_trans);
+    }
+    if (rc == CL_OK)
+        rc = cl_compose_ssm_combine(c, with_trans, ssm, (const float *const *)bufs, n, bufs[n]);
+    if (rc == CL_OK)
+        rc = cl_state_write_ssm(out, bufs[n], with_trans);
+    for (int i = 0; i <= n; i++)
+        free(bufs[i]);
+    free(bufs);
+    return rc;
+}
+
+/* Appends KV slots [t0, t1) of src at slot dst of out, in host slabs. */
+static int copy_kv(const cl_seq *src, int64_t t0, int64_t t1, cl_seq *out, int64_t dst,
+                   void *slab, int64_t slab_slots)
+{
+    for (int64_t t = t0; t < t1; t += slab_slots) {
+        int64_t len = t1 - t < slab_slots ? t1 - t : slab_slots;
+        CL_TRY(cl_state_read_kv(src, t, len, slab));
+        CL_TRY(cl_state_write_kv(out, dst + (t - t0), len, slab));
+    }
+    return CL_OK;
+}
+
+int cl_compose_states(const cl_seq *const *docs, int n, const cl_compose_opts *o, cl_seq *out,
+                      cl_compose_info *info)
+{
+    CL_TRY(check_docs(docs, n, out));
+    if (o->kv == CL_COMPOSE_KV_FULL)
+        return cl_err(CL_ERR_ARG, "compose: full-KV composition needs the whole context, not "
+                      "prefilled documents (use the in-memory composition)");
+    double t_start = cl_now();
+    int64_t kept = 0, gap = 0, lead0 = 0, max_pos = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t lead = o->doc_lead ? o->doc_lead[i] : o->n_prefix;
+        if (lead < 0 || lead > docs[i]->kv_len)
+            return cl_err(CL_ERR_ARG, "compose: document %d has %lld KV slots, fewer than its "
+                          "%lld lead tokens", i, (long long)docs[i]->kv_len, (long long)lead);
+        if (i == 0)
+            lead0 = lead;
+        int64_t content = docs[i]->kv_len - lead;
+        kept += i == 0 ? docs[i]->kv_len : content;
+        if (i < n - 1)
+            gap += content;
+        if (docs[i]->pos > max_pos)
+            max_pos = docs[i]->pos;
+    }
+    CL_TRY(cl_seq_reset(out));
+    cl_cache *c = out->c;
+    size_t slot_bytes = cl_state_kv_bytes(c, 1);
+    if (slot_bytes > 0 && kept > 0) {
+        int64_t slab_slots = (int64_t)(KV_SLAB_BYTES / slot_bytes);
+        if (slab_slots < 1)
+            slab_slots = 1;
+        if (slab_slots > kept)
+            slab_slots = kept;
+        void *slab = malloc((size_t)slab_slots * slot_bytes);
+        if (!slab)
+            return cl_err(CL_ERR_NOMEM, "out of memory for KV copies");
+        int rc = cl_seq_reserve(out, kept);
+        int64_t dst = 0;
+        for (int i = 0; i < n && rc == CL_OK; i++) {
+            int64_t from = i == 0 ? 0 : (o->doc_lead ? o->doc_lead[i] : o->n_prefix);
+            rc = copy_kv(docs[i], from, docs[i]->kv_len, out, dst, slab, slab_slots);
+            dst += docs[i]->kv_len - from;
+        }
+        free(slab);
+        CL_TRY(rc);
+    }
+    CL_TRY(cl_compose_ssm_into(docs, n, o->ssm, out));
+    out->kv_len = kept;
+    out->n_tokens = kept;
+    out->pos = o->sequential_positions ? kept : max_pos;
+    out->hide_lo = out->hide_hi = 0;
+    if (o->kv == CL_COMPOSE_KV_SW && gap > 0) {
+        out->hide_lo = lead0;
+        out->hide_hi = lead0 + gap;
+    }
+    if (info) {
+        info->n_docs = n;
+        info->lead_tokens = lead0;
+        info->kept_tokens = kept;
+        info->pos = out->pos;
+        info->hide_lo = out->hide_lo;
+        info->hide_hi = out->hide_hi;
+        info->compose_s = cl_now() - t_start;
+    }
+    return CL_OK;
+}
