@@ -74,8 +74,9 @@ int cl_seq_copy(cl_seq *dst, const cl_seq *src)
     return CL_OK;
 }
 
-static int run_batch(cl_model *m, cl_seq **seqs, const int32_t *const *toks, const int64_t *n,
-                     int n_seq, const int64_t *rows, int64_t n_rows, float *logits)
+int cl_seq_forward(cl_model *m, cl_seq **seqs, const int32_t *const *toks, const int64_t *n,
+                   int n_seq, const int64_t *rows, int64_t n_rows, float *logits,
+                   int32_t *argmax)
 {
     int64_t total = 0;
     if (n_seq <= 0)
@@ -103,7 +104,7 @@ static int run_batch(cl_model *m, cl_seq **seqs, const int32_t *const *toks, con
     }
     if (rc == CL_OK) {
         cl_batch batch = {n_seq, total, bs, tokens, pos, NULL};
-        cl_forward_out fo = {rows, n_rows, logits, NULL, NULL};
+        cl_forward_out fo = {rows, n_rows, logits, argmax, NULL};
         rc = cl_forward(m, seqs[0]->c, &batch, &fo);
     }
     if (rc == CL_OK)
@@ -145,7 +146,7 @@ int cl_seq_feed(cl_model *m, cl_seq *s, const int32_t *tokens, int64_t n, int64_
         }
         const int32_t *tp = tokens + off;
         cl_seq *sp = s;
-        rc = run_batch(m, &sp, &tp, &len, 1, rows, nr, dst);
+        rc = cl_seq_forward(m, &sp, &tp, &len, 1, rows, nr, dst, NULL);
     }
     free(rows);
     return rc;
@@ -167,7 +168,7 @@ int cl_seq_decode_batch(cl_model *m, cl_seq **seqs, const int32_t *tokens, int n
             n[i] = 1;
             rows[i] = i;
         }
-        rc = run_batch(m, seqs, tp, n, n_seq, rows, n_seq, logits);
+        rc = cl_seq_forward(m, seqs, tp, n, n_seq, rows, n_seq, logits, NULL);
     }
     free(tp);
     free(n);

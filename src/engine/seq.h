@@ -43,6 +43,12 @@ typedef enum { CL_LOGITS_NONE = 0, CL_LOGITS_LAST, CL_LOGITS_ALL } cl_logits_mod
  * writes logits: LAST -> [V] for the last token, ALL -> [n, V]. */
 int cl_seq_feed(cl_model *m, cl_seq *s, const int32_t *tokens, int64_t n, int64_t chunk,
                 cl_logits_mode mode, float *logits);
+/* One forward call over several sequences: sequence i adds toks[i][0..n[i]) (rows
+ * in that order, concatenated); logits [n_rows, V] (host, may be NULL) and/or
+ * argmax ids [n_rows] for the batch rows listed in rows. */
+int cl_seq_forward(cl_model *m, cl_seq **seqs, const int32_t *const *toks, const int64_t *n,
+                   int n_seq, const int64_t *rows, int64_t n_rows, float *logits,
+                   int32_t *argmax);
 /* One forward call for several sequences, one token each (batched decode);
  * logits [n_seq, V]. */
 int cl_seq_decode_batch(cl_model *m, cl_seq **seqs, const int32_t *tokens, int n_seq,

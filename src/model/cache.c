@@ -45,9 +45,8 @@ static int grow_pages(cl_cache *c, int64_t want)
         return CL_OK;
     if (!c->o.growable && c->cap_pages)
         return cl_err(CL_ERR_FULL, "KV cache is full (%lld pages)", (long long)c->cap_pages);
-    int64_t cap = c->cap_pages ? c->cap_pages : 1;
-    while (cap < want)
-        cap *= 2;
+    /* fixed pools get exactly what was asked; growable ones at least double */
+    int64_t cap = c->o.growable && 2 * c->cap_pages > want ? 2 * c->cap_pages : want;
     size_t pb = cl_cache_page_bytes(c);
     for (int i = 0; i < c->n_attn; i++) {
         void *k = c->b->ops->realloc(c->b, c->kv[i].k, pb * (size_t)c->cap_pages, pb * (size_t)cap);
@@ -89,9 +88,7 @@ static int grow_slots(cl_cache *c, int64_t want)
         return CL_OK;
     if (!c->o.growable && c->cap_slots)
         return cl_err(CL_ERR_FULL, "SSM state pool is full (%lld slots)", (long long)c->cap_slots);
-    int64_t cap = c->cap_slots ? c->cap_slots : 1;
-    while (cap < want)
-        cap *= 2;
+    int64_t cap = c->o.growable && 2 * c->cap_slots > want ? 2 * c->cap_slots : want;
     for (int i = 0; i < c->n_ssm; i++) {
         cl_ssm_layer *s = &c->ssm[i];
         size_t st = cl_cache_state_floats(c, i);
