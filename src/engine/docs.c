@@ -122,7 +122,7 @@ int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
         return rc;
     rc = parse_meta(what, v.info.meta, v.info.meta_bytes, meta);
     if (rc == CL_OK && !cl_key_eq(&meta->model_id, &p->k0))
-        rc = cl_err(CL_ERR_ARG,
+        rc = cl_err(CL_ERR_FORMAT,
                     "%s was ingested with another model (or other settings: KV dtype, GKA "
                     "num_iter)",
                     what);

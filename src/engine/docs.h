@@ -32,7 +32,7 @@ int cl_doc_put(cl_prefix *p, const cl_key *key, const cl_seq *s, const cl_doc_me
 /* 1 if stored (header check only). */
 int cl_doc_exists(cl_prefix *p, const cl_key *key);
 /* Restores a document's state into s (empty) and its descriptor. The model must be
- * the one that wrote it (CL_ERR_ARG naming the document otherwise). */
+ * the one that wrote it (CL_ERR_FORMAT naming the document otherwise). */
 int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta);
 
 #endif

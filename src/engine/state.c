@@ -57,11 +57,17 @@ int cl_state_write_kv(cl_seq *s, int64_t t0, int64_t n, const void *host)
     return kv_move(s, t0, n, (void *)host, 0);
 }
 
+/* The host layout has a transition block for the GDN layers iff with_trans. */
+static int layer_has_trans(const cl_cache *c, int i, int with_trans)
+{
+    return with_trans && c->ssm_type[i] == CL_LAYER_GDN;
+}
+
 static size_t ssm_layer_floats(const cl_cache *c, int i, int with_trans)
 {
     size_t st = cl_cache_state_floats(c, i);
     size_t n = cl_cache_conv_floats(c, i) + 2 * st + (size_t)c->ssm[i].n_heads;
-    if (with_trans && c->ssm[i].trans)
+    if (layer_has_trans(c, i, with_trans))
         n += st;
     return n;
 }
@@ -87,13 +93,15 @@ static int ssm_move(const cl_seq *s, void *host, int with_trans, int to_host)
             float *base;
             size_t n;
         } parts[5] = {{l->conv, cf}, {l->state, sf}, {l->state2, sf}, {l->log_decay, H},
-                      {with_trans ? l->trans : NULL, sf}};
+                      {l->trans, sf}};
         for (int p = 0; p < 5; p++) {
-            if (p == 4 && !parts[p].base)
+            if (p == 4 && !layer_has_trans(c, i, with_trans))
                 continue;
             size_t bytes = parts[p].n * sizeof(float);
             int rc;
-            if (!parts[p].base) /* GDN/M2 have no state2: zeros in the host layout */
+            /* absent in the cache (no state2 for GDN/M2; transition not tracked):
+             * zeros in the host layout when reading, skipped when writing */
+            if (!parts[p].base)
                 rc = to_host ? (memset(h, 0, bytes), CL_OK) : CL_OK;
             else if (to_host)
                 rc = o->to_host(c->b, h, parts[p].base + slot * parts[p].n, bytes);
@@ -145,7 +153,7 @@ int cl_state_snapshot(const cl_seq *s, int64_t kv_from, void **bytes, size_t *le
     if (kv_from < 0 || kv_from > s->kv_len)
         return cl_err(CL_ERR_ARG, "snapshot: kv_from %lld outside [0, %lld]", (long long)kv_from,
                       (long long)s->kv_len);
-    int with_trans = 0;
+    int with_trans = 0; /* only when the cache tracks it */
     for (int i = 0; i < s->c->n_ssm; i++)
         with_trans |= s->c->ssm[i].trans != NULL;
     cl_state_header h;
@@ -204,7 +212,7 @@ int cl_state_restore(cl_seq *s, const void *bytes, size_t len, const char *what)
     int cache_trans = 0;
     for (int i = 0; i < c->n_ssm; i++)
         cache_trans |= c->ssm[i].trans != NULL;
-    if (h.ssm_bytes != cl_state_ssm_bytes(c, snap_trans) || (snap_trans && !cache_trans))
+    if (h.ssm_bytes != cl_state_ssm_bytes(c, snap_trans))
         return cl_err(CL_ERR_CORRUPT, "%s: snapshot SSM payload is inconsistent", what);
     const char *p = (const char *)bytes + sizeof h;
     CL_TRY(cl_state_write_kv(s, h.kv_from, h.kv_len - h.kv_from, p));
