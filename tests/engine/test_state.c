@@ -106,8 +106,10 @@ static void test_snapshot_restore(void **st)
 static void test_long_prefill_vs_decode(void **st)
 {
     (void)st;
-    const int64_t n = 1100, tail = 40;
-    for (size_t p = 0; p < sizeof presets / sizeof presets[0]; p++) {
+    const int64_t n = 1030, tail = 40;
+    /* every recurrent type, and SWA (its window slides across pages); plain
+     * attention takes the same code path as SWA without the window */
+    for (size_t p = 0; p < 4; p++) {
         cl_model *m = tiny_model(presets[p], 0);
         int64_t V = m->cfg->vocab_size;
         int32_t *ids = malloc((size_t)n * sizeof *ids);
