@@ -1,0 +1,391 @@
+/* attention.cu - paged-KV attention (spec MODEL.md §5-6): the KV append, the
+ * decode kernel (one query per sequence, split over the KV range, then a
+ * combine), and a plain prefill kernel for any KV dtype and head dim (the fp32
+ * reference path; bf16 prefill at D = 128 goes to attention_mma.cu).
+ *
+ * Visibility of a query at slot q: keys [lo, q] with lo = q - window + 1 for SWA
+ * (0 otherwise), minus the hidden range [hide_lo, hide_hi) of the sequence.
+ *
+ * Decode, two numbers: a step reads every visible K and V row once
+ * (2 * Hkv * D * bytes per token and layer) and does 4 * Hq * D FLOPs per token,
+ * i.e. G = Hq/Hkv FLOP per byte (bf16): memory-bound, so the kernel only has to
+ * keep enough 16-byte loads in flight. LG = D/8 lanes share one token row (each
+ * lane 8 elements, one 16-byte load for bf16), so a warp reads 32/LG rows at a
+ * time, coalesced; the G query heads of the KV head are all served by that one
+ * read (GQA costs no extra bytes). */
+#include <float.h>
+
+#include "common.cuh"
+
+/* ------------------------------------------------------------------ append */
+
+template <typename T>
+__global__ void kv_append_kernel(T *kp, T *vp, const float *k, const float *v, int64_t ldk,
+                                 int64_t P, int64_t Hkv, int64_t D, kl_batch b)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int64_t per_row = Hkv * D;
+    if (i >= b.n_tok * per_row)
+        return;
+    int64_t row = i / per_row, hd = i - row * per_row;
+    const kl_seq sq = b.seq[b.row_seq[row]];
+    int64_t slot = sq.kv_start + (row - sq.tok_start);
+    int64_t page = b.blocks[sq.blocks_off + slot / P];
+    int64_t dst = (page * P + slot % P) * per_row + hd;
+    kp[dst] = kl_from_f32<T>(k[row * ldk + hd]);
+    vp[dst] = kl_from_f32<T>(v[row * ldk + hd]);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* 8 consecutive elements at p (16-byte aligned for 2-byte types) to fp32. */
+template <typename T> __device__ __forceinline__ void load8(const T *p, float *f);
+template <> __device__ __forceinline__ void load8<__nv_bfloat16>(const __nv_bfloat16 *p, float *f)
+{
+    kl_unpack8<__nv_bfloat16>(*reinterpret_cast<const uint4 *>(p), f);
+}
+template <> __device__ __forceinline__ void load8<__half>(const __half *p, float *f)
+{
+    kl_unpack8<__half>(*reinterpret_cast<const uint4 *>(p), f);
+}
+template <> __device__ __forceinline__ void load8<float>(const float *p, float *f)
+{
+    float4 a = reinterpret_cast<const float4 *>(p)[0], b = reinterpret_cast<const float4 *>(p)[1];
+    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
+    f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+}
+
+__device__ __forceinline__ void visible_range(const kl_seq &sq, int64_t qslot, int64_t window,
+                                              int64_t *lo, int64_t *hi)
+{
+    *lo = window > 0 && qslot - window + 1 > 0 ? qslot - window + 1 : 0;
+    *hi = qslot + 1;
+}
+
+/* ------------------------------------------------------------------ decode */
+
+#define DEC_THREADS 128
+
+/* grid (n_split, Hkv, n_seq). partial[(seq*Hq + qh)*n_split + split] = {m, l, acc[D]}. */
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(
+    float *out, const float *q, int64_t ldq, const T *kp, const T *vp, int64_t P, int64_t Hkv,
+    float scale, int64_t window, kl_batch b, float *partial)
+{
+    constexpr int LG = D / 8;             /* lanes per token row */
+    constexpr int NG = DEC_THREADS / LG;  /* token groups per block */
+    extern __shared__ float sm[];         /* [NG][G][D + 2] */
+    const int split = blockIdx.x, n_split = gridDim.x, h = blockIdx.y, s = blockIdx.z;
+    const int grp = threadIdx.x / LG, gl = threadIdx.x % LG;
+    const kl_seq sq = b.seq[s];
+    const int64_t qslot = sq.kv_start, Hq = Hkv * G;
+    int64_t lo, hi;
+    visible_range(sq, qslot, window, &lo, &hi);
+    int64_t per = (hi - lo + n_split - 1) / n_split;
+    int64_t t0 = lo + split * per, t1 = t0 + per < hi ? t0 + per : hi;
+
+    float qv[G][8], acc[G][8], m[G], l[G];
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        const float *qp = q + sq.tok_start * ldq + (h * G + g) * D + gl * 8;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            qv[g][e] = qp[e] * scale;
+            acc[g][e] = 0.0f;
+        }
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+    }
+    const int64_t row_elems = Hkv * D;
+    /* warp-uniform trip count: the shuffles below need every lane of the warp */
+    for (int64_t jb = t0; jb < t1; jb += NG) {
+        const int64_t j = jb + grp;
+        const bool valid = j < t1 && !(j >= sq.hide_lo && j < sq.hide_hi);
+        float kf[8], vf[8];
+        if (valid) {
+            int64_t page = b.blocks[sq.blocks_off + j / P];
+            int64_t off = (page * P + j % P) * row_elems + h * D + gl * 8;
+            load8<T>(kp + off, kf);
+            load8<T>(vp + off, vf);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                kf[e] = vf[e] = 0.0f;
+        }
+        float sc[G];
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            float d = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                d += qv[g][e] * kf[e];
+#pragma unroll
+            for (int o = LG / 2; o > 0; o >>= 1)
+                d += __shfl_xor_sync(0xffffffffu, d, o);
+            sc[g] = d;
+        }
+        if (!valid)
+            continue;
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            float mn = fmaxf(m[g], sc[g]);
+            float corr = expf(m[g] - mn), p = expf(sc[g] - mn);
+            l[g] = l[g] * corr + p;
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                acc[g][e] = acc[g][e] * corr + p * vf[e];
+            m[g] = mn;
+        }
+    }
+    /* combine the NG groups of the block */
+    float *mine = sm + (size_t)grp * G * (D + 2);
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        float *r = mine + g * (D + 2);
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            r[2 + gl * 8 + e] = acc[g][e];
+        if (gl == 0) {
+            r[0] = m[g];
+            r[1] = l[g];
+        }
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < G * D; idx += DEC_THREADS) {
+        int g = idx / D, d = idx % D;
+        float M = -INFINITY;
+        for (int k = 0; k < NG; k++)
+            M = fmaxf(M, sm[(size_t)k * G * (D + 2) + g * (D + 2)]);
+        float L = 0.0f, A = 0.0f;
+        if (M > -INFINITY)
+            for (int k = 0; k < NG; k++) {
+                const float *r = sm + (size_t)k * G * (D + 2) + g * (D + 2);
+                float w = expf(r[0] - M);
+                L += r[1] * w;
+                A += r[2 + d] * w;
+            }
+        int64_t qh = (int64_t)h * G + g;
+        if (n_split == 1) {
+            out[sq.tok_start * Hq * D + qh * D + d] = L > 0.0f ? A / L : 0.0f;
+        } else {
+            float *pp = partial + (((int64_t)s * Hq + qh) * n_split + split) * (D + 2);
+            pp[2 + d] = A;
+            if (d == 0) {
+                pp[0] = M;
+                pp[1] = L;
+            }
+        }
+    }
+}
+
+/* One thread per (sequence, query head, d). */
+__global__ void attn_combine_kernel(float *out, const float *partial, int n_split, int64_t Hq,
+                                    int64_t D, kl_batch b)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (int64_t)b.n_seq * Hq * D)
+        return;
+    int64_t d = i % D, qh = (i / D) % Hq, s = i / (D * Hq);
+    const float *pp = partial + (s * Hq + qh) * n_split * (D + 2);
+    float M = -INFINITY;
+    for (int k = 0; k < n_split; k++)
+        M = fmaxf(M, pp[k * (D + 2)]);
+    float L = 0.0f, A = 0.0f;
+    if (M > -INFINITY)
+        for (int k = 0; k < n_split; k++) {
+            float w = expf(pp[k * (D + 2)] - M);
+            L += pp[k * (D + 2) + 1] * w;
+            A += pp[k * (D + 2) + 2 + d] * w;
+        }
+    out[b.seq[s].tok_start * Hq * D + qh * D + d] = L > 0.0f ? A / L : 0.0f;
+}
+
+/* ------------------------------------------------------------------ prefill (plain) */
+
+/* One warp per (row, query head): lane j scores key base+j, then the warp
+ * accumulates V for its D/32-element slices. */
+template <typename T>
+__global__ void attn_prefill_kernel(float *out, const float *q, int64_t ldq, const T *kp,
+                                    const T *vp, int64_t P, int64_t Hq, int64_t Hkv, int64_t D,
+                                    float scale, int64_t window, kl_batch b)
+{
+    extern __shared__ float qs_all[]; /* [warps][D] */
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int64_t task = (int64_t)blockIdx.x * (blockDim.x >> 5) + warp;
+    if (task >= b.n_tok * Hq)
+        return;
+    int64_t row = task / Hq, qh = task % Hq, g = qh / (Hq / Hkv);
+    const kl_seq sq = b.seq[b.row_seq[row]];
+    int64_t qslot = sq.kv_start + (row - sq.tok_start), lo, hi;
+    visible_range(sq, qslot, window, &lo, &hi);
+    float *qs = qs_all + (size_t)warp * D;
+    for (int64_t d = lane; d < D; d += 32)
+        qs[d] = q[row * ldq + qh * D + d];
+    __syncwarp();
+    const int per = (int)((D + 31) / 32);
+    float acc[8];
+    for (int e = 0; e < 8; e++)
+        acc[e] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    const int64_t row_elems = Hkv * D;
+    for (int64_t base = lo; base < hi; base += 32) {
+        int64_t j = base + lane;
+        float sc = -INFINITY;
+        if (j < hi && !(j >= sq.hide_lo && j < sq.hide_hi)) {
+            int64_t page = b.blocks[sq.blocks_off + j / P];
+            const T *kr = kp + (page * P + j % P) * row_elems + g * D;
+            float d = 0.0f;
+            for (int64_t e = 0; e < D; e++)
+                d += qs[e] * kl_to_f32(kr[e]);
+            sc = d * scale;
+        }
+        float mb = kl_warp_max(sc);
+        float mn = fmaxf(m, mb);
+        if (mn == -INFINITY)
+            continue; /* nothing visible yet */
+        float p = sc == -INFINITY ? 0.0f : expf(sc - mn);
+        float corr = expf(m - mn);
+        l = l * corr + kl_warp_sum(p);
+        for (int e = 0; e < per; e++)
+            acc[e] *= corr;
+        int64_t nk = hi - base < 32 ? hi - base : 32;
+        for (int k = 0; k < nk; k++) {
+            float pk = __shfl_sync(0xffffffffu, p, k);
+            if (pk == 0.0f)
+                continue;
+            int64_t jj = base + k;
+            int64_t page = b.blocks[sq.blocks_off + jj / P];
+            const T *vr = vp + (page * P + jj % P) * row_elems + g * D;
+            for (int e = 0; e < per; e++) {
+                int64_t d = lane + 32 * e;
+                if (d < D)
+                    acc[e] += pk * kl_to_f32(vr[d]);
+            }
+        }
+        m = mn;
+    }
+    float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int e = 0; e < per; e++) {
+        int64_t d = lane + 32 * e;
+        if (d < D)
+            out[row * Hq * D + qh * D + d] = acc[e] * inv;
+    }
+}
+
+/* ------------------------------------------------------------------ launchers */
+
+extern "C" cudaError_t kl_kv_append(const kl_kv *kv, const float *k, const float *v, int64_t ldk,
+                                    const kl_batch *b, cudaStream_t stream)
+{
+    int64_t n = b->n_tok * kv->n_kv_heads * kv->head_dim;
+    if (n <= 0)
+        return cudaSuccess;
+    unsigned g = kl_blocks(n, 256);
+    if (kv->dtype == KL_BF16)
+        kv_append_kernel<<<g, 256, 0, stream>>>((__nv_bfloat16 *)kv->k, (__nv_bfloat16 *)kv->v, k,
+                                                v, ldk, kv->page_tokens, kv->n_kv_heads,
+                                                kv->head_dim, *b);
+    else if (kv->dtype == KL_F16)
+        kv_append_kernel<<<g, 256, 0, stream>>>((__half *)kv->k, (__half *)kv->v, k, v, ldk,
+                                                kv->page_tokens, kv->n_kv_heads, kv->head_dim, *b);
+    else
+        kv_append_kernel<<<g, 256, 0, stream>>>((float *)kv->k, (float *)kv->v, k, v, ldk,
+                                                kv->page_tokens, kv->n_kv_heads, kv->head_dim, *b);
+    return cudaGetLastError();
+}
+
+extern "C" int kl_attn_decode_splits(int n_seq, int64_t n_kv_heads, int sm_count)
+{
+    int64_t pairs = (int64_t)n_seq * n_kv_heads;
+    int64_t want = (8 * (int64_t)sm_count + pairs - 1) / pairs;
+    return (int)(want < 1 ? 1 : want > 64 ? 64 : want);
+}
+
+template <typename T, int D, int G>
+static cudaError_t decode_launch(float *out, const float *q, int64_t ldq, const kl_kv *kv,
+                                 const kl_batch *b, const kl_mix *p, float *partial, int n_split,
+                                 cudaStream_t stream)
+{
+    constexpr int NG = DEC_THREADS / (D / 8);
+    size_t smem = (size_t)NG * G * (D + 2) * sizeof(float);
+    dim3 grid((unsigned)n_split, (unsigned)kv->n_kv_heads, (unsigned)b->n_seq);
+    attn_decode_kernel<T, D, G><<<grid, DEC_THREADS, smem, stream>>>(
+        out, q, ldq, (const T *)kv->k, (const T *)kv->v, kv->page_tokens, kv->n_kv_heads,
+        p->scale, p->window, *b, partial);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess || n_split == 1)
+        return e;
+    int64_t n = (int64_t)b->n_seq * p->n_heads * D;
+    attn_combine_kernel<<<kl_blocks(n, 256), 256, 0, stream>>>(out, partial, n_split, p->n_heads,
+                                                               D, *b);
+    return cudaGetLastError();
+}
+
+template <typename T, int D>
+static cudaError_t decode_g(float *out, const float *q, int64_t ldq, const kl_kv *kv,
+                            const kl_batch *b, const kl_mix *p, float *partial, int n_split,
+                            cudaStream_t stream)
+{
+    switch (p->n_heads / p->n_kv_heads) {
+    case 1: return decode_launch<T, D, 1>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 2: return decode_launch<T, D, 2>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 4: return decode_launch<T, D, 4>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 8: return decode_launch<T, D, 8>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    default: return cudaErrorNotSupported;
+    }
+}
+
+template <typename T>
+static cudaError_t decode_d(float *out, const float *q, int64_t ldq, const kl_kv *kv,
+                            const kl_batch *b, const kl_mix *p, float *partial, int n_split,
+                            cudaStream_t stream)
+{
+    switch (p->head_dim) {
+    case 32: return decode_g<T, 32>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 64: return decode_g<T, 64>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 128: return decode_g<T, 128>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 256: return decode_g<T, 256>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    default: return cudaErrorNotSupported;
+    }
+}
+
+extern "C" cudaError_t kl_attn_decode(float *out, const float *q, int64_t ldq, const kl_kv *kv,
+                                      const kl_batch *b, const kl_mix *p, float *partial,
+                                      int n_split, cudaStream_t stream)
+{
+    if (b->n_seq <= 0)
+        return cudaSuccess;
+    if (ldq % 4 || ((uintptr_t)q % 16))
+        return cudaErrorNotSupported;
+    if (kv->dtype == KL_BF16)
+        return decode_d<__nv_bfloat16>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    if (kv->dtype == KL_F16)
+        return decode_d<__half>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    return decode_d<float>(out, q, ldq, kv, b, p, partial, n_split, stream);
+}
+
+extern "C" cudaError_t kl_attn_prefill(float *out, const float *q, int64_t ldq, const kl_kv *kv,
+                                       const kl_batch *b, const kl_mix *p, cudaStream_t stream)
+{
+    int64_t tasks = b->n_tok * p->n_heads, D = p->head_dim;
+    if (tasks <= 0)
+        return cudaSuccess;
+    if (D > 256)
+        return cudaErrorNotSupported;
+    const int warps = 4;
+    unsigned grid = kl_blocks(tasks, warps);
+    size_t smem = (size_t)warps * D * sizeof(float);
+    if (kv->dtype == KL_BF16)
+        attn_prefill_kernel<<<grid, warps * 32, smem, stream>>>(
+            out, q, ldq, (const __nv_bfloat16 *)kv->k, (const __nv_bfloat16 *)kv->v,
+            kv->page_tokens, p->n_heads, p->n_kv_heads, D, p->scale, p->window, *b);
+    else if (kv->dtype == KL_F16)
+        attn_prefill_kernel<<<grid, warps * 32, smem, stream>>>(
+            out, q, ldq, (const __half *)kv->k, (const __half *)kv->v, kv->page_tokens, p->n_heads,
+            p->n_kv_heads, D, p->scale, p->window, *b);
+    else
+        attn_prefill_kernel<<<grid, warps * 32, smem, stream>>>(
+            out, q, ldq, (const float *)kv->k, (const float *)kv->v, kv->page_tokens, p->n_heads,
+            p->n_kv_heads, D, p->scale, p->window, *b);
+    return cudaGetLastError();
+}

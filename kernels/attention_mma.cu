@@ -1,0 +1,285 @@
+/* attention_mma.cu - flash attention on the tensor cores for bf16 paged KV,
+ * D = 128 (prefill and mixed batches; spec MODEL.md §5-6).
+ *
+ * A block (4 warps) takes a tile of 64 query rows of one sequence and one query
+ * head; each warp owns 16 rows. K and V of 64 keys at a time are copied into
+ * shared memory with cp.async (every row looked up through the block table, so
+ * any page size works), two stages deep; S = Q K^T and O += P V are
+ * mma.sync m16n8k16 bf16 products with fp32 accumulation; the softmax is the
+ * online (running max / sum) form in fp32 on the S fragments, whose layout is
+ * also the layout of the A operand of the P V product, so P never leaves
+ * registers. Shared rows are 256 bytes: 16-byte chunks are XOR-swizzled by
+ * (row mod 8) so that ldmatrix reads eight rows without bank conflicts.
+ *
+ * Two numbers: 4 * D FLOPs per visible (query, key) pair per head; for a causal
+ * 32K prompt that is the 18 attention layers' ~160 TFLOP of the model's ~640. */
+#include "common.cuh"
+
+#define FA_ROWS 64 /* query rows per block */
+#define FA_KEYS 64 /* keys per tile */
+#define FA_D 128
+#define FA_CH 16 /* 16-byte chunks per row */
+
+__device__ __forceinline__ uint32_t fa_smem(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ int fa_swz(int row, int chunk) { return row * FA_CH + (chunk ^ (row & 7)); }
+
+__device__ __forceinline__ void fa_cp16(void *dst, const void *src, int bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(fa_smem(dst)), "l"(src),
+                 "r"(bytes));
+}
+__device__ __forceinline__ void fa_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void fa_wait()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void fa_ldm4(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(fa_smem(p)));
+}
+__device__ __forceinline__ void fa_ldm4t(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(fa_smem(p)));
+}
+
+/* d += a (16x16, row) * b (16x8, col), bf16 in, fp32 accumulate */
+__device__ __forceinline__ void fa_mma(float *d, const uint32_t *a, uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t fa_pack(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+__global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int64_t ldq,
+                                                 const __nv_bfloat16 *kp,
+                                                 const __nv_bfloat16 *vp, int64_t P, int64_t Hq,
+                                                 int64_t Hkv, float scale_log2, int64_t window,
+                                                 kl_batch b)
+{
+    extern __shared__ uint4 fa_sm[];
+    uint4 *Qs = fa_sm, *Ks = Qs + FA_ROWS * FA_CH, *Vs = Ks + 2 * FA_KEYS * FA_CH;
+    const int tile = blockIdx.x, h = blockIdx.y;
+    const int si = b.tiles[2 * tile], r0 = b.tiles[2 * tile + 1];
+    const kl_seq sq = b.seq[si];
+    const int nrows = (int)(sq.n_tok - r0 < FA_ROWS ? sq.n_tok - r0 : FA_ROWS);
+    const int64_t g = h / (Hq / Hkv);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+
+    /* Q tile -> bf16, swizzled */
+    for (int i = tid; i < FA_ROWS * FA_CH; i += blockDim.x) {
+        int r = i / FA_CH, c = i % FA_CH;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (r < nrows) {
+            const float4 *src = reinterpret_cast<const float4 *>(
+                q + (sq.tok_start + r0 + r) * ldq + h * FA_D + c * 8);
+            float4 x0 = src[0], x1 = src[1];
+            v.x = fa_pack(x0.x, x0.y);
+            v.y = fa_pack(x0.z, x0.w);
+            v.z = fa_pack(x1.x, x1.y);
+            v.w = fa_pack(x1.z, x1.w);
+        }
+        Qs[fa_swz(r, c)] = v;
+    }
+
+    const int64_t q_first = sq.kv_start + r0, q_last = q_first + nrows - 1;
+    const int64_t lo = window > 0 && q_first - window + 1 > 0 ? q_first - window + 1 : 0;
+    const int64_t hi = q_last + 1;
+    const int n_kt = (int)((hi - lo + FA_KEYS - 1) / FA_KEYS);
+    const int64_t row_elems = Hkv * FA_D;
+
+    auto load_tile = [&](int kt, int st) {
+        const int64_t base = lo + (int64_t)kt * FA_KEYS;
+        uint4 *kd = Ks + st * FA_KEYS * FA_CH, *vd = Vs + st * FA_KEYS * FA_CH;
+        for (int i = tid; i < FA_KEYS * FA_CH; i += blockDim.x) {
+            int r = i / FA_CH, c = i % FA_CH;
+            int64_t j = base + r;
+            const __nv_bfloat16 *ks = kp, *vs = vp;
+            int sz = 0;
+            if (j < hi) {
+                int64_t page = b.blocks[sq.blocks_off + j / P];
+                int64_t off = (page * P + j % P) * row_elems + g * FA_D + c * 8;
+                ks = kp + off;
+                vs = vp + off;
+                sz = 16;
+            }
+            fa_cp16(kd + fa_swz(r, c), ks, sz);
+            fa_cp16(vd + fa_swz(r, c), vs, sz);
+        }
+        fa_commit();
+    };
+
+    if (n_kt > 0)
+        load_tile(0, 0);
+    __syncthreads();
+
+    uint32_t qf[8][4];
+#pragma unroll
+    for (int ks = 0; ks < 8; ks++) {
+        int row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+        fa_ldm4(qf[ks], Qs + fa_swz(row, 2 * ks + (lane >> 4)));
+    }
+
+    float o[16][4];
+#pragma unroll
+    for (int d = 0; d < 16; d++)
+        o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    const int rl[2] = {warp * 16 + (lane >> 2), warp * 16 + (lane >> 2) + 8};
+    int64_t qs[2], qlo[2];
+    bool rv[2];
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        qs[k] = q_first + rl[k];
+        qlo[k] = window > 0 && qs[k] - window + 1 > 0 ? qs[k] - window + 1 : 0;
+        rv[k] = rl[k] < nrows;
+    }
+
+    for (int kt = 0; kt < n_kt; kt++) {
+        const int st = kt & 1;
+        if (kt + 1 < n_kt) {
+            load_tile(kt + 1, st ^ 1);
+            fa_wait<1>();
+        } else {
+            fa_wait<0>();
+        }
+        __syncthreads();
+        const uint4 *kt_s = Ks + st * FA_KEYS * FA_CH, *vt_s = Vs + st * FA_KEYS * FA_CH;
+
+        float s[8][4];
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                uint32_t bk[4];
+                fa_ldm4(bk, kt_s + fa_swz(nt * 8 + (lane & 7), kk * 4 + (lane >> 3)));
+                fa_mma(s[nt], qf[2 * kk], bk[0], bk[1]);
+                fa_mma(s[nt], qf[2 * kk + 1], bk[2], bk[3]);
+            }
+
+        /* mask, scale (log2 domain), running max */
+        const int64_t kbase = lo + (int64_t)kt * FA_KEYS;
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int k = e >> 1;
+                const int64_t key = kbase + nt * 8 + (lane & 3) * 2 + (e & 1);
+                bool ok = rv[k] && key < hi && key >= qlo[k] && key <= qs[k] &&
+                          !(key >= sq.hide_lo && key < sq.hide_hi);
+                float v = ok ? s[nt][e] * scale_log2 : -INFINITY;
+                s[nt][e] = v;
+                mx[k] = fmaxf(mx[k], v);
+            }
+        float corr[2];
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 1));
+            mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 2));
+            float mn = fmaxf(m[k], mx[k]);
+            float mu = mn == -INFINITY ? 0.0f : mn;
+            corr[k] = exp2f(m[k] - mu);
+            m[k] = mn;
+            mx[k] = mu; /* reuse: the subtrahend of this tile */
+            l[k] *= corr[k];
+        }
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float p = exp2f(s[nt][e] - mx[e >> 1]);
+                s[nt][e] = p;
+                l[e >> 1] += p;
+            }
+#pragma unroll
+        for (int d = 0; d < 16; d++) {
+            o[d][0] *= corr[0];
+            o[d][1] *= corr[0];
+            o[d][2] *= corr[1];
+            o[d][3] *= corr[1];
+        }
+
+        /* O += P V */
+#pragma unroll
+        for (int k2 = 0; k2 < 4; k2++) {
+            uint32_t a[4];
+            a[0] = fa_pack(s[2 * k2][0], s[2 * k2][1]);
+            a[1] = fa_pack(s[2 * k2][2], s[2 * k2][3]);
+            a[2] = fa_pack(s[2 * k2 + 1][0], s[2 * k2 + 1][1]);
+            a[3] = fa_pack(s[2 * k2 + 1][2], s[2 * k2 + 1][3]);
+#pragma unroll
+            for (int dt = 0; dt < 16; dt += 2) {
+                uint32_t bv[4];
+                int key = k2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                fa_ldm4t(bv, vt_s + fa_swz(key, dt + (lane >> 4)));
+                fa_mma(o[dt], a, bv[0], bv[1]);
+                fa_mma(o[dt + 1], a, bv[2], bv[3]);
+            }
+        }
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        l[k] += __shfl_xor_sync(0xffffffffu, l[k], 1);
+        l[k] += __shfl_xor_sync(0xffffffffu, l[k], 2);
+    }
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        if (!rv[k])
+            continue;
+        float inv = l[k] > 0.0f ? 1.0f / l[k] : 0.0f;
+        float *dst = out + (sq.tok_start + r0 + rl[k]) * Hq * FA_D + h * FA_D + (lane & 3) * 2;
+#pragma unroll
+        for (int dt = 0; dt < 16; dt++) {
+            float2 v = make_float2(o[dt][2 * k] * inv, o[dt][2 * k + 1] * inv);
+            *reinterpret_cast<float2 *>(dst + dt * 8) = v;
+        }
+    }
+}
+
+extern "C" cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t ldq,
+                                           const kl_kv *kv, const kl_batch *b, const kl_mix *p,
+                                           cudaStream_t stream)
+{
+    if (kv->dtype != KL_BF16 || p->head_dim != FA_D || ldq % 4 || ((uintptr_t)q % 16) ||
+        b->n_tiles <= 0)
+        return b->n_tiles <= 0 && kv->dtype == KL_BF16 && p->head_dim == FA_D
+                   ? cudaSuccess
+                   : cudaErrorNotSupported;
+    size_t smem = (size_t)(FA_ROWS + 4 * FA_KEYS) * FA_CH * sizeof(uint4);
+    static int attr_set = 0;
+    if (!attr_set) {
+        cudaError_t e = cudaFuncSetAttribute(fa_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)smem);
+        if (e != cudaSuccess)
+            return e;
+        attr_set = 1;
+    }
+    const float log2e = 1.4426950408889634f;
+    dim3 grid((unsigned)b->n_tiles, (unsigned)p->n_heads);
+    fa_kernel<<<grid, 128, smem, stream>>>(out, q, ldq, (const __nv_bfloat16 *)kv->k,
+                                           (const __nv_bfloat16 *)kv->v, kv->page_tokens,
+                                           p->n_heads, p->n_kv_heads, p->scale * log2e,
+                                           p->window, *b);
+    return cudaGetLastError();
+}

@@ -1,0 +1,186 @@
+/* elementwise.cu - the memory-bound one-pass ops: dtype conversion of GEMM
+ * inputs, residual add, SwiGLU, row gather, embedding lookup, argmax. */
+#include <float.h>
+
+#include "common.cuh"
+
+template <typename T>
+__global__ void convert_kernel(T *dst, const float *src, int64_t rows, int64_t cols,
+                               int64_t ld_src)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * cols)
+        return;
+    int64_t r = i / cols, c = i - r * cols;
+    dst[i] = kl_from_f32<T>(src[r * ld_src + c]);
+}
+
+/* Packed rows of 4: one float4 in, 4 values out. */
+template <typename T>
+__global__ void convert4_kernel(T *dst, const float *src, int64_t rows, int64_t cols4,
+                                int64_t ld4)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * cols4)
+        return;
+    int64_t r = i / cols4, c = i - r * cols4;
+    float4 v = reinterpret_cast<const float4 *>(src)[r * ld4 + c];
+    T *d = dst + 4 * i;
+    d[0] = kl_from_f32<T>(v.x);
+    d[1] = kl_from_f32<T>(v.y);
+    d[2] = kl_from_f32<T>(v.z);
+    d[3] = kl_from_f32<T>(v.w);
+}
+
+__global__ void add_kernel(float *x, const float *y, int64_t n)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        x[i] += y[i];
+}
+
+__global__ void swiglu_kernel(float *out, const float *gu, int64_t rows, int64_t inter)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * inter)
+        return;
+    int64_t r = i / inter, c = i - r * inter;
+    const float *g = gu + r * 2 * inter;
+    out[i] = kl_silu(g[c]) * g[inter + c];
+}
+
+__global__ void gather_kernel(float *out, const float *x, int64_t cols, const int64_t *rows,
+                              int64_t n)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * cols)
+        return;
+    int64_t r = i / cols, c = i - r * cols;
+    out[i] = x[rows[r] * cols + c];
+}
+
+template <typename T>
+__global__ void embed_kernel(float *out, const T *table, int64_t dim, const int32_t *tokens,
+                             int64_t n)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * dim)
+        return;
+    int64_t r = i / dim, c = i - r * dim;
+    out[i] = kl_to_f32(table[(int64_t)tokens[r] * dim + c]);
+}
+
+/* One block per row: each thread keeps its best (value, first index), then a
+ * tree over the block; ties keep the lower index, as the CPU's strict '>' does. */
+__global__ void argmax_kernel(int32_t *ids, const float *logits, int64_t V)
+{
+    __shared__ float bv[1024];
+    __shared__ int32_t bi[1024];
+    const float *x = logits + (int64_t)blockIdx.x * V;
+    float best = -FLT_MAX;
+    int32_t idx = 0x7fffffff;
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+        float v = x[i];
+        if (v > best) {
+            best = v;
+            idx = (int32_t)i;
+        }
+    }
+    bv[threadIdx.x] = best;
+    bi[threadIdx.x] = idx;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) {
+            float ov = bv[threadIdx.x + s];
+            int32_t oi = bi[threadIdx.x + s];
+            if (ov > bv[threadIdx.x] || (ov == bv[threadIdx.x] && oi < bi[threadIdx.x])) {
+                bv[threadIdx.x] = ov;
+                bi[threadIdx.x] = oi;
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        ids[blockIdx.x] = bi[0] == 0x7fffffff ? 0 : bi[0];
+}
+
+/* ------------------------------------------------------------------ launchers */
+
+extern "C" cudaError_t kl_convert(void *dst, int dtype, const float *src, int64_t rows,
+                                  int64_t cols, int64_t ld_src, cudaStream_t stream)
+{
+    int64_t n = rows * cols;
+    if (n <= 0)
+        return cudaSuccess;
+    const int th = 256;
+    int vec = cols % 4 == 0 && ld_src % 4 == 0 && ((uintptr_t)src % 16) == 0;
+    if (dtype == KL_BF16) {
+        if (vec)
+            convert4_kernel<<<kl_blocks(n / 4, th), th, 0, stream>>>(
+                (__nv_bfloat16 *)dst, src, rows, cols / 4, ld_src / 4);
+        else
+            convert_kernel<<<kl_blocks(n, th), th, 0, stream>>>((__nv_bfloat16 *)dst, src, rows,
+                                                                cols, ld_src);
+    } else if (dtype == KL_F16) {
+        if (vec)
+            convert4_kernel<<<kl_blocks(n / 4, th), th, 0, stream>>>((__half *)dst, src, rows,
+                                                                     cols / 4, ld_src / 4);
+        else
+            convert_kernel<<<kl_blocks(n, th), th, 0, stream>>>((__half *)dst, src, rows, cols,
+                                                                ld_src);
+    } else {
+        convert_kernel<<<kl_blocks(n, th), th, 0, stream>>>((float *)dst, src, rows, cols,
+                                                            ld_src);
+    }
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_add(float *x, const float *y, int64_t n, cudaStream_t stream)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    add_kernel<<<kl_blocks(n, 256), 256, 0, stream>>>(x, y, n);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_swiglu(float *out, const float *gu, int64_t rows, int64_t inter,
+                                 cudaStream_t stream)
+{
+    if (rows * inter <= 0)
+        return cudaSuccess;
+    swiglu_kernel<<<kl_blocks(rows * inter, 256), 256, 0, stream>>>(out, gu, rows, inter);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_gather_rows(float *out, const float *x, int64_t cols,
+                                      const int64_t *rows, int64_t n, cudaStream_t stream)
+{
+    if (n * cols <= 0)
+        return cudaSuccess;
+    gather_kernel<<<kl_blocks(n * cols, 256), 256, 0, stream>>>(out, x, cols, rows, n);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_embed(float *out, const void *table, int dtype, int64_t dim,
+                                const int32_t *tokens, int64_t n, cudaStream_t stream)
+{
+    if (n * dim <= 0)
+        return cudaSuccess;
+    unsigned g = kl_blocks(n * dim, 256);
+    if (dtype == KL_BF16)
+        embed_kernel<<<g, 256, 0, stream>>>(out, (const __nv_bfloat16 *)table, dim, tokens, n);
+    else if (dtype == KL_F16)
+        embed_kernel<<<g, 256, 0, stream>>>(out, (const __half *)table, dim, tokens, n);
+    else
+        embed_kernel<<<g, 256, 0, stream>>>(out, (const float *)table, dim, tokens, n);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_argmax(int32_t *ids, const float *logits, int64_t rows, int64_t V,
+                                 cudaStream_t stream)
+{
+    if (rows <= 0)
+        return cudaSuccess;
+    argmax_kernel<<<(unsigned)rows, 1024, 0, stream>>>(ids, logits, V);
+    return cudaGetLastError();
+}

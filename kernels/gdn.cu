@@ -1,0 +1,304 @@
+/* gdn.cu - Gated DeltaNet (spec MODEL.md §8): the decode step (§8.1) and the
+ * WY chunk form (§8.2), optionally carrying the transition product P (§8.3).
+ *
+ * Chunk form, per chunk of L tokens from state S0 (K x V):
+ *   A[t,s] = beta_t e^{gam_t-gam_s} k_t.k_s (s < t), T = (I + A)^-1,
+ *   W = T diag(beta e^gam) K, U0 = T diag(beta) V, U = U0 - W S0,
+ *   o_t = e^{gam_t} S0^T q_t + sum_{s<=t} e^{gam_t-gam_s} (q_t.k_s) u_s,
+ *   S_end = e^{gam_L} S0 + Kw^T U, Kw_s = e^{gam_L-gam_s} k_s,
+ *   P <- (e^{gam_L} I - Kw^T W) P.
+ * Everything but U, o and the state update is independent of S0: the prep
+ * kernel computes it for all chunks at once, the scan kernel walks the chunks.
+ * Decode: two numbers per head: 2 * D^2 * 4 bytes of state (read + write) and
+ * ~6 D^2 FLOPs, memory-bound; the state is read once into registers. */
+#include "ssm_common.cuh"
+
+/* Per-token inputs of one head (fla l2norm: x / sqrt(sum x^2 + 1e-6), q scaled). */
+struct gdn_in {
+    const float *qkv, *beta_raw, *gk_raw, *a_log, *dt_bias;
+    int64_t ldg, Hq, Hkv, D;
+    float scale;
+    int neg;
+};
+
+/* One warp: writes q-hat, k-hat, v of (row, h) to q, k, v; returns beta, g in lane 0. */
+KL_DEV void gdn_token(const gdn_in &a, int64_t row, int64_t h, float *q, float *k, float *v,
+                      float *beta, float *g)
+{
+    const int64_t D = a.D, kvh = h / (a.Hq / a.Hkv), ld = (a.Hq + 2 * a.Hkv) * D;
+    const float *r = a.qkv + row * ld;
+    const float *qs = r + h * D, *ks = r + a.Hq * D + kvh * D, *vs = r + (a.Hq + a.Hkv) * D + kvh * D;
+    double qq = kl_warp_sumsq_d(qs, D), kk = kl_warp_sumsq_d(ks, D);
+    float qn = (float)(1.0 / sqrt(qq + 1e-6)) * a.scale, kn = (float)(1.0 / sqrt(kk + 1e-6));
+    for (int64_t i = threadIdx.x & 31; i < D; i += 32) {
+        q[i] = qs[i] * qn;
+        k[i] = ks[i] * kn;
+        v[i] = vs[i];
+    }
+    float bt = kl_sigmoid(a.beta_raw[row * a.ldg + h]);
+    *beta = a.neg ? 2.0f * bt : bt;
+    *g = -expf(a.a_log[h]) * kl_softplus(a.gk_raw[row * a.ldg + h] + a.dt_bias[h]);
+}
+
+/* ------------------------------------------------------------------ decode */
+
+template <int D>
+__global__ void __launch_bounds__(256) gdn_decode_kernel(float *o, gdn_in a, kl_ssm s, kl_batch b)
+{
+    __shared__ float q[D], k[D], v[D], u[D], red[8 * D];
+    __shared__ float sc[2];
+    const int h = blockIdx.x;
+    const kl_seq sq = b.seq[blockIdx.y];
+    const int64_t row = sq.tok_start, H = s.n_heads;
+    if (threadIdx.x < 32) {
+        float beta, g;
+        gdn_token(a, row, h, q, k, v, &beta, &g);
+        if (threadIdx.x == 0) {
+            sc[0] = beta;
+            sc[1] = g;
+        }
+    }
+    const int64_t off = ((int64_t)sq.slot * H + h) * D * D;
+    kl_tile<D> S;
+    S.load(s.state + off);
+    __syncthreads();
+    const float beta = sc[0], g = sc[1], eg = expf(g);
+#pragma unroll
+    for (int r = 0; r < kl_tile<D>::RPW; r++)
+#pragma unroll
+        for (int c = 0; c < kl_tile<D>::CPL; c++)
+            S.v[r][c] *= eg;
+    S.col_dot(k, red, u); /* u = S^T k */
+    for (int j = threadIdx.x; j < D; j += blockDim.x)
+        u[j] = beta * (v[j] - u[j]);
+    __syncthreads();
+    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+#pragma unroll
+    for (int r = 0; r < kl_tile<D>::RPW; r++)
+#pragma unroll
+        for (int c = 0; c < kl_tile<D>::CPL; c++)
+            S.v[r][c] += k[w * kl_tile<D>::RPW + r] * u[l * kl_tile<D>::CPL + c];
+    S.col_dot(q, red, u); /* o = S^T q */
+    for (int j = threadIdx.x; j < D; j += blockDim.x)
+        o[row * a.Hq * D + h * D + j] = u[j];
+    S.store(s.state + off);
+    if (threadIdx.x == 0)
+        s.log_decay[(int64_t)sq.slot * H + h] += g;
+    if (s.trans) { /* P <- e^g (I - beta k k^T) P */
+        __syncthreads();
+        kl_tile<D> P;
+        P.load(s.trans + off);
+        P.col_dot(k, red, u); /* u = k^T P */
+#pragma unroll
+        for (int r = 0; r < kl_tile<D>::RPW; r++)
+#pragma unroll
+            for (int c = 0; c < kl_tile<D>::CPL; c++)
+                P.v[r][c] = eg * (P.v[r][c] - beta * k[w * kl_tile<D>::RPW + r] *
+                                                  u[l * kl_tile<D>::CPL + c]);
+        P.store(s.trans + off);
+    }
+}
+
+/* ------------------------------------------------------------------ chunked */
+
+#define L KL_SSM_CHUNK
+
+/* Scratch per (chunk, head): Q, Kw, W, U0 [L][D], QKM [L][L], eG [L], eL, gL. */
+__host__ __device__ static inline int64_t gdn_per(int64_t D) { return 4 * L * D + L * L + L + 2; }
+
+/* grid (n_chunks, H). Dynamic smem: K, Qs->W, Vs->U0 [L][D], A [L][L], beta, g, gam. */
+__global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_batch b, float *scratch)
+{
+    extern __shared__ float sm[];
+    const int64_t D = a.D;
+    float *K = sm, *Qs = K + L * D, *Vs = Qs + L * D, *A = Vs + L * D, *beta = A + L * L,
+          *g = beta + L, *gam = g + L;
+    const int ch = blockIdx.x, h = blockIdx.y;
+    const int64_t row0 = b.chunks[3 * ch + 1];
+    const int len = b.chunks[3 * ch + 2];
+    float *out = scratch + ((int64_t)ch * H + h) * gdn_per(D);
+    float *oQ = out, *oKw = oQ + L * D, *oW = oKw + L * D, *oU = oW + L * D, *oQK = oU + L * D,
+          *oeG = oQK + L * L, *oeL = oeG + L;
+    const int warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    for (int t = warp; t < len; t += nw) {
+        float bt, gt;
+        gdn_token(a, row0 + t, h, Qs + t * D, K + t * D, Vs + t * D, &bt, &gt);
+        if ((threadIdx.x & 31) == 0) {
+            beta[t] = bt;
+            g[t] = gt;
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float cum = 0.0f;
+        for (int t = 0; t < len; t++) {
+            cum += g[t];
+            gam[t] = cum;
+        }
+    }
+    __syncthreads();
+    /* A (strictly lower) and the masked, decayed Q K^T */
+    for (int idx = threadIdx.x; idx < len * len; idx += blockDim.x) {
+        int t = idx / len, s = idx - t * len;
+        float kk = 0.0f, qk = 0.0f;
+        if (s <= t)
+            for (int64_t i = 0; i < D; i++) {
+                kk += K[t * D + i] * K[s * D + i];
+                qk += Qs[t * D + i] * K[s * D + i];
+            }
+        float e = expf(gam[t] - gam[s]);
+        A[t * L + s] = s < t ? beta[t] * e * kk : 0.0f;
+        oQK[t * L + s] = s <= t ? qk * e : 0.0f;
+    }
+    __syncthreads();
+    /* Q out; right-hand sides of the two triangular solves in place */
+    for (int64_t idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
+        int t = (int)(idx / D);
+        oQ[idx] = Qs[idx];
+        Qs[idx] = beta[t] * expf(gam[t]) * K[idx];
+        Vs[idx] *= beta[t];
+    }
+    __syncthreads();
+    /* forward substitution, one column per thread (columns are independent) */
+    for (int64_t col = threadIdx.x; col < 2 * D; col += blockDim.x) {
+        float *M = col < D ? Qs : Vs;
+        int64_t j = col < D ? col : col - D;
+        for (int t = 1; t < len; t++) {
+            float x = M[t * D + j];
+            for (int s = 0; s < t; s++)
+                x -= A[t * L + s] * M[s * D + j];
+            M[t * D + j] = x;
+        }
+    }
+    __syncthreads();
+    const float gL = gam[len - 1];
+    for (int64_t idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
+        int t = (int)(idx / D);
+        oKw[idx] = expf(gL - gam[t]) * K[idx];
+        oW[idx] = Qs[idx];
+        oU[idx] = Vs[idx];
+    }
+    for (int t = threadIdx.x; t < len; t += blockDim.x)
+        oeG[t] = expf(gam[t]);
+    if (threadIdx.x == 0) {
+        oeL[0] = expf(gL);
+        oeL[1] = gL;
+    }
+}
+
+#define VB 32 /* state columns per scan block */
+
+/* grid (H, D / VB, n_seq): walks the chunks of one sequence, carrying S[:, jb] (and P[:, jb]). */
+__global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int64_t D, kl_ssm s,
+                                                       kl_batch b, const float *scratch)
+{
+    extern __shared__ float sm[];
+    float *S = sm, *P = S + D * VB, *U = P + D * VB, *Y = U + L * VB;
+    const int h = blockIdx.x, jb = blockIdx.y;
+    const kl_seq sq = b.seq[blockIdx.z];
+    const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + jb * VB;
+    for (int64_t idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
+        S[idx] = s.state[off + (idx / VB) * D + idx % VB];
+        if (s.trans)
+            P[idx] = s.trans[off + (idx / VB) * D + idx % VB];
+    }
+    __syncthreads();
+    for (int ci = 0; ci < sq.n_chunks; ci++) {
+        const int ch = sq.chunk0 + ci;
+        const int64_t row0 = b.chunks[3 * ch + 1];
+        const int len = b.chunks[3 * ch + 2];
+        const float *in = scratch + ((int64_t)ch * H + h) * gdn_per(D);
+        const float *Q = in, *Kw = Q + L * D, *W = Kw + L * D, *U0 = W + L * D, *QK = U0 + L * D,
+                    *eG = QK + L * L;
+        const float eL = eG[L];
+        kl_block_mm(len, VB, (int)D, [&](int t, int i) { return W[t * D + i]; },
+                    [&](int i, int c) { return S[i * VB + c]; },
+                    [&](int t, int c, float x) { U[t * VB + c] = U0[t * D + jb * VB + c] - x; });
+        if (s.trans)
+            kl_block_mm(len, VB, (int)D, [&](int t, int i) { return W[t * D + i]; },
+                        [&](int i, int c) { return P[i * VB + c]; },
+                        [&](int t, int c, float x) { Y[t * VB + c] = x; });
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < len * VB; idx += blockDim.x) {
+            int t = idx / VB, c = idx - t * VB;
+            float intra = 0.0f, inter = 0.0f;
+            for (int u = 0; u <= t; u++)
+                intra += QK[t * L + u] * U[u * VB + c];
+            for (int64_t i = 0; i < D; i++)
+                inter += Q[t * D + i] * S[i * VB + c];
+            o[(row0 + t) * Hq * D + h * D + jb * VB + c] = intra + eG[t] * inter;
+        }
+        __syncthreads();
+        for (int64_t idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
+            int64_t i = idx / VB, c = idx % VB;
+            float su = 0.0f, py = 0.0f;
+            for (int t = 0; t < len; t++) {
+                su += Kw[t * D + i] * U[t * VB + c];
+                if (s.trans)
+                    py += Kw[t * D + i] * Y[t * VB + c];
+            }
+            S[idx] = eL * S[idx] + su;
+            if (s.trans)
+                P[idx] = eL * P[idx] - py;
+        }
+        if (jb == 0 && threadIdx.x == 0)
+            s.log_decay[(int64_t)sq.slot * H + h] += eG[L + 1];
+        __syncthreads();
+    }
+    for (int64_t idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
+        s.state[off + (idx / VB) * D + idx % VB] = S[idx];
+        if (s.trans)
+            s.trans[off + (idx / VB) * D + idx % VB] = P[idx];
+    }
+}
+
+/* ------------------------------------------------------------------ launchers */
+
+extern "C" size_t kl_gdn_scratch_floats(int64_t n_chunks, int64_t H, int64_t D)
+{
+    return (size_t)(n_chunks * H * gdn_per(D));
+}
+
+extern "C" cudaError_t kl_gdn(float *o, const float *qkv, const float *beta_raw,
+                              const float *gk_raw, int64_t ldg, const float *a_log,
+                              const float *dt_bias, const kl_ssm *s, const kl_batch *b,
+                              const kl_mix *p, void *scratch, cudaStream_t stream)
+{
+    const int64_t D = p->head_dim, H = p->n_heads;
+    gdn_in a = {qkv, beta_raw, gk_raw, a_log, dt_bias, ldg, p->n_heads, p->n_kv_heads, D,
+                p->scale, p->allow_neg_eigval};
+    if (b->n_seq <= 0)
+        return cudaSuccess;
+    if (b->decode && (D == 32 || D == 64 || D == 128)) {
+        dim3 grid((unsigned)H, (unsigned)b->n_seq);
+        if (D == 128)
+            gdn_decode_kernel<128><<<grid, 256, 0, stream>>>(o, a, *s, *b);
+        else if (D == 64)
+            gdn_decode_kernel<64><<<grid, 256, 0, stream>>>(o, a, *s, *b);
+        else
+            gdn_decode_kernel<32><<<grid, 256, 0, stream>>>(o, a, *s, *b);
+        return cudaGetLastError();
+    }
+    if (D % VB || b->n_chunks <= 0)
+        return b->n_chunks <= 0 ? cudaSuccess : cudaErrorNotSupported;
+    size_t prep_smem = (size_t)(3 * L * D + L * L + 3 * L) * sizeof(float);
+    cudaError_t e = cudaFuncSetAttribute(gdn_prep_kernel,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)prep_smem);
+    if (e != cudaSuccess)
+        return e;
+    gdn_prep_kernel<<<dim3((unsigned)b->n_chunks, (unsigned)H), 256, prep_smem, stream>>>(
+        a, H, *b, (float *)scratch);
+    if ((e = cudaGetLastError()) != cudaSuccess)
+        return e;
+    size_t scan_smem = (size_t)(2 * D * VB + 2 * L * VB) * sizeof(float);
+    if ((e = cudaFuncSetAttribute(gdn_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)scan_smem)) != cudaSuccess)
+        return e;
+    gdn_scan_kernel<<<dim3((unsigned)H, (unsigned)(D / VB), (unsigned)b->n_seq), 256, scan_smem,
+                      stream>>>(o, p->n_heads, D, *s, *b, (const float *)scratch);
+    return cudaGetLastError();
+}
+
+#undef L
+#undef VB

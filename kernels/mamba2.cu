@@ -1,0 +1,218 @@
+/* mamba2.cu - Mamba2, GQA variant (spec MODEL.md §7): the decode recurrence
+ * (§7.1) and the chunked SSD form (§7.2).
+ *
+ * Chunk form, per chunk of L tokens from state S0 [P x N] (P = N = D):
+ *   lam_t = sum_{r<=t} dt_r A, M[t,s] = (C_t.B_s) e^{lam_t-lam_s} dt_s (s <= t),
+ *   y = M X + D X + diag(e^lam) C S0^T,
+ *   S_end = e^{lam_L} S0 + Xw^T B, Xw_s = e^{lam_L-lam_s} dt_s X_s.
+ * The prep kernel writes M X + D X into y and the S0-free pieces into scratch
+ * for every chunk at once; the scan kernel (a block per head and block of P
+ * rows) adds the S0 term and carries the state. Decode reads each head's state
+ * once (2 * D^2 * 4 bytes, read + write) into registers. */
+#include "ssm_common.cuh"
+
+struct m2_in {
+    const float *xbc, *dt_raw, *dt_bias, *a_log, *d_skip;
+    int64_t lddt, conv_dim, Hq, Hkv, D;
+};
+
+/* ------------------------------------------------------------------ decode */
+
+template <int D>
+__global__ void __launch_bounds__(256) m2_decode_kernel(float *y, m2_in a, kl_ssm s, kl_batch b)
+{
+    __shared__ float x[D], B[D], C[D], yo[D];
+    const int h = blockIdx.x;
+    const kl_seq sq = b.seq[blockIdx.y];
+    const int64_t row = sq.tok_start, H = s.n_heads, g = h / (a.Hq / a.Hkv);
+    const float *r = a.xbc + row * a.conv_dim;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        x[i] = r[g * D + i];
+        B[i] = r[a.Hkv * D + g * D + i];
+        C[i] = r[2 * a.Hkv * D + h * D + i];
+    }
+    const float A = -expf(a.a_log[h]);
+    const float dt = kl_softplus(a.dt_raw[row * a.lddt + h] + a.dt_bias[h]);
+    const float decay = expf(dt * A);
+    const int64_t off = ((int64_t)sq.slot * H + h) * D * D;
+    kl_tile<D> S;
+    S.load(s.state + off);
+    __syncthreads();
+    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+#pragma unroll
+    for (int rr = 0; rr < kl_tile<D>::RPW; rr++) {
+        float xp = dt * x[w * kl_tile<D>::RPW + rr];
+#pragma unroll
+        for (int c = 0; c < kl_tile<D>::CPL; c++)
+            S.v[rr][c] = decay * S.v[rr][c] + xp * B[l * kl_tile<D>::CPL + c];
+    }
+    S.row_dot(C, yo);
+    S.store(s.state + off);
+    __syncthreads();
+    for (int p = threadIdx.x; p < D; p += blockDim.x)
+        y[row * a.Hq * D + h * D + p] = yo[p] + a.d_skip[h] * x[p];
+    if (threadIdx.x == 0)
+        s.log_decay[(int64_t)sq.slot * H + h] += dt * A;
+}
+
+/* ------------------------------------------------------------------ chunked */
+
+#define L KL_SSM_CHUNK
+#define PB 32 /* state rows (p) per scan block */
+
+/* Scratch per (chunk, head): C, Xw, B [L][D], e^lam [L], e^lam_L, lam_L. */
+__host__ __device__ static inline int64_t m2_per(int64_t D) { return 3 * L * D + L + 2; }
+
+/* grid (n_chunks, H). Dynamic smem: X, B, C [L][D], M [L][L], dt, lam [L]. */
+__global__ void __launch_bounds__(256) m2_prep_kernel(float *y, m2_in a, int64_t H, kl_batch b,
+                                                      float *scratch)
+{
+    extern __shared__ float sm[];
+    const int64_t D = a.D;
+    float *X = sm, *Bm = X + L * D, *Cm = Bm + L * D, *M = Cm + L * D, *dt = M + L * L,
+          *lam = dt + L;
+    const int ch = blockIdx.x, h = blockIdx.y;
+    const int64_t row0 = b.chunks[3 * ch + 1], g = h / (a.Hq / a.Hkv);
+    const int len = b.chunks[3 * ch + 2];
+    float *out = scratch + ((int64_t)ch * H + h) * m2_per(D);
+    float *oC = out, *oXw = oC + L * D, *oB = oXw + L * D, *oeL = oB + L * D;
+    for (int64_t idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
+        int64_t t = idx / D, i = idx % D;
+        const float *r = a.xbc + (row0 + t) * a.conv_dim;
+        X[idx] = r[g * D + i];
+        Bm[idx] = r[a.Hkv * D + g * D + i];
+        Cm[idx] = r[2 * a.Hkv * D + h * D + i];
+    }
+    const float A = -expf(a.a_log[h]);
+    for (int t = threadIdx.x; t < len; t += blockDim.x)
+        dt[t] = kl_softplus(a.dt_raw[(row0 + t) * a.lddt + h] + a.dt_bias[h]);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float cum = 0.0f;
+        for (int t = 0; t < len; t++) {
+            cum += dt[t] * A;
+            lam[t] = cum;
+        }
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < len * len; idx += blockDim.x) {
+        int t = idx / len, s = idx - t * len;
+        float cb = 0.0f;
+        if (s <= t)
+            for (int64_t n = 0; n < D; n++)
+                cb += Cm[t * D + n] * Bm[s * D + n];
+        M[t * L + s] = s <= t ? cb * expf(lam[t] - lam[s]) * dt[s] : 0.0f;
+    }
+    __syncthreads();
+    const float dsk = a.d_skip[h], lamL = lam[len - 1];
+    for (int64_t idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
+        int t = (int)(idx / D);
+        int64_t p = idx % D;
+        float acc = 0.0f;
+        for (int s = 0; s <= t; s++)
+            acc += M[t * L + s] * X[s * D + p];
+        y[(row0 + t) * a.Hq * D + h * D + p] = acc + dsk * X[idx];
+        oXw[idx] = expf(lamL - lam[t]) * dt[t] * X[idx];
+        oC[idx] = Cm[idx];
+        oB[idx] = Bm[idx];
+    }
+    float *oel = oeL;
+    for (int t = threadIdx.x; t < len; t += blockDim.x)
+        oel[t] = expf(lam[t]);
+    if (threadIdx.x == 0) {
+        oel[L] = expf(lamL);
+        oel[L + 1] = lamL;
+    }
+}
+
+/* grid (H, D / PB, n_seq): S rows [pb*PB, pb*PB + PB) across the sequence's chunks. */
+__global__ void __launch_bounds__(256) m2_scan_kernel(float *y, int64_t Hq, int64_t D, kl_ssm s,
+                                                      kl_batch b, const float *scratch)
+{
+    extern __shared__ float S[]; /* [PB][D] */
+    const int h = blockIdx.x, pb = blockIdx.y;
+    const kl_seq sq = b.seq[blockIdx.z];
+    const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + pb * PB * D;
+    for (int64_t idx = threadIdx.x; idx < PB * D; idx += blockDim.x)
+        S[idx] = s.state[off + idx];
+    __syncthreads();
+    for (int ci = 0; ci < sq.n_chunks; ci++) {
+        const int ch = sq.chunk0 + ci;
+        const int64_t row0 = b.chunks[3 * ch + 1];
+        const int len = b.chunks[3 * ch + 2];
+        const float *in = scratch + ((int64_t)ch * H + h) * m2_per(D);
+        const float *Cm = in, *Xw = Cm + L * D, *Bm = Xw + L * D, *el = Bm + L * D;
+        for (int idx = threadIdx.x; idx < len * PB; idx += blockDim.x) {
+            int t = idx / PB, p = idx - t * PB;
+            float cs = 0.0f;
+            for (int64_t n = 0; n < D; n++)
+                cs += Cm[t * D + n] * S[p * D + n];
+            y[(row0 + t) * Hq * D + h * D + pb * PB + p] += el[t] * cs;
+        }
+        __syncthreads();
+        const float eL = el[L];
+        for (int64_t idx = threadIdx.x; idx < PB * D; idx += blockDim.x) {
+            int64_t p = idx / D, n = idx % D;
+            float acc = 0.0f;
+            for (int t = 0; t < len; t++)
+                acc += Xw[t * D + pb * PB + p] * Bm[t * D + n];
+            S[idx] = eL * S[idx] + acc;
+        }
+        if (pb == 0 && threadIdx.x == 0)
+            s.log_decay[(int64_t)sq.slot * H + h] += el[L + 1];
+        __syncthreads();
+    }
+    for (int64_t idx = threadIdx.x; idx < PB * D; idx += blockDim.x)
+        s.state[off + idx] = S[idx];
+}
+
+/* ------------------------------------------------------------------ launchers */
+
+extern "C" size_t kl_m2_scratch_floats(int64_t n_chunks, int64_t H, int64_t D)
+{
+    return (size_t)(n_chunks * H * m2_per(D));
+}
+
+extern "C" cudaError_t kl_mamba2(float *y, const float *xbc, const float *dt_raw, int64_t lddt,
+                                 const float *dt_bias, const float *a_log, const float *d_skip,
+                                 const kl_ssm *s, const kl_batch *b, const kl_mix *p,
+                                 void *scratch, cudaStream_t stream)
+{
+    const int64_t D = p->head_dim, H = p->n_heads;
+    m2_in a = {xbc, dt_raw, dt_bias, a_log, d_skip, lddt, s->conv_channels, p->n_heads,
+               p->n_kv_heads, D};
+    if (b->n_seq <= 0)
+        return cudaSuccess;
+    if (b->decode && (D == 32 || D == 64 || D == 128)) {
+        dim3 grid((unsigned)H, (unsigned)b->n_seq);
+        if (D == 128)
+            m2_decode_kernel<128><<<grid, 256, 0, stream>>>(y, a, *s, *b);
+        else if (D == 64)
+            m2_decode_kernel<64><<<grid, 256, 0, stream>>>(y, a, *s, *b);
+        else
+            m2_decode_kernel<32><<<grid, 256, 0, stream>>>(y, a, *s, *b);
+        return cudaGetLastError();
+    }
+    if (D % PB || b->n_chunks <= 0)
+        return b->n_chunks <= 0 ? cudaSuccess : cudaErrorNotSupported;
+    size_t prep_smem = (size_t)(3 * L * D + L * L + 2 * L) * sizeof(float);
+    cudaError_t e = cudaFuncSetAttribute(m2_prep_kernel,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)prep_smem);
+    if (e != cudaSuccess)
+        return e;
+    m2_prep_kernel<<<dim3((unsigned)b->n_chunks, (unsigned)H), 256, prep_smem, stream>>>(
+        y, a, H, *b, (float *)scratch);
+    if ((e = cudaGetLastError()) != cudaSuccess)
+        return e;
+    size_t scan_smem = (size_t)PB * D * sizeof(float);
+    if ((e = cudaFuncSetAttribute(m2_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)scan_smem)) != cudaSuccess)
+        return e;
+    m2_scan_kernel<<<dim3((unsigned)H, (unsigned)(D / PB), (unsigned)b->n_seq), 256, scan_smem,
+                     stream>>>(y, p->n_heads, D, *s, *b, (const float *)scratch);
+    return cudaGetLastError();
+}
+
+#undef L
+#undef PB

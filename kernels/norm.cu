@@ -1,0 +1,127 @@
+/* norm.cu - RMSNorm of the residual stream (spec §3.1), per-head RMSNorm (q/k
+ * norms, Mamba2 B/C norms), and the two gated norms: Mamba2's (gate first,
+ * §3.3) and fla's FusedRMSNormGated (norm first, §3.2). Sums of squares are
+ * fp32 tree sums. */
+#include "common.cuh"
+
+/* One block per row. */
+__global__ void rmsnorm_kernel(float *out, const float *x, const float *w, int64_t dim, float eps)
+{
+    __shared__ float red[32];
+    const float *xr = x + (int64_t)blockIdx.x * dim;
+    float *o = out + (int64_t)blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+        ss += xr[i] * xr[i];
+    ss = kl_block_sum(ss, red);
+    float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+        o[i] = w[i] * (xr[i] * inv);
+}
+
+/* One warp per (row, head) vector. */
+__global__ void head_rmsnorm_kernel(float *x, int64_t ld, const float *w, int64_t rows,
+                                    int64_t heads, int64_t dim, float eps)
+{
+    int64_t v = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (v >= rows * heads)
+        return;
+    float *p = x + (v / heads) * ld + (v % heads) * dim;
+    float ss = 0.0f;
+    for (int64_t i = lane; i < dim; i += 32)
+        ss += p[i] * p[i];
+    ss = kl_warp_sum(ss);
+    float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+    for (int64_t i = lane; i < dim; i += 32)
+        p[i] = w[i] * (p[i] * inv);
+}
+
+/* Mamba2: u = y * silu(z), then per head u * rstd(u) * w[h*dim + i]. */
+__global__ void gated_norm_m2_kernel(float *y, const float *z, int64_t ldz, const float *w,
+                                     int64_t rows, int64_t heads, int64_t dim, float eps)
+{
+    int64_t v = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (v >= rows * heads)
+        return;
+    int64_t r = v / heads, h = v % heads;
+    float *p = y + r * heads * dim + h * dim;
+    const float *zz = z + r * ldz + h * dim;
+    float ss = 0.0f;
+    for (int64_t i = lane; i < dim; i += 32) {
+        float u = p[i] * kl_silu(zz[i]);
+        p[i] = u;
+        ss += u * u;
+    }
+    ss = kl_warp_sum(ss);
+    float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+    for (int64_t i = lane; i < dim; i += 32)
+        p[i] = p[i] * inv * w[h * dim + i];
+}
+
+/* fla: o = o * rstd(o) * w[i] * silu(g). */
+__global__ void gated_norm_fla_kernel(float *o, const float *g, int64_t ldg, const float *w,
+                                      int64_t rows, int64_t heads, int64_t dim, float eps)
+{
+    int64_t v = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (v >= rows * heads)
+        return;
+    int64_t r = v / heads, h = v % heads;
+    float *p = o + r * heads * dim + h * dim;
+    const float *gg = g + r * ldg + h * dim;
+    float ss = 0.0f;
+    for (int64_t i = lane; i < dim; i += 32)
+        ss += p[i] * p[i];
+    ss = kl_warp_sum(ss);
+    float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+    for (int64_t i = lane; i < dim; i += 32)
+        p[i] = p[i] * inv * w[i] * kl_silu(gg[i]);
+}
+
+/* ------------------------------------------------------------------ launchers */
+
+extern "C" cudaError_t kl_rmsnorm(float *out, const float *x, const float *w, int64_t rows,
+                                  int64_t dim, float eps, cudaStream_t stream)
+{
+    if (rows <= 0)
+        return cudaSuccess;
+    int th = dim >= 1024 ? 512 : dim >= 256 ? 256 : 64;
+    rmsnorm_kernel<<<(unsigned)rows, th, 0, stream>>>(out, x, w, dim, eps);
+    return cudaGetLastError();
+}
+
+static unsigned warp_blocks(int64_t vectors) { return kl_blocks(vectors * 32, 256); }
+
+extern "C" cudaError_t kl_head_rmsnorm(float *x, int64_t ld, const float *w, int64_t rows,
+                                       int64_t heads, int64_t dim, float eps, cudaStream_t stream)
+{
+    if (rows * heads <= 0)
+        return cudaSuccess;
+    head_rmsnorm_kernel<<<warp_blocks(rows * heads), 256, 0, stream>>>(x, ld, w, rows, heads, dim,
+                                                                       eps);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_gated_norm_m2(float *y, const float *z, int64_t ldz, const float *w,
+                                        int64_t rows, int64_t heads, int64_t dim, float eps,
+                                        cudaStream_t stream)
+{
+    if (rows * heads <= 0)
+        return cudaSuccess;
+    gated_norm_m2_kernel<<<warp_blocks(rows * heads), 256, 0, stream>>>(y, z, ldz, w, rows, heads,
+                                                                        dim, eps);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_gated_norm_fla(float *o, const float *g, int64_t ldg, const float *w,
+                                         int64_t rows, int64_t heads, int64_t dim, float eps,
+                                         cudaStream_t stream)
+{
+    if (rows * heads <= 0)
+        return cudaSuccess;
+    gated_norm_fla_kernel<<<warp_blocks(rows * heads), 256, 0, stream>>>(o, g, ldg, w, rows,
+                                                                         heads, dim, eps);
+    return cudaGetLastError();
+}

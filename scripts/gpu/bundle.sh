@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# bundle.sh - prepares what a GPU-machine run needs, on this machine (no GPU
+# needed): a Release CUDA build, the shared libraries the binaries use that a
+# bare CUDA image lacks (LMDB, xxHash, cJSON, PCRE2, utf8proc, OpenBLAS, cmocka,
+# ...), and the golden cases the parity checks read, packed into
+# .device/bundle.tar.xz (git-ignored). The device call then names .device in
+# `carry` and runs scripts/gpu/parity.sh or scripts/gpu/run-all.sh.
+#
+#   scripts/gpu/bundle.sh [--shared DIR] [--no-golden]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+shared=${COLLAGE_SHARED:-$root/../shared}
+golden=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --shared) shared=$2; shift 2 ;;
+    --no-golden) golden=0; shift ;;
+    *) echo "usage: $0 [--shared DIR] [--no-golden]" >&2; exit 2 ;;
+  esac
+done
+build=$root/build-gpu
+stage=$root/.device/stage
+mkdir -p "$root/.device"
+# .device must stay out of git (it is carried, never committed)
+if ! git -C "$root" check-ignore -q .device/x 2>/dev/null; then
+  ex=$(git -C "$root" rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$root/$ex")" 2>/dev/null || mkdir -p "$(dirname "$ex")"
+  echo '/.device/' >> "$ex"
+fi
+
+cmake -S "$root" -B "$build" -DCOLLAGE_CUDA=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j"$(nproc)" --target collage cuda_test_parity cuda_test_random_model
+
+rm -rf "$stage"
+mkdir -p "$stage/bin" "$stage/lib" "$stage/shared/golden"
+cp "$build/collage" "$build/tests/cuda_test_parity" "$build/tests/cuda_test_random_model" "$stage/bin/"
+strip "$stage/bin/"*
+# shared libraries outside glibc and the CUDA toolkit (the GPU image has those)
+for bin in "$stage/bin/"*; do
+  ldd "$bin" | awk '/=>/ {print $3}'
+done | sort -u | while read -r lib; do
+  case $(basename "$lib") in
+    libc.so*|libm.so*|libdl.so*|librt.so*|libpthread.so*|ld-linux*|libcuda*|libcublas*|libnccl*) ;;
+    *) cp -L "$lib" "$stage/lib/" ;;
+  esac
+done
+if [ "$golden" = 1 ] && [ -d "$shared/golden" ]; then
+  for c in m2 gdn swa gka; do
+    mkdir -p "$stage/shared/golden/$c"
+    cp "$shared/golden/$c/"{config.json,generation_config.json,model.safetensors,inputs_and_outputs.safetensors} \
+       "$stage/shared/golden/$c/" 2>/dev/null || true
+  done
+  for c in gka_iter10 gka_iter0; do
+    mkdir -p "$stage/shared/golden/$c"
+    cp "$shared/golden/$c/"{config.json,generation_config.json,inputs_and_outputs.safetensors} \
+       "$stage/shared/golden/$c/" 2>/dev/null || true
+    ln -sf ../gka/model.safetensors "$stage/shared/golden/$c/model.safetensors"
+  done
+fi
+git -C "$root" rev-parse --short HEAD > "$stage/COMMIT" 2>/dev/null || true
+tar -cJf "$root/.device/bundle.tar.xz" -C "$stage" .
+rm -rf "$stage"
+ls -la "$root/.device/bundle.tar.xz"

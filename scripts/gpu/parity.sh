@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# parity.sh - the CUDA backend against the CPU backend, on the GPU machine, in
+# one call: fp32 models (golden checkpoints, mkmodel tiny presets) within 1e-4
+# of the CPU and within the golden tolerances of the reference; bf16 models
+# (tiny presets, 2-layer 8B shapes) within 2e-2; prefill in one and in many
+# calls, token-by-token decode (CUDA graphs), batched decode, states, and
+# decode after a snapshot/restore round trip; then the CLI (collage logits /
+# generate --backend cuda vs cpu). Prints a short table last; logs to $OUT when set.
+#
+#   scripts/gpu/bundle.sh           # here, once per code change (no GPU needed)
+#   device run: carry [".device"], command "scripts/gpu/parity.sh"
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/gpu/env.sh || exit 1
+out=${OUT:-/tmp/collage-gpu-out}
+mkdir -p "$out"
+nvidia-smi -L || true
+export COLLAGE_LOG=${COLLAGE_LOG:-warn}
+status=0
+
+echo "== random model = mkmodel checkpoint (CPU)"
+"$CL_TESTS/cuda_test_random_model" > "$out/random_model.log" 2>&1 || { status=1; tail -20 "$out/random_model.log"; }
+
+echo "== CLI: collage logits / generate, cuda vs cpu"
+cli_rows=()
+cli_check() { # name tol file_a file_b
+  if r=$("$CL_TESTS/cuda_test_parity" compare "$3" "$4" "$2"); then cli_rows+=("ok   $1: ${r#*: }")
+  else cli_rows+=("FAIL $1: ${r#*: }"); status=1; fi
+}
+g=${COLLAGE_SHARED:-}/golden
+if [ -d "$g/gka" ]; then
+  "$CL_BIN" mkmodel --preset tiny-gdn --dtype bfloat16 --out "$COLLAGE_TMP/cli-gdn" >/dev/null 2>&1 || true
+  for m in "$g/gka" "$g/m2" "$COLLAGE_TMP/cli-gdn"; do
+    [ -d "$m" ] || continue
+    name=$(basename "$m")
+    tol=1e-4; [ "$name" = cli-gdn ] && tol=2e-2
+    seq 3 7 400 | head -60 | tr '\n' ',' | sed 's/,$//' > "$COLLAGE_TMP/ids.txt"
+    for mode in prefill decode; do
+      for be in cpu cuda; do
+        "$CL_BIN" logits --backend $be --model "$m" --input-ids @"$COLLAGE_TMP/ids.txt" \
+          --mode $mode --out "$COLLAGE_TMP/$name-$mode-$be.safetensors" 2>>"$out/cli.log" || status=1
+      done
+      cli_check "logits --mode $mode $name" $tol "$COLLAGE_TMP/$name-$mode-cuda.safetensors" \
+        "$COLLAGE_TMP/$name-$mode-cpu.safetensors"
+    done
+    for be in cpu cuda; do
+      "$CL_BIN" generate --backend $be --model "$m" --input-ids @"$COLLAGE_TMP/ids.txt" \
+        --max-new-tokens 12 --greedy --print-ids --force-ids 5,6,7,8,9,10,11,12,13,14,15,16 \
+        --logits-out "$COLLAGE_TMP/$name-gen-$be.safetensors" >>"$out/cli.log" 2>&1 || status=1
+    done
+    cli_check "generate --force-ids $name" $tol "$COLLAGE_TMP/$name-gen-cuda.safetensors" \
+      "$COLLAGE_TMP/$name-gen-cpu.safetensors"
+  done
+fi
+
+echo "== in-process parity (cuda_test_parity)"
+COLLAGE_REQUIRE_SHARED=${COLLAGE_REQUIRE_SHARED:-0} timeout ${PARITY_TEST_TIMEOUT:-240} "$CL_TESTS/cuda_test_parity" > "$out/parity.log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && status=1
+grep -E "SKIP|FAIL|error|Error" "$out/parity.log" | grep -v "^.*ok$" | head -20
+
+echo
+echo "== parity summary (rc $rc; full log $out/parity.log)"
+for r in "${cli_rows[@]}"; do echo "$r"; done
+sed -n '/^model .*check/,$p' "$out/parity.log"
+exit $status

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# run-all.sh - the one GPU-machine script: parity (scripts/gpu/parity.sh), then
+# the decode and prefill benchmarks (--quick unless FULL=1), JSON to $OUT, and a
+# short table last.
+#
+#   scripts/gpu/bundle.sh                 # here (no GPU needed)
+#   device run: carry [".device"], command "scripts/gpu/run-all.sh"
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/gpu/env.sh || exit 1
+out=${OUT:-/tmp/collage-gpu-out}
+mkdir -p "$out"
+quick=--quick; [ "${FULL:-0}" = 1 ] && quick=
+status=0
+if ldd "$CL_BIN" | grep -q "not found"; then
+  echo "collage: missing shared libraries:"; ldd "$CL_BIN" | grep "not found"; exit 1
+fi
+if [ "${SKIP_PARITY:-0}" != 1 ]; then
+  PARITY_TIMEOUT=${PARITY_TIMEOUT:-300} timeout ${PARITY_TIMEOUT:-300} scripts/gpu/parity.sh \
+    > "$out/parity.txt" 2>&1 || status=1
+fi
+date -u +"%Y-%m-%dT%H:%M:%SZ" > "$out/date.txt"
+export COLLAGE_LOG=${COLLAGE_LOG:-warn}
+timeout ${DECODE_TIMEOUT:-400} "$CL_BIN" bench decode $quick ${DECODE_ARGS:-} \
+  --json-out "$out/decode.json" > "$out/decode.txt" 2>"$out/decode.err" || status=1
+timeout ${PREFILL_TIMEOUT:-400} "$CL_BIN" bench prefill $quick ${PREFILL_ARGS:-} \
+  --json-out "$out/prefill.json" > "$out/prefill.txt" 2>"$out/prefill.err" || status=1
+if [ "${PROFILE:-0}" = 1 ]; then # per-op device time of one decode and one prefill point
+  COLLAGE_CUDA_PROFILE=1 timeout 120 "$CL_BIN" bench decode --preset gka-8b --contexts 16384 \
+    --batch 32 --steps 3 --num-iter 30 > "$out/profile_decode.txt" 2>&1
+  COLLAGE_CUDA_PROFILE=1 timeout 120 "$CL_BIN" bench prefill --preset gka-8b --lengths 16384 \
+    --num-iter 30 > "$out/profile_prefill.txt" 2>&1
+fi
+echo "== $(cat "$out/date.txt") $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
+if [ -f "$out/parity.txt" ]; then
+  echo "== parity"; sed -n '/== parity summary/,$p' "$out/parity.txt" | grep -vE " ok$" | head -40
+  echo "($(grep -c ' ok$' "$out/parity.txt") checks ok)"
+fi
+echo "== decode";  cat "$out/decode.txt";  tail -3 "$out/decode.err"
+echo "== prefill"; cat "$out/prefill.txt"; tail -3 "$out/prefill.err"
+exit $status

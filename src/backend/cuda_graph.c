@@ -1,0 +1,203 @@
+/* cuda_graph.c - op dispatch, and CUDA graphs for decode steps.
+ *
+ * A decode step of an 8B model is ~500 small launches; at batch 1 the launch
+ * gaps alone would cost a good part of the step. Inside a decode batch
+ * (batch_prepare of a batch where every sequence adds one token) ops are not
+ * run but recorded: the run function and the argument bytes. When the step's
+ * results are needed (argmax, to_host, batch_release, any memory op), the list
+ * is compared with the lists of the graphs captured so far; an identical list
+ * (same ops, same arguments: every pointer and shape the kernels use is in the
+ * arguments, per-step data such as positions and block tables lives in device
+ * buffers at fixed places) replays its graph, otherwise the list is captured
+ * into a new graph (kept in a small LRU cache) and launched.
+ *
+ * Outside decode steps, and with COLLAGE_CUDA_GRAPHS=0, ops run at once.
+ * COLLAGE_CUDA_PROFILE=1 runs every op synchronously and adds its time to a
+ * per-op table (cl_cuda_profile_report). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/cuda_internal.h"
+#include "common/log.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int run_one(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *args)
+{
+    /* any op but a projection may rewrite the fp32 input a cached conversion came from */
+    if (strcmp(name, "matmul") != 0)
+        c->act16_src = NULL;
+    if (!c->profile)
+        return fn(c, args);
+    CU_CHECK(cudaStreamSynchronize(c->stream));
+    double t0 = now_ms();
+    int rc = fn(c, args);
+    CU_CHECK(cudaStreamSynchronize(c->stream));
+    double dt = now_ms() - t0;
+    int i = 0;
+    while (i < c->n_prof && strcmp(c->prof_name[i], name))
+        i++;
+    if (i == c->n_prof && c->n_prof < CUDA_PROFILE_MAX) {
+        c->prof_name[i] = name;
+        c->prof_ms[i] = 0;
+        c->prof_calls[i] = 0;
+        c->n_prof++;
+    }
+    if (i < c->n_prof) {
+        c->prof_ms[i] += dt;
+        c->prof_calls[i]++;
+    }
+    return rc;
+}
+
+static int list_append(cuda_rec_list *l, const char *name, cuda_run_fn fn, const void *args,
+                       size_t size)
+{
+    if (l->n_ops == l->cap_ops) {
+        size_t cap = l->cap_ops ? 2 * l->cap_ops : 256;
+        cuda_rec_op *o = realloc(l->ops, cap * sizeof *o);
+        if (!o)
+            return cl_err(CL_ERR_NOMEM, "out of memory (op recorder)");
+        l->ops = o;
+        l->cap_ops = cap;
+    }
+    size_t need = l->n_bytes + ((size + 15) & ~(size_t)15);
+    if (need > l->cap_bytes) {
+        size_t cap = l->cap_bytes ? 2 * l->cap_bytes : 65536;
+        while (cap < need)
+            cap *= 2;
+        unsigned char *b = realloc(l->bytes, cap);
+        if (!b)
+            return cl_err(CL_ERR_NOMEM, "out of memory (op recorder)");
+        l->bytes = b;
+        l->cap_bytes = cap;
+    }
+    memcpy(l->bytes + l->n_bytes, args, size);
+    l->ops[l->n_ops++] = (cuda_rec_op){fn, name, l->n_bytes, size};
+    l->n_bytes = need;
+    return CL_OK;
+}
+
+int cuda_dispatch(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *args, size_t size)
+{
+    if (c->recording)
+        return list_append(&c->rec, name, fn, args, size);
+    return run_one(c, name, fn, args);
+}
+
+static int lists_equal(const cuda_rec_list *a, const cuda_rec_list *b)
+{
+    if (a->n_ops != b->n_ops || a->n_bytes != b->n_bytes)
+        return 0;
+    for (size_t i = 0; i < a->n_ops; i++)
+        if (a->ops[i].fn != b->ops[i].fn || a->ops[i].size != b->ops[i].size)
+            return 0;
+    return memcmp(a->bytes, b->bytes, a->n_bytes) == 0;
+}
+
+static int run_list(cuda_ctx *c, const cuda_rec_list *l)
+{
+    for (size_t i = 0; i < l->n_ops; i++)
+        CL_TRY(run_one(c, l->ops[i].name, l->ops[i].fn, l->bytes + l->ops[i].off));
+    return CL_OK;
+}
+
+/* Captures the recorded list into a graph; on failure leaves *exec NULL. */
+static int capture(cuda_ctx *c, cudaGraphExec_t *exec)
+{
+    *exec = NULL;
+    CU_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    int rc = run_list(c, &c->rec);
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+    if (rc == CL_OK && e != cudaSuccess)
+        rc = cl_err(CL_ERR_BACKEND, "cuda: graph capture: %s", cudaGetErrorString(e));
+    if (rc == CL_OK) {
+        e = cudaGraphInstantiate(exec, g, 0);
+        if (e != cudaSuccess) {
+            *exec = NULL;
+            rc = cl_err(CL_ERR_BACKEND, "cuda: graph instantiate: %s", cudaGetErrorString(e));
+        }
+    }
+    if (g)
+        cudaGraphDestroy(g);
+    cudaGetLastError();
+    return rc;
+}
+
+int cuda_flush(cuda_ctx *c)
+{
+    if (c->sticky_rc) {
+        int rc = c->sticky_rc;
+        c->sticky_rc = 0;
+        return cl_err(rc, "%s", c->sticky_msg);
+    }
+    if (!c->recording)
+        return CL_OK;
+    c->recording = 0;
+    c->act16_src = NULL; /* a graph must never rely on conversions made outside it */
+    if (!c->rec.n_ops)
+        return CL_OK;
+    c->clock++;
+    for (int i = 0; i < CUDA_GRAPH_CACHE; i++) {
+        cuda_graph_entry *g = &c->cache[i];
+        if (g->exec && lists_equal(&g->list, &c->rec)) {
+            g->last_used = c->clock;
+            c->graph_hits++;
+            CU_CHECK(cudaGraphLaunch(g->exec, c->stream));
+            return CL_OK;
+        }
+    }
+    cudaGraphExec_t exec = NULL;
+    int rc = capture(c, &exec);
+    c->act16_src = NULL;
+    if (rc != CL_OK || !exec) {
+        /* not capturable here: run the ops directly from now on */
+        cl_log_warn("cuda: decode graphs disabled (%s)", cl_errmsg());
+        c->graphs = 0;
+        return run_list(c, &c->rec);
+    }
+    int slot = 0;
+    for (int i = 0; i < CUDA_GRAPH_CACHE; i++) {
+        if (!c->cache[i].exec) {
+            slot = i;
+            break;
+        }
+        if (c->cache[i].last_used < c->cache[slot].last_used)
+            slot = i;
+    }
+    cuda_graph_entry *g = &c->cache[slot];
+    if (g->exec)
+        cudaGraphExecDestroy(g->exec);
+    /* the entry takes the recorded list; the recorder reuses the evicted one's memory */
+    cuda_rec_list old = g->list;
+    g->list = c->rec;
+    c->rec = old;
+    c->rec.n_ops = c->rec.n_bytes = 0;
+    g->exec = exec;
+    g->last_used = c->clock;
+    c->graph_captures++;
+    CU_CHECK(cudaGraphLaunch(exec, c->stream));
+    return CL_OK;
+}
+
+void cuda_graphs_free(cuda_ctx *c)
+{
+    for (int i = 0; i < CUDA_GRAPH_CACHE; i++) {
+        if (c->cache[i].exec)
+            cudaGraphExecDestroy(c->cache[i].exec);
+        free(c->cache[i].list.ops);
+        free(c->cache[i].list.bytes);
+        memset(&c->cache[i], 0, sizeof c->cache[i]);
+    }
+    free(c->rec.ops);
+    free(c->rec.bytes);
+    memset(&c->rec, 0, sizeof c->rec);
+}

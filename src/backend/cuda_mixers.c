@@ -1,0 +1,273 @@
+/* cuda_mixers.c - attention and the SSM layers on the device: argument packing,
+ * scratch sizing (done when the op is called, so a recorded decode step carries
+ * the scratch pointers it will use), and the choice of kernel: decode kernels
+ * for batches of one token per sequence, chunked forms otherwise. Kernels in
+ * kernels/attention*.cu, conv.cu, mamba2.cu, gdn.cu, gka.cu. */
+#include <string.h>
+
+#include "backend/cuda_internal.h"
+
+static kl_mix mix_of(const cl_mixer_params *p)
+{
+    kl_mix m;
+    memset(&m, 0, sizeof m);
+    m.n_heads = p->n_heads;
+    m.n_kv_heads = p->n_kv_heads;
+    m.head_dim = p->head_dim;
+    m.scale = p->scale;
+    m.window = p->window;
+    m.allow_neg_eigval = p->allow_neg_eigval;
+    m.num_iter = p->num_iter;
+    m.ridge = p->ridge_strength;
+    m.use_alpha = p->use_alpha;
+    return m;
+}
+
+static kl_ssm ssm_of(const cl_ssm_layer *s)
+{
+    kl_ssm k;
+    memset(&k, 0, sizeof k);
+    k.conv = s->conv;
+    k.state = s->state;
+    k.state2 = s->state2;
+    k.log_decay = s->log_decay;
+    k.trans = s->trans;
+    k.conv_channels = s->conv_channels;
+    k.conv_width = s->conv_width;
+    k.n_heads = s->n_heads;
+    k.head_dim = s->head_dim;
+    return k;
+}
+
+static const float *wptr(const cl_bweight *w) { return w && w->data ? w->data : NULL; }
+
+/* -------------------------------------------------------------- attention */
+
+typedef struct {
+    float *out;
+    const float *q, *k, *v;
+    int64_t ldq, ldk;
+    kl_kv kv;
+    kl_batch kb;
+    kl_mix mix;
+    float *partial;
+    int n_split;
+} attn_args;
+
+static int attn_run(cuda_ctx *c, const void *p)
+{
+    const attn_args *a = p;
+    CU_LAUNCH(kl_kv_append(&a->kv, a->k, a->v, a->ldk, &a->kb, c->stream));
+    if (a->kb.decode) {
+        cudaError_t e = kl_attn_decode(a->out, a->q, a->ldq, &a->kv, &a->kb, &a->mix, a->partial,
+                                       a->n_split, c->stream);
+        if (e != cudaErrorNotSupported) {
+            CU_LAUNCH(e);
+            return CL_OK;
+        }
+        cudaGetLastError();
+    } else if (a->kv.dtype == KL_BF16) {
+        cudaError_t e = kl_attn_prefill_mma(a->out, a->q, a->ldq, &a->kv, &a->kb, &a->mix,
+                                            c->stream);
+        if (e != cudaErrorNotSupported) {
+            CU_LAUNCH(e);
+            return CL_OK;
+        }
+        cudaGetLastError();
+    }
+    CU_LAUNCH(kl_attn_prefill(a->out, a->q, a->ldq, &a->kv, &a->kb, &a->mix, c->stream));
+    return CL_OK;
+}
+
+static int cuda_attention(cl_backend *b, float *out, const float *q, int64_t ldq, const float *k,
+                          const float *v, int64_t ldk, const cl_kv_layer *kv,
+                          const cl_batch *batch, const cl_mixer_params *p)
+{
+    cuda_ctx *c = cuda_of(b);
+    (void)batch;
+    CL_TRY(cuda_batch_blocks(c, kv->page_tokens));
+    attn_args a;
+    memset(&a, 0, sizeof a);
+    a.out = out;
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    a.ldq = ldq;
+    a.ldk = ldk;
+    a.kv.k = kv->k;
+    a.kv.v = kv->v;
+    a.kv.page_tokens = kv->page_tokens;
+    a.kv.n_kv_heads = kv->n_kv_heads;
+    a.kv.head_dim = kv->head_dim;
+    a.kv.dtype = cuda_kdtype(kv->kv_dtype);
+    a.kb = c->kb;
+    a.mix = mix_of(p);
+    if (c->kb.decode) {
+        a.n_split = kl_attn_decode_splits(c->kb.n_seq, p->n_kv_heads, c->sm_count);
+        size_t bytes = (size_t)c->kb.n_seq * (size_t)p->n_heads * (size_t)a.n_split *
+                       (size_t)(p->head_dim + 2) * sizeof(float);
+        CL_TRY(cuda_buf_reserve(c, &c->attn_part, bytes));
+        a.partial = c->attn_part.p;
+    }
+    return cuda_dispatch(c, "attention", attn_run, &a, sizeof a);
+}
+
+/* ------------------------------------------------------------------- conv */
+
+typedef struct {
+    float *out;
+    const float *x, *w, *bias;
+    int64_t ldx;
+    kl_ssm s;
+    kl_batch kb;
+} conv_args;
+
+static int conv_run(cuda_ctx *c, const void *p)
+{
+    const conv_args *a = p;
+    CU_LAUNCH(kl_conv1d(a->out, a->x, a->ldx, a->w, a->bias, &a->s, &a->kb, c->stream));
+    return CL_OK;
+}
+
+static int cuda_conv1d(cl_backend *b, float *out, const float *x, int64_t ldx,
+                       const cl_bweight *w, const cl_bweight *bias, const cl_ssm_layer *s,
+                       const cl_batch *batch)
+{
+    cuda_ctx *c = cuda_of(b);
+    (void)batch;
+    conv_args a;
+    memset(&a, 0, sizeof a);
+    a.out = out;
+    a.x = x;
+    a.ldx = ldx;
+    a.w = w->data;
+    a.bias = wptr(bias);
+    a.s = ssm_of(s);
+    a.kb = c->kb;
+    return cuda_dispatch(c, "conv1d", conv_run, &a, sizeof a);
+}
+
+/* -------------------------------------------------------------------- SSM */
+
+typedef struct {
+    int kind; /* KL_SSM_* */
+    float *out;
+    const float *in;                /* xbc (M2) / qkv */
+    const float *r1, *r2, *r3;      /* M2: dt_raw; GDN: beta, gk; GKA: a, b, alpha raw */
+    int64_t ld;                     /* lddt / ldg */
+    const float *w1, *w2, *w3, *w4; /* per-head weights (see run) */
+    kl_ssm s;
+    kl_batch kb;
+    kl_mix mix;
+    void *scratch;
+} ssm_args;
+
+static int ssm_run(cuda_ctx *c, const void *p)
+{
+    const ssm_args *a = p;
+    switch (a->kind) {
+    case KL_SSM_M2:
+        CU_LAUNCH(kl_mamba2(a->out, a->in, a->r1, a->ld, a->w1, a->w2, a->w3, &a->s, &a->kb,
+                            &a->mix, a->scratch, c->stream));
+        break;
+    case KL_SSM_GDN:
+        CU_LAUNCH(kl_gdn(a->out, a->in, a->r1, a->r2, a->ld, a->w1, a->w2, &a->s, &a->kb,
+                         &a->mix, a->scratch, c->stream));
+        break;
+    default:
+        CU_LAUNCH(kl_gka(a->out, a->in, a->r1, a->r2, a->r3, a->ld, a->w1, a->w2, a->w3, a->w4,
+                         &a->s, &a->kb, &a->mix, a->scratch, c->stream));
+        break;
+    }
+    return CL_OK;
+}
+
+static int ssm_dispatch(cuda_ctx *c, ssm_args *a, const char *name)
+{
+    a->kb = c->kb;
+    if (!c->kb.decode && c->kb.n_chunks > 0) {
+        int64_t H = a->mix.n_heads, D = a->mix.head_dim, n = c->kb.n_chunks;
+        size_t floats = a->kind == KL_SSM_M2    ? kl_m2_scratch_floats(n, H, D)
+                        : a->kind == KL_SSM_GDN ? kl_gdn_scratch_floats(n, H, D)
+                                                : kl_gka_scratch_floats(n, H, D, a->mix.num_iter);
+        CL_TRY(cuda_buf_reserve(c, &c->ssm, floats * sizeof(float)));
+        a->scratch = c->ssm.p;
+    }
+    return cuda_dispatch(c, name, ssm_run, a, sizeof *a);
+}
+
+static int cuda_mamba2(cl_backend *b, float *y, const float *xbc, const float *dt_raw,
+                       int64_t lddt, const cl_bweight *dt_bias, const cl_bweight *a_log,
+                       const cl_bweight *d_skip, const cl_ssm_layer *s, const cl_batch *batch,
+                       const cl_mixer_params *p)
+{
+    (void)batch;
+    ssm_args a;
+    memset(&a, 0, sizeof a);
+    a.kind = KL_SSM_M2;
+    a.out = y;
+    a.in = xbc;
+    a.r1 = dt_raw;
+    a.ld = lddt;
+    a.w1 = wptr(dt_bias);
+    a.w2 = wptr(a_log);
+    a.w3 = wptr(d_skip);
+    a.s = ssm_of(s);
+    a.mix = mix_of(p);
+    return ssm_dispatch(cuda_of(b), &a, "mamba2");
+}
+
+static int cuda_gdn(cl_backend *b, float *o, const float *qkv, const float *beta_raw,
+                    const float *gk_raw, int64_t ldg, const cl_bweight *a_log,
+                    const cl_bweight *dt_bias, const cl_ssm_layer *s, const cl_batch *batch,
+                    const cl_mixer_params *p)
+{
+    (void)batch;
+    ssm_args a;
+    memset(&a, 0, sizeof a);
+    a.kind = KL_SSM_GDN;
+    a.out = o;
+    a.in = qkv;
+    a.r1 = beta_raw;
+    a.r2 = gk_raw;
+    a.ld = ldg;
+    a.w1 = wptr(a_log);
+    a.w2 = wptr(dt_bias);
+    a.s = ssm_of(s);
+    a.mix = mix_of(p);
+    return ssm_dispatch(cuda_of(b), &a, "gdn");
+}
+
+static int cuda_gka(cl_backend *b, float *o, const float *qkv, const float *a_raw,
+                    const float *b_raw, const float *alpha_raw, int64_t ldg,
+                    const cl_bweight *b_bias, const cl_bweight *alpha_bias,
+                    const cl_bweight *a_log, const cl_bweight *dt_bias, const cl_ssm_layer *s,
+                    const cl_batch *batch, const cl_mixer_params *p)
+{
+    (void)batch;
+    ssm_args a;
+    memset(&a, 0, sizeof a);
+    a.kind = KL_SSM_GKA;
+    a.out = o;
+    a.in = qkv;
+    a.r1 = a_raw;
+    a.r2 = b_raw;
+    a.r3 = alpha_raw;
+    a.ld = ldg;
+    a.w1 = wptr(b_bias);
+    a.w2 = p->use_alpha ? wptr(alpha_bias) : NULL;
+    a.w3 = wptr(a_log);
+    a.w4 = wptr(dt_bias);
+    a.s = ssm_of(s);
+    a.mix = mix_of(p);
+    return ssm_dispatch(cuda_of(b), &a, "gka");
+}
+
+void cuda_mixer_ops(cl_backend_ops *o)
+{
+    o->attention = cuda_attention;
+    o->conv1d = cuda_conv1d;
+    o->mamba2 = cuda_mamba2;
+    o->gdn = cuda_gdn;
+    o->gka = cuda_gka;
+}

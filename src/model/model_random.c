@@ -1,0 +1,283 @@
+/* model_random.c - random-weight models in backend memory (see model_random.h). */
+#include "model/model_random.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/half.h"
+#include "common/log.h"
+#include "common/rng.h"
+#include "common/status.h"
+#include "model/mkmodel.h"
+#include "model/weights.h"
+#ifdef COLLAGE_HAVE_CUDA
+#include "backend/cuda.h"
+#endif
+
+void cl_random_model_opts_default(cl_random_model_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->gka_num_iter = -1;
+}
+
+/* How mkmodel draws element i of a role (cl_mkmodel_init_value), as generator
+ * parameters the device fill understands. Roles < 0: -1 embed, -2 lm_head,
+ * -3 final norm. */
+typedef struct {
+    int kind;
+    float a, b;
+} init_rule;
+
+static init_rule rule_of(int role)
+{
+    switch (role) {
+    case -3:
+    case CL_W_IN_NORM:
+    case CL_W_POST_NORM:
+    case CL_W_Q_NORM:
+    case CL_W_K_NORM:
+    case CL_W_M2_NORM:
+    case CL_W_B_NORM:
+    case CL_W_C_NORM:
+    case CL_W_O_NORM: return (init_rule){0 /* normal */, 0.1f, 1.0f};
+    case CL_W_A_LOG: return (init_rule){2, 0, 0};
+    case CL_W_DT_BIAS: return (init_rule){3, 0, 0};
+    case CL_W_M2_D: return (init_rule){4, 0, 1.0f};
+    case CL_W_CONV:
+    case CL_W_Q_CONV:
+    case CL_W_K_CONV:
+    case CL_W_V_CONV:
+    case CL_W_CONV_BIAS: return (init_rule){1 /* uniform */, 1.0f, -0.5f};
+    case CL_W_BETA_BIAS:
+    case CL_W_ALPHA_BIAS: return (init_rule){0, 0.1f, 0.0f};
+    default: return (init_rule){0, 0.02f, 0.0f};
+    }
+}
+
+static float host_value(cl_layer_type t, int role, uint64_t key, uint64_t i)
+{
+    if (role == -3)
+        return 1.0f + 0.1f * cl_rng_normal(key, i);
+    if (role < 0)
+        return 0.02f * cl_rng_normal(key, i);
+    return cl_mkmodel_init_value(t, role, key, i);
+}
+
+/* A value as the checkpoint stores it: rounded to the file dtype, read back as fp32. */
+static float as_stored(float v, cl_dtype file)
+{
+    if (file == CL_BF16)
+        return cl_bf16_to_f32(cl_f32_to_bf16(v));
+    if (file == CL_F16)
+        return cl_f16_to_f32(cl_f32_to_f16(v));
+    return v;
+}
+
+typedef struct {
+    cl_model *m;
+    cl_dtype file;  /* config dtype: what mkmodel would write */
+    int cuda;
+    uint64_t seed;
+    size_t bytes;   /* total weight bytes (for the log line) */
+} builder;
+
+/* Host-generated fp32 tensor (vectors, conv weights): n values at `off` of a
+ * buffer of `total` values, from stream `key`. */
+static int fill_host_f32(builder *bd, float *buf, size_t n, cl_layer_type t, int role,
+                         uint64_t key)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = as_stored(host_value(t, role, key, i), bd->file);
+    return CL_OK;
+}
+
+static int make_vector(builder *bd, const char *name, cl_layer_type t, int role, int64_t n,
+                       cl_bweight *out)
+{
+    float *h = malloc((size_t)n * sizeof *h);
+    if (!h)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    fill_host_f32(bd, h, (size_t)n, t, role, cl_rng_key(bd->seed, name));
+    int rc = bd->m->b->ops->weight_from_f32(bd->m->b, h, 1, n, out);
+    free(h);
+    bd->bytes += (size_t)n * 4;
+    return rc;
+}
+
+/* A matrix (or the embedding) rows x cols: 16-bit on the GPU for 16-bit
+ * configs, fp32 otherwise; generated where it lives. */
+static int make_matrix(builder *bd, const char *name, cl_layer_type t, int role, int64_t rows,
+                       int64_t cols, cl_bweight *out)
+{
+    cl_backend *b = bd->m->b;
+    uint64_t key = cl_rng_key(bd->seed, name);
+    size_t n = (size_t)(rows * cols);
+    cl_dtype dt = bd->cuda && bd->file != CL_F32 ? bd->file : CL_F32;
+    size_t bytes = n * cl_dtype_size(dt);
+    memset(out, 0, sizeof *out);
+    void *p = b->ops->alloc(b, bytes);
+    if (!p)
+        return cl_err(CL_ERR_NOMEM, "out of %s memory for '%s' (%zu bytes)", b->ops->name, name,
+                      bytes);
+    *out = (cl_bweight){p, dt, rows, cols, 1};
+    bd->bytes += bytes;
+    if (!bd->cuda) {
+        float *f = p;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            f[i] = as_stored(host_value(t, role, key, i), bd->file);
+        return CL_OK;
+    }
+#ifdef COLLAGE_HAVE_CUDA
+    init_rule r = rule_of(role);
+    return cl_cuda_fill_random(b, p, dt, n, key, 0, r.kind, r.a, r.b);
+#else
+    (void)t;
+    return cl_err(CL_ERR_UNSUPPORTED, "this build has no CUDA backend");
+#endif
+}
+
+static int is_matrix_role(int r)
+{
+    switch (r) {
+    case CL_W_MLP_GATE:
+    case CL_W_MLP_UP:
+    case CL_W_MLP_DOWN:
+    case CL_W_Q:
+    case CL_W_K:
+    case CL_W_V:
+    case CL_W_O:
+    case CL_W_M2_IN:
+    case CL_W_BETA:
+    case CL_W_DECAY:
+    case CL_W_ALPHA:
+    case CL_W_GATE: return 1;
+    default: return 0;
+    }
+}
+
+/* The fused depthwise conv [C, W] of an SSM layer (q | k | v, or Mamba2's one). */
+static int make_conv(builder *bd, int64_t l, cl_layer_bw *lb)
+{
+    const cl_config *cf = bd->m->cfg;
+    cl_layer_type t = cf->layer_types[l];
+    int roles[3], n = 0;
+    if (t == CL_LAYER_M2) {
+        roles[n++] = CL_W_CONV;
+    } else {
+        roles[n++] = CL_W_Q_CONV;
+        roles[n++] = CL_W_K_CONV;
+        roles[n++] = CL_W_V_CONV;
+    }
+    int64_t C = cl_config_conv_channels(cf, t), shape[4];
+    cl_weights_expected_shape(cf, t, (cl_wrole)roles[0], shape);
+    int64_t W = shape[2];
+    float *buf = malloc((size_t)(C * W) * sizeof *buf);
+    if (!buf)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        char name[256];
+        cl_weights_tensor_name(cf, l, (cl_wrole)roles[i], name, sizeof name);
+        cl_weights_expected_shape(cf, t, (cl_wrole)roles[i], shape);
+        fill_host_f32(bd, buf + off * W, (size_t)(shape[0] * W), t, roles[i],
+                      cl_rng_key(bd->seed, name));
+        off += shape[0];
+    }
+    int rc = bd->m->b->ops->weight_from_f32(bd->m->b, buf, C, W, &lb->conv);
+    bd->bytes += (size_t)(C * W) * 4;
+    free(buf);
+    return rc;
+}
+
+static int build_layers(builder *bd)
+{
+    cl_model *m = bd->m;
+    const cl_config *cf = m->cfg;
+    int n_attn = 0, n_ssm = 0;
+    for (int64_t l = 0; l < cf->num_layers; l++) {
+        cl_layer_bw *lb = &m->layers[l];
+        cl_layer_type t = cf->layer_types[l];
+        lb->attn_index = cl_layer_is_attention(t) ? n_attn++ : -1;
+        lb->ssm_index = cl_layer_is_ssm(t) ? n_ssm++ : -1;
+        for (int r = 0; r < CL_W_ROLE_COUNT; r++) {
+            int64_t shape[4];
+            int nd = cl_weights_expected_shape(cf, t, (cl_wrole)r, shape);
+            if (!nd || r == CL_W_CONV || r == CL_W_Q_CONV || r == CL_W_K_CONV ||
+                r == CL_W_V_CONV)
+                continue;
+            if ((r == CL_W_ALPHA || r == CL_W_ALPHA_BIAS) && !cf->gka.use_alpha_connection)
+                continue;
+            if (t == CL_LAYER_M2 && (r == CL_W_B_NORM || r == CL_W_C_NORM) && !cf->m2.use_qk_norm)
+                continue;
+            char name[256];
+            cl_weights_tensor_name(cf, l, (cl_wrole)r, name, sizeof name);
+            int64_t rows = nd >= 2 ? shape[0] : 1, cols = nd >= 2 ? shape[1] : shape[0];
+            CL_TRY(is_matrix_role(r) ? make_matrix(bd, name, t, r, rows, cols, &lb->w[r])
+                                     : make_vector(bd, name, t, r, cols, &lb->w[r]));
+        }
+        if (cl_layer_is_ssm(t))
+            CL_TRY(make_conv(bd, l, lb));
+        cl_progress("random weights", (uint64_t)(l + 1), (uint64_t)cf->num_layers);
+    }
+    cl_progress_end("random weights");
+    return CL_OK;
+}
+
+int cl_model_create_random(const cl_random_model_opts *o, cl_model **out)
+{
+    if (!o || !o->preset)
+        return cl_err(CL_ERR_ARG, "random model: no preset given");
+    double t0 = cl_now();
+    cl_mkmodel_opts mo;
+    memset(&mo, 0, sizeof mo);
+    mo.preset = o->preset;
+    mo.seed = o->seed;
+    mo.pattern = o->pattern;
+    mo.dtype = o->dtype;
+    mo.layers = o->layers;
+    mo.no_tokenizer = 1;
+    char *json = NULL;
+    CL_TRY(cl_mkmodel_config_json(&mo, -1, -1, &json));
+    cl_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        free(json);
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    }
+    char what[160];
+    snprintf(what, sizeof what, "random model (preset %s)", o->preset);
+    int rc = cl_config_parse(what, json, &m->ck.cfg);
+    free(json);
+    if (rc != CL_OK) {
+        free(m);
+        return rc;
+    }
+    m->cfg = &m->ck.cfg;
+    m->gka_num_iter = o->gka_num_iter >= 0 ? o->gka_num_iter : m->cfg->gka.num_iter;
+    rc = cl_backend_create(o->backend, o->threads, &m->b);
+    if (rc == CL_OK && !(m->layers = calloc((size_t)m->cfg->num_layers, sizeof *m->layers)))
+        rc = cl_err(CL_ERR_NOMEM, "out of memory");
+    builder bd = {m, m->cfg->dtype, m->b && !strcmp(m->b->ops->name, "cuda"), o->seed, 0};
+    const cl_config *cf = m->cfg;
+    if (rc == CL_OK)
+        rc = make_matrix(&bd, "model.embed_tokens.weight", CL_LAYER_ATTN, -1, cf->vocab_size,
+                         cf->hidden_size, &m->embed);
+    if (rc == CL_OK)
+        rc = make_matrix(&bd, "lm_head.weight", CL_LAYER_ATTN, -2, cf->vocab_size,
+                         cf->hidden_size, &m->lm_head);
+    if (rc == CL_OK)
+        rc = make_vector(&bd, "model.norm.weight", CL_LAYER_ATTN, -3, cf->hidden_size, &m->norm);
+    if (rc == CL_OK)
+        rc = build_layers(&bd);
+    if (rc == CL_OK)
+        rc = m->b->ops->sync(m->b);
+    if (rc != CL_OK) {
+        cl_model_free(m);
+        return rc;
+    }
+    cl_log_debug("random model %s: %.2f GB of weights on %s in %.2f s", o->preset,
+                 (double)bd.bytes / 1e9, m->b->ops->name, cl_now() - t0);
+    *out = m;
+    return CL_OK;
+}
