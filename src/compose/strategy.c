@@ -141,6 +141,22 @@ static int gdn_matrix(const cl_compose_ssm_view *v, cl_compose_ssm ssm, const fl
                       "create the cache with track_transition (cl_compose_cache_opts)",
                       ssm == CL_COMPOSE_SSM_FUSE ? "fuse" : "caso");
     int64_t H = v->n_heads, D = v->head_dim;
+    /* A document that processed tokens (log decay != 0) but whose transition is
+     * still the identity was restored from a snapshot without it: refuse rather
+     * than compose with a wrong P. */
+    for (int i = 0; i < n; i++) {
+        const float *ld = docs[i] + v->log_decay, *p = docs[i] + v->trans;
+        int identity = 1;
+        for (int64_t a = 0; a < D && identity; a++)
+            for (int64_t b = 0; b < D; b++)
+                if (p[a * D + b] != (a == b ? 1.0f : 0.0f)) {
+                    identity = 0;
+                    break;
+                }
+        if (identity && ld[0] != 0.0f)
+            return cl_err(CL_ERR_ARG, "compose: GDN document %d has no transition product (its "
+                          "state was made or restored without track_transition)", i);
+    }
     const float **P = malloc((size_t)n * 2 * sizeof *P);
     if (!P)
         return cl_err(CL_ERR_NOMEM, "out of memory");

@@ -566,6 +566,27 @@ static void test_bad_arguments(void **st)
     cl_cache_free(c);
     cl_ids_free(&out);
     cl_model_free(m);
+    /* GDN fuse over a document restored from a snapshot without its transition */
+    env e = make_env("tiny-gdn");
+    int32_t toks[12] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+    cl_seq a, b, z;
+    assert_int_equal(cl_seq_init(&a, e.c), CL_OK);
+    assert_int_equal(cl_seq_init(&b, e.c), CL_OK);
+    assert_int_equal(cl_seq_init(&z, e.c), CL_OK);
+    assert_int_equal(cl_seq_feed(e.m, &a, toks, 12, 0, CL_LOGITS_NONE, NULL), CL_OK);
+    size_t nb = cl_state_ssm_bytes(e.c, 0);
+    void *host = malloc(nb);
+    assert_int_equal(cl_state_read_ssm(&a, host, 0), CL_OK);
+    assert_int_equal(cl_state_write_ssm(&b, host, 0), CL_OK); /* transition stays identity */
+    b.kv_len = 0;
+    const cl_seq *gp[2] = {&a, &b};
+    assert_int_equal(cl_compose_ssm_into(gp, 2, CL_COMPOSE_SSM_FUSE, &z), CL_ERR_ARG);
+    assert_non_null(strstr(cl_errmsg(), "no transition product"));
+    free(host);
+    cl_seq_release(&a);
+    cl_seq_release(&b);
+    cl_seq_release(&z);
+    free_env(&e);
 }
 
 int main(void)
