@@ -14,6 +14,7 @@
  * time, coalesced; the G query heads of the KV head are all served by that one
  * read (GQA costs no extra bytes). */
 #include <float.h>
+#include <string.h>
 
 #include "common.cuh"
 
@@ -65,24 +66,81 @@ __device__ __forceinline__ void visible_range(const kl_seq &sq, int64_t qslot, i
 /* ------------------------------------------------------------------ decode */
 
 #define DEC_THREADS 128
+#define DEC_TOK 32   /* tokens per pipeline stage */
+#define DEC_STAGES 3
 
-/* grid (n_split, Hkv, n_seq). partial[(seq*Hq + qh)*n_split + split] = {m, l, acc[D]}. */
+__device__ __forceinline__ uint32_t dec_smem(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+__device__ __forceinline__ void dec_cp16(void *dst, const void *src, int bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dec_smem(dst)), "l"(src),
+                 "r"(bytes));
+}
+__device__ __forceinline__ void dec_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void dec_wait_stages()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(DEC_STAGES - 1));
+}
+
+/* Page of KV slot j: a shift when the page size is a power of two (p_shift >= 0). */
+__device__ __forceinline__ int64_t kv_row(const kl_batch &b, const kl_seq &sq, int32_t j, int64_t P,
+                                          int p_shift)
+{
+    int32_t pi = p_shift >= 0 ? j >> p_shift : (int32_t)(j / P);
+    int32_t off = p_shift >= 0 ? j & ((1 << p_shift) - 1) : (int32_t)(j % P);
+    return (int64_t)b.blocks[sq.blocks_off + pi] * P + off;
+}
+
+/* grid (n_split, Hkv, n_seq). KV rows stream through shared memory in tiles of
+ * DEC_TOK tokens, DEC_STAGES deep (cp.async), so each SM keeps tens of KB of
+ * loads in flight; LG = D/8 lanes then score one token row from shared memory
+ * for all G query heads. partial[(seq*Hq + qh)*n_split + split] = {m, l, acc[D]}. */
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(
-    float *out, const float *q, int64_t ldq, const T *kp, const T *vp, int64_t P, int64_t Hkv,
-    float scale, int64_t window, kl_batch b, float *partial)
+    float *out, const float *q, int64_t ldq, const T *kp, const T *vp, int64_t P, int p_shift,
+    int64_t Hkv, float scale, int64_t window, kl_batch b, float *partial)
 {
     constexpr int LG = D / 8;             /* lanes per token row */
     constexpr int NG = DEC_THREADS / LG;  /* token groups per block */
-    extern __shared__ float sm[];         /* [NG][G][D + 2] */
+    constexpr int CH = D * (int)sizeof(T) / 16; /* 16-byte chunks per row */
+    extern __shared__ uint4 dec_sm[];     /* stages x {K, V} x DEC_TOK x CH; then the combine */
     const int split = blockIdx.x, n_split = gridDim.x, h = blockIdx.y, s = blockIdx.z;
-    const int grp = threadIdx.x / LG, gl = threadIdx.x % LG;
+    const int tid = threadIdx.x, grp = tid / LG, gl = tid % LG;
     const kl_seq sq = b.seq[s];
     const int64_t qslot = sq.kv_start, Hq = Hkv * G;
     int64_t lo, hi;
     visible_range(sq, qslot, window, &lo, &hi);
-    int64_t per = (hi - lo + n_split - 1) / n_split;
-    int64_t t0 = lo + split * per, t1 = t0 + per < hi ? t0 + per : hi;
+    const int64_t per = (hi - lo + n_split - 1) / n_split;
+    const int32_t t0 = (int32_t)(lo + split * per);
+    const int32_t t1 = (int32_t)(lo + split * per + per < hi ? lo + split * per + per : hi);
+    const int n_tiles = t1 > t0 ? (t1 - t0 + DEC_TOK - 1) / DEC_TOK : 0;
+    const int64_t row_elems = Hkv * D;
+
+    auto load_tile = [&](int tile) {
+        uint4 *kd = dec_sm + (size_t)(tile % DEC_STAGES) * 2 * DEC_TOK * CH, *vd = kd + DEC_TOK * CH;
+        for (int i = tid; i < DEC_TOK * CH; i += DEC_THREADS) {
+            int r = i / CH, c = i % CH;
+            int32_t j = t0 + tile * DEC_TOK + r;
+            const T *ks = kp, *vs = vp;
+            int sz = 0;
+            if (j < t1) {
+                int64_t off = kv_row(b, sq, j, P, p_shift) * row_elems + h * D;
+                ks = kp + off + c * (16 / sizeof(T));
+                vs = vp + off + c * (16 / sizeof(T));
+                sz = 16;
+            }
+            dec_cp16(kd + r * CH + c, ks, sz);
+            dec_cp16(vd + r * CH + c, vs, sz);
+        }
+    };
+#pragma unroll
+    for (int k = 0; k < DEC_STAGES - 1; k++) {
+        if (k < n_tiles)
+            load_tile(k);
+        dec_commit();
+    }
 
     float qv[G][8], acc[G][8], m[G], l[G];
 #pragma unroll
@@ -96,48 +154,54 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(
         m[g] = -INFINITY;
         l[g] = 0.0f;
     }
-    const int64_t row_elems = Hkv * D;
-    /* warp-uniform trip count: the shuffles below need every lane of the warp */
-    for (int64_t jb = t0; jb < t1; jb += NG) {
-        const int64_t j = jb + grp;
-        const bool valid = j < t1 && !(j >= sq.hide_lo && j < sq.hide_hi);
-        float kf[8], vf[8];
-        if (valid) {
-            int64_t page = b.blocks[sq.blocks_off + j / P];
-            int64_t off = (page * P + j % P) * row_elems + h * D + gl * 8;
-            load8<T>(kp + off, kf);
-            load8<T>(vp + off, vf);
-        } else {
+    for (int tile = 0; tile < n_tiles; tile++) {
+        if (tile + DEC_STAGES - 1 < n_tiles)
+            load_tile(tile + DEC_STAGES - 1);
+        dec_commit();
+        dec_wait_stages();
+        __syncthreads();
+        const T *ks = reinterpret_cast<const T *>(dec_sm + (size_t)(tile % DEC_STAGES) * 2 * DEC_TOK * CH);
+        const T *vs = ks + DEC_TOK * D;
+        /* every group takes the same number of rows: the shuffles need whole warps */
 #pragma unroll
-            for (int e = 0; e < 8; e++)
-                kf[e] = vf[e] = 0.0f;
+        for (int rr = 0; rr < DEC_TOK / NG; rr++) {
+            const int r = rr * NG + grp;
+            const int32_t j = t0 + tile * DEC_TOK + r;
+            const bool valid = j < t1 && !(j >= sq.hide_lo && j < sq.hide_hi);
+            float kf[8], vf[8];
+            load8<T>(ks + r * D + gl * 8, kf);
+            load8<T>(vs + r * D + gl * 8, vf);
+            float sc[G];
+#pragma unroll
+            for (int g = 0; g < G; g++) {
+                float d = 0.0f;
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    d += qv[g][e] * kf[e];
+#pragma unroll
+                for (int o = LG / 2; o > 0; o >>= 1)
+                    d += __shfl_xor_sync(0xffffffffu, d, o);
+                sc[g] = d;
+            }
+            if (!valid)
+                continue;
+#pragma unroll
+            for (int g = 0; g < G; g++) {
+                float mn = fmaxf(m[g], sc[g]);
+                float corr = expf(m[g] - mn), p = expf(sc[g] - mn);
+                l[g] = l[g] * corr + p;
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    acc[g][e] = acc[g][e] * corr + p * vf[e];
+                m[g] = mn;
+            }
         }
-        float sc[G];
-#pragma unroll
-        for (int g = 0; g < G; g++) {
-            float d = 0.0f;
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                d += qv[g][e] * kf[e];
-#pragma unroll
-            for (int o = LG / 2; o > 0; o >>= 1)
-                d += __shfl_xor_sync(0xffffffffu, d, o);
-            sc[g] = d;
-        }
-        if (!valid)
-            continue;
-#pragma unroll
-        for (int g = 0; g < G; g++) {
-            float mn = fmaxf(m[g], sc[g]);
-            float corr = expf(m[g] - mn), p = expf(sc[g] - mn);
-            l[g] = l[g] * corr + p;
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                acc[g][e] = acc[g][e] * corr + p * vf[e];
-            m[g] = mn;
-        }
+        __syncthreads();
     }
-    /* combine the NG groups of the block */
+    asm volatile("cp.async.wait_all;\n" ::);
+    __syncthreads();
+    /* combine the NG groups of the block (reusing the pipeline's shared memory) */
+    float *sm = reinterpret_cast<float *>(dec_sm);
     float *mine = sm + (size_t)grp * G * (D + 2);
 #pragma unroll
     for (int g = 0; g < G; g++) {
@@ -151,7 +215,7 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(
         }
     }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < G * D; idx += DEC_THREADS) {
+    for (int idx = tid; idx < G * D; idx += DEC_THREADS) {
         int g = idx / D, d = idx % D;
         float M = -INFINITY;
         for (int k = 0; k < NG; k++)
@@ -301,17 +365,34 @@ extern "C" int kl_attn_decode_splits(int n_seq, int64_t n_kv_heads, int sm_count
     return (int)(want < 1 ? 1 : want > 64 ? 64 : want);
 }
 
+static int p_shift_of(int64_t P)
+{
+    if (P <= 0 || (P & (P - 1)))
+        return -1;
+    int s = 0;
+    while ((1ll << s) < P)
+        s++;
+    return s;
+}
+
 template <typename T, int D, int G>
 static cudaError_t decode_launch(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                                  const kl_batch *b, const kl_mix *p, float *partial, int n_split,
                                  cudaStream_t stream)
 {
     constexpr int NG = DEC_THREADS / (D / 8);
-    size_t smem = (size_t)NG * G * (D + 2) * sizeof(float);
+    size_t pipe = (size_t)DEC_STAGES * 2 * DEC_TOK * D * sizeof(T);
+    size_t comb = (size_t)NG * G * (D + 2) * sizeof(float);
+    size_t smem = pipe > comb ? pipe : comb;
+    if (!partial && !out) /* prepare only: raise the shared-memory limit (never inside a graph capture) */
+        return smem > 48 * 1024 ? cudaFuncSetAttribute(attn_decode_kernel<T, D, G>,
+                                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                       (int)smem)
+                                : cudaSuccess;
     dim3 grid((unsigned)n_split, (unsigned)kv->n_kv_heads, (unsigned)b->n_seq);
     attn_decode_kernel<T, D, G><<<grid, DEC_THREADS, smem, stream>>>(
-        out, q, ldq, (const T *)kv->k, (const T *)kv->v, kv->page_tokens, kv->n_kv_heads,
-        p->scale, p->window, *b, partial);
+        out, q, ldq, (const T *)kv->k, (const T *)kv->v, kv->page_tokens,
+        p_shift_of(kv->page_tokens), kv->n_kv_heads, p->scale, p->window, *b, partial);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess || n_split == 1)
         return e;
@@ -353,7 +434,7 @@ extern "C" cudaError_t kl_attn_decode(float *out, const float *q, int64_t ldq, c
                                       const kl_batch *b, const kl_mix *p, float *partial,
                                       int n_split, cudaStream_t stream)
 {
-    if (b->n_seq <= 0)
+    if (b->n_seq <= 0 && out)
         return cudaSuccess;
     if (ldq % 4 || ((uintptr_t)q % 16))
         return cudaErrorNotSupported;
@@ -362,6 +443,13 @@ extern "C" cudaError_t kl_attn_decode(float *out, const float *q, int64_t ldq, c
     if (kv->dtype == KL_F16)
         return decode_d<__half>(out, q, ldq, kv, b, p, partial, n_split, stream);
     return decode_d<float>(out, q, ldq, kv, b, p, partial, n_split, stream);
+}
+
+extern "C" cudaError_t kl_attn_decode_prepare(const kl_kv *kv, const kl_mix *p)
+{
+    kl_batch none;
+    memset(&none, 0, sizeof none);
+    return kl_attn_decode(NULL, NULL, 0, kv, &none, p, NULL, 1, 0);
 }
 
 extern "C" cudaError_t kl_attn_prefill(float *out, const float *q, int64_t ldq, const kl_kv *kv,

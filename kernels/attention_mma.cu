@@ -68,9 +68,9 @@ __device__ __forceinline__ uint32_t fa_pack(float lo, float hi)
 
 __global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int64_t ldq,
                                                  const __nv_bfloat16 *kp,
-                                                 const __nv_bfloat16 *vp, int64_t P, int64_t Hq,
-                                                 int64_t Hkv, float scale_log2, int64_t window,
-                                                 kl_batch b)
+                                                 const __nv_bfloat16 *vp, int64_t P, int p_shift,
+                                                 int64_t Hq, int64_t Hkv, float scale_log2,
+                                                 int64_t window, kl_batch b)
 {
     extern __shared__ uint4 fa_sm[];
     uint4 *Qs = fa_sm, *Ks = Qs + FA_ROWS * FA_CH, *Vs = Ks + 2 * FA_KEYS * FA_CH;
@@ -97,23 +97,28 @@ __global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int
         Qs[fa_swz(r, c)] = v;
     }
 
-    const int64_t q_first = sq.kv_start + r0, q_last = q_first + nrows - 1;
-    const int64_t lo = window > 0 && q_first - window + 1 > 0 ? q_first - window + 1 : 0;
-    const int64_t hi = q_last + 1;
+    /* slot indices fit in 32 bits (contexts < 2^31); 64-bit division is slow here */
+    const int32_t q_first = (int32_t)(sq.kv_start + r0), q_last = q_first + nrows - 1;
+    const int32_t lo = window > 0 && q_first - window + 1 > 0 ? q_first - (int32_t)window + 1 : 0;
+    const int32_t hi = q_last + 1;
+    const int32_t hide_lo = (int32_t)sq.hide_lo, hide_hi = (int32_t)sq.hide_hi;
+    const int32_t *btab = b.blocks + sq.blocks_off;
+    const int32_t pmask = p_shift >= 0 ? (1 << p_shift) - 1 : 0;
     const int n_kt = (int)((hi - lo + FA_KEYS - 1) / FA_KEYS);
     const int64_t row_elems = Hkv * FA_D;
 
     auto load_tile = [&](int kt, int st) {
-        const int64_t base = lo + (int64_t)kt * FA_KEYS;
+        const int32_t base = lo + kt * FA_KEYS;
         uint4 *kd = Ks + st * FA_KEYS * FA_CH, *vd = Vs + st * FA_KEYS * FA_CH;
         for (int i = tid; i < FA_KEYS * FA_CH; i += blockDim.x) {
             int r = i / FA_CH, c = i % FA_CH;
-            int64_t j = base + r;
+            int32_t j = base + r;
             const __nv_bfloat16 *ks = kp, *vs = vp;
             int sz = 0;
             if (j < hi) {
-                int64_t page = b.blocks[sq.blocks_off + j / P];
-                int64_t off = (page * P + j % P) * row_elems + g * FA_D + c * 8;
+                int32_t pi = p_shift >= 0 ? j >> p_shift : (int32_t)(j / P);
+                int32_t po = p_shift >= 0 ? j & pmask : (int32_t)(j % P);
+                int64_t off = ((int64_t)btab[pi] * P + po) * row_elems + g * FA_D + c * 8;
                 ks = kp + off;
                 vs = vp + off;
                 sz = 16;
@@ -141,13 +146,12 @@ __global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int
         o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     const int rl[2] = {warp * 16 + (lane >> 2), warp * 16 + (lane >> 2) + 8};
-    int64_t qs[2], qlo[2];
-    bool rv[2];
+    int32_t qs[2], qlo[2];
 #pragma unroll
     for (int k = 0; k < 2; k++) {
-        qs[k] = q_first + rl[k];
-        qlo[k] = window > 0 && qs[k] - window + 1 > 0 ? qs[k] - window + 1 : 0;
-        rv[k] = rl[k] < nrows;
+        /* rows past the tile's end see nothing */
+        qs[k] = rl[k] < nrows ? q_first + rl[k] : -1;
+        qlo[k] = window > 0 && qs[k] - window + 1 > 0 ? qs[k] - (int32_t)window + 1 : 0;
     }
 
     for (int kt = 0; kt < n_kt; kt++) {
@@ -176,16 +180,15 @@ __global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int
             }
 
         /* mask, scale (log2 domain), running max */
-        const int64_t kbase = lo + (int64_t)kt * FA_KEYS;
+        const int32_t kbase = lo + kt * FA_KEYS;
         float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int k = e >> 1;
-                const int64_t key = kbase + nt * 8 + (lane & 3) * 2 + (e & 1);
-                bool ok = rv[k] && key < hi && key >= qlo[k] && key <= qs[k] &&
-                          !(key >= sq.hide_lo && key < sq.hide_hi);
+                const int32_t key = kbase + nt * 8 + (lane & 3) * 2 + (e & 1);
+                bool ok = key >= qlo[k] && key <= qs[k] && !(key >= hide_lo && key < hide_hi);
                 float v = ok ? s[nt][e] * scale_log2 : -INFINITY;
                 s[nt][e] = v;
                 mx[k] = fmaxf(mx[k], v);
@@ -245,7 +248,7 @@ __global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int
     }
 #pragma unroll
     for (int k = 0; k < 2; k++) {
-        if (!rv[k])
+        if (rl[k] >= nrows)
             continue;
         float inv = l[k] > 0.0f ? 1.0f / l[k] : 0.0f;
         float *dst = out + (sq.tok_start + r0 + rl[k]) * Hq * FA_D + h * FA_D + (lane & 3) * 2;
@@ -277,9 +280,13 @@ extern "C" cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t l
     }
     const float log2e = 1.4426950408889634f;
     dim3 grid((unsigned)b->n_tiles, (unsigned)p->n_heads);
+    int64_t P = kv->page_tokens;
+    int p_shift = -1;
+    if (P > 0 && !(P & (P - 1)))
+        for (p_shift = 0; (1ll << p_shift) < P; p_shift++)
+            ;
     fa_kernel<<<grid, 128, smem, stream>>>(out, q, ldq, (const __nv_bfloat16 *)kv->k,
-                                           (const __nv_bfloat16 *)kv->v, kv->page_tokens,
-                                           p->n_heads, p->n_kv_heads, p->scale * log2e,
-                                           p->window, *b);
+                                           (const __nv_bfloat16 *)kv->v, P, p_shift, p->n_heads,
+                                           p->n_kv_heads, p->scale * log2e, p->window, *b);
     return cudaGetLastError();
 }

@@ -106,12 +106,13 @@ __global__ void __launch_bounds__(256) gdn_decode_kernel(float *o, gdn_in a, kl_
 /* Scratch per (chunk, head): Q, Kw, W, U0 [L][D], QKM [L][L], eG [L], eL, gL. */
 __host__ __device__ static inline int64_t gdn_per(int64_t D) { return 4 * L * D + L * L + L + 2; }
 
-/* grid (n_chunks, H). Dynamic smem: K, Qs->W, Vs->U0 [L][D], A [L][L], beta, g, gam. */
+/* grid (n_chunks, H). Dynamic smem: K, Qs->W, Vs->U0 [L][D+1] (odd row length:
+ * the K^T reads of the L x L products are conflict-free), A [L][L+1], beta, g, gam. */
 __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_batch b, float *scratch)
 {
     extern __shared__ float sm[];
-    const int64_t D = a.D;
-    float *K = sm, *Qs = K + L * D, *Vs = Qs + L * D, *A = Vs + L * D, *beta = A + L * L,
+    const int D = (int)a.D, LD = D + 1;
+    float *K = sm, *Qs = K + L * LD, *Vs = Qs + L * LD, *A = Vs + L * LD, *beta = A + L * (L + 1),
           *g = beta + L, *gam = g + L;
     const int ch = blockIdx.x, h = blockIdx.y;
     const int64_t row0 = b.chunks[3 * ch + 1];
@@ -122,7 +123,7 @@ __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_b
     const int warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     for (int t = warp; t < len; t += nw) {
         float bt, gt;
-        gdn_token(a, row0 + t, h, Qs + t * D, K + t * D, Vs + t * D, &bt, &gt);
+        gdn_token(a, row0 + t, h, Qs + t * LD, K + t * LD, Vs + t * LD, &bt, &gt);
         if ((threadIdx.x & 31) == 0) {
             beta[t] = bt;
             g[t] = gt;
@@ -138,45 +139,43 @@ __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_b
     }
     __syncthreads();
     /* A (strictly lower) and the masked, decayed Q K^T */
-    for (int idx = threadIdx.x; idx < len * len; idx += blockDim.x) {
-        int t = idx / len, s = idx - t * len;
-        float kk = 0.0f, qk = 0.0f;
-        if (s <= t)
-            for (int64_t i = 0; i < D; i++) {
-                kk += K[t * D + i] * K[s * D + i];
-                qk += Qs[t * D + i] * K[s * D + i];
-            }
-        float e = expf(gam[t] - gam[s]);
-        A[t * L + s] = s < t ? beta[t] * e * kk : 0.0f;
-        oQK[t * L + s] = s <= t ? qk * e : 0.0f;
-    }
+    kl_mm<8, 2>(len, len, D, [&](int t, int i) { return K[t * LD + i]; },
+                [&](int i, int u) { return K[u * LD + i]; },
+                [&](int t, int u, float x) {
+                    A[t * (L + 1) + u] = u < t ? beta[t] * expf(gam[t] - gam[u]) * x : 0.0f;
+                });
+    kl_mm<8, 2>(len, len, D, [&](int t, int i) { return Qs[t * LD + i]; },
+                [&](int i, int u) { return K[u * LD + i]; },
+                [&](int t, int u, float x) {
+                    oQK[t * L + u] = u <= t ? x * expf(gam[t] - gam[u]) : 0.0f;
+                });
     __syncthreads();
     /* Q out; right-hand sides of the two triangular solves in place */
-    for (int64_t idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
-        int t = (int)(idx / D);
-        oQ[idx] = Qs[idx];
-        Qs[idx] = beta[t] * expf(gam[t]) * K[idx];
-        Vs[idx] *= beta[t];
+    for (int idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
+        int t = idx / D, i = idx - t * D;
+        oQ[idx] = Qs[t * LD + i];
+        Qs[t * LD + i] = beta[t] * expf(gam[t]) * K[t * LD + i];
+        Vs[t * LD + i] *= beta[t];
     }
     __syncthreads();
     /* forward substitution, one column per thread (columns are independent) */
-    for (int64_t col = threadIdx.x; col < 2 * D; col += blockDim.x) {
+    for (int col = threadIdx.x; col < 2 * D; col += blockDim.x) {
         float *M = col < D ? Qs : Vs;
-        int64_t j = col < D ? col : col - D;
+        int j = col < D ? col : col - D;
         for (int t = 1; t < len; t++) {
-            float x = M[t * D + j];
-            for (int s = 0; s < t; s++)
-                x -= A[t * L + s] * M[s * D + j];
-            M[t * D + j] = x;
+            float x = M[t * LD + j];
+            for (int u = 0; u < t; u++)
+                x -= A[t * (L + 1) + u] * M[u * LD + j];
+            M[t * LD + j] = x;
         }
     }
     __syncthreads();
     const float gL = gam[len - 1];
-    for (int64_t idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
-        int t = (int)(idx / D);
-        oKw[idx] = expf(gL - gam[t]) * K[idx];
-        oW[idx] = Qs[idx];
-        oU[idx] = Vs[idx];
+    for (int idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
+        int t = idx / D, i = idx - t * D;
+        oKw[idx] = expf(gL - gam[t]) * K[t * LD + i];
+        oW[idx] = Qs[t * LD + i];
+        oU[idx] = Vs[t * LD + i];
     }
     for (int t = threadIdx.x; t < len; t += blockDim.x)
         oeG[t] = expf(gam[t]);
@@ -189,20 +188,22 @@ __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_b
 #define VB 32 /* state columns per scan block */
 
 /* grid (H, D / VB, n_seq): walks the chunks of one sequence, carrying S[:, jb] (and P[:, jb]). */
-__global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int64_t D, kl_ssm s,
+__global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int64_t D64, kl_ssm s,
                                                        kl_batch b, const float *scratch)
 {
     extern __shared__ float sm[];
-    float *S = sm, *P = S + D * VB, *U = P + D * VB, *Y = U + L * VB;
+    const int D = (int)D64;
+    float *S = sm, *P = S + D * VB, *U = P + D * VB, *Y = U + L * VB, *Os = Y + L * VB;
     const int h = blockIdx.x, jb = blockIdx.y;
     const kl_seq sq = b.seq[blockIdx.z];
     const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + jb * VB;
-    for (int64_t idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
+    for (int idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
         S[idx] = s.state[off + (idx / VB) * D + idx % VB];
         if (s.trans)
             P[idx] = s.trans[off + (idx / VB) * D + idx % VB];
     }
     __syncthreads();
+    const bool tr = s.trans != NULL;
     for (int ci = 0; ci < sq.n_chunks; ci++) {
         const int ch = sq.chunk0 + ci;
         const int64_t row0 = b.chunks[3 * ch + 1];
@@ -211,41 +212,37 @@ __global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int
         const float *Q = in, *Kw = Q + L * D, *W = Kw + L * D, *U0 = W + L * D, *QK = U0 + L * D,
                     *eG = QK + L * L;
         const float eL = eG[L];
-        kl_block_mm(len, VB, (int)D, [&](int t, int i) { return W[t * D + i]; },
+        /* U = U0 - W S0 ; Y = W P0 ; Os = Q S0 */
+        kl_mm<8, 1>(len, VB, D, [&](int t, int i) { return W[t * D + i]; },
                     [&](int i, int c) { return S[i * VB + c]; },
                     [&](int t, int c, float x) { U[t * VB + c] = U0[t * D + jb * VB + c] - x; });
-        if (s.trans)
-            kl_block_mm(len, VB, (int)D, [&](int t, int i) { return W[t * D + i]; },
+        if (tr)
+            kl_mm<8, 1>(len, VB, D, [&](int t, int i) { return W[t * D + i]; },
                         [&](int i, int c) { return P[i * VB + c]; },
                         [&](int t, int c, float x) { Y[t * VB + c] = x; });
+        kl_mm<8, 1>(len, VB, D, [&](int t, int i) { return Q[t * D + i]; },
+                    [&](int i, int c) { return S[i * VB + c]; },
+                    [&](int t, int c, float x) { Os[t * VB + c] = eG[t] * x; });
         __syncthreads();
-        for (int idx = threadIdx.x; idx < len * VB; idx += blockDim.x) {
-            int t = idx / VB, c = idx - t * VB;
-            float intra = 0.0f, inter = 0.0f;
-            for (int u = 0; u <= t; u++)
-                intra += QK[t * L + u] * U[u * VB + c];
-            for (int64_t i = 0; i < D; i++)
-                inter += Q[t * D + i] * S[i * VB + c];
-            o[(row0 + t) * Hq * D + h * D + jb * VB + c] = intra + eG[t] * inter;
-        }
-        __syncthreads();
-        for (int64_t idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
-            int64_t i = idx / VB, c = idx % VB;
-            float su = 0.0f, py = 0.0f;
-            for (int t = 0; t < len; t++) {
-                su += Kw[t * D + i] * U[t * VB + c];
-                if (s.trans)
-                    py += Kw[t * D + i] * Y[t * VB + c];
-            }
-            S[idx] = eL * S[idx] + su;
-            if (s.trans)
-                P[idx] = eL * P[idx] - py;
-        }
+        /* o = QK U + e^gam Q S0 (same element -> thread mapping as Os) */
+        kl_mm<8, 1>(len, VB, len, [&](int t, int u) { return QK[t * L + u]; },
+                    [&](int u, int c) { return U[u * VB + c]; },
+                    [&](int t, int c, float x) {
+                        o[(row0 + t) * Hq * D + h * D + jb * VB + c] = x + Os[t * VB + c];
+                    });
+        /* S = e^gam_L S0 + Kw^T U ; P = e^gam_L P0 - Kw^T Y (in place: each element has one owner) */
+        kl_mm<16, 1>(D, VB, len, [&](int i, int t) { return Kw[t * D + i]; },
+                     [&](int t, int c) { return U[t * VB + c]; },
+                     [&](int i, int c, float x) { S[i * VB + c] = eL * S[i * VB + c] + x; });
+        if (tr)
+            kl_mm<16, 1>(D, VB, len, [&](int i, int t) { return Kw[t * D + i]; },
+                         [&](int t, int c) { return Y[t * VB + c]; },
+                         [&](int i, int c, float x) { P[i * VB + c] = eL * P[i * VB + c] - x; });
         if (jb == 0 && threadIdx.x == 0)
             s.log_decay[(int64_t)sq.slot * H + h] += eG[L + 1];
         __syncthreads();
     }
-    for (int64_t idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
+    for (int idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
         s.state[off + (idx / VB) * D + idx % VB] = S[idx];
         if (s.trans)
             s.trans[off + (idx / VB) * D + idx % VB] = P[idx];
@@ -279,9 +276,9 @@ extern "C" cudaError_t kl_gdn(float *o, const float *qkv, const float *beta_raw,
             gdn_decode_kernel<32><<<grid, 256, 0, stream>>>(o, a, *s, *b);
         return cudaGetLastError();
     }
-    if (D % VB || b->n_chunks <= 0)
+    if (D % VB || D > 128 || b->n_chunks <= 0)
         return b->n_chunks <= 0 ? cudaSuccess : cudaErrorNotSupported;
-    size_t prep_smem = (size_t)(3 * L * D + L * L + 3 * L) * sizeof(float);
+    size_t prep_smem = (size_t)(3 * L * (D + 1) + L * (L + 1) + 3 * L) * sizeof(float);
     cudaError_t e = cudaFuncSetAttribute(gdn_prep_kernel,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)prep_smem);
@@ -291,7 +288,7 @@ extern "C" cudaError_t kl_gdn(float *o, const float *qkv, const float *beta_raw,
         a, H, *b, (float *)scratch);
     if ((e = cudaGetLastError()) != cudaSuccess)
         return e;
-    size_t scan_smem = (size_t)(2 * D * VB + 2 * L * VB) * sizeof(float);
+    size_t scan_smem = (size_t)(2 * D * VB + 3 * L * VB) * sizeof(float);
     if ((e = cudaFuncSetAttribute(gdn_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)scan_smem)) != cudaSuccess)
         return e;

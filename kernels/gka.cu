@@ -109,13 +109,33 @@ __global__ void __launch_bounds__(256) gka_decode_kernel(float *o, gka_in a, kl_
             xp[i] = 0.0f;
         }
         __syncthreads();
+        /* r = H x as column sums (H is symmetric: same value as the CPU's row dots up
+         * to rounding), partials of the 8 warps through shared memory: two barriers
+         * per iteration instead of a shuffle tree per row */
         float omega = 2.0f;
         for (int64_t it = 0; it < a.num_iter; it++) {
             omega = 1.0f / (1.0f - rho4 * omega);
-            Hm.row_dot(x, r); /* r = H x (row dots, as the CPU) */
+            float p[CPL];
+#pragma unroll
+            for (int c = 0; c < CPL; c++)
+                p[c] = 0.0f;
+#pragma unroll
+            for (int rr = 0; rr < RPW; rr++) {
+                float xi = x[w * RPW + rr];
+#pragma unroll
+                for (int c = 0; c < CPL; c++)
+                    p[c] += Hm.v[rr][c] * xi;
+            }
+#pragma unroll
+            for (int c = 0; c < CPL; c++)
+                red[w * D + l * CPL + c] = p[c];
             __syncthreads();
             for (int i = threadIdx.x; i < D; i += blockDim.x) {
-                float ri = r[i] + lambda * x[i] - q[i];
+                float hx = 0.0f;
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    hx += red[k * D + i];
+                float ri = hx + lambda * x[i] - q[i];
                 float xn = omega * (x[i] - tau * ri) + (1.0f - omega) * xp[i];
                 xp[i] = x[i];
                 x[i] = xn;
@@ -194,18 +214,19 @@ __global__ void __launch_bounds__(256) gka_prep_kernel(gka_in a, int64_t H, kl_b
 }
 
 /* grid (H, D / VB, n_seq): saves chunk-start S (and H) columns, then advances them. */
-__global__ void __launch_bounds__(256) gka_scan_kernel(int64_t D, int64_t n_chunks_total,
+__global__ void __launch_bounds__(256) gka_scan_kernel(int64_t D64, int64_t n_chunks_total,
                                                        int track_h, kl_ssm s, kl_batch b,
                                                        float *scratch)
 {
     extern __shared__ float sm[];
+    const int D = (int)D64;
     float *S = sm, *Hm = S + D * VB;
     const int h = blockIdx.x, jb = blockIdx.y;
     const kl_seq sq = b.seq[blockIdx.z];
     const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + jb * VB;
     float *S0 = scratch + n_chunks_total * H * gka_per(D);
     float *H0 = S0 + n_chunks_total * H * D * D;
-    for (int64_t idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
+    for (int idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
         S[idx] = s.state[off + (idx / VB) * D + idx % VB];
         if (track_h)
             Hm[idx] = s.state2[off + (idx / VB) * D + idx % VB];
@@ -218,47 +239,47 @@ __global__ void __launch_bounds__(256) gka_scan_kernel(int64_t D, int64_t n_chun
         const float *K = in + L * D, *V = K + L * D, *Kw = V + L * D, *eG = Kw + L * D + 2 * L;
         const float eL = eG[L];
         const int64_t so = ((int64_t)ch * H + h) * D * D + jb * VB;
-        for (int64_t idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
-            int64_t i = idx / VB, c = idx % VB;
-            S0[so + i * D + c] = S[idx];
-            float sv = 0.0f, hv = 0.0f;
-            for (int t = 0; t < len; t++) {
-                float kw = Kw[t * D + i];
-                sv += kw * V[t * D + jb * VB + c];
-                if (track_h)
-                    hv += kw * K[t * D + jb * VB + c];
-            }
-            S[idx] = eL * S[idx] + sv;
-            if (track_h) {
-                H0[so + i * D + c] = Hm[idx];
-                Hm[idx] = eL * Hm[idx] + hv;
-            }
+        for (int idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
+            S0[so + (idx / VB) * D + idx % VB] = S[idx];
+            if (track_h)
+                H0[so + (idx / VB) * D + idx % VB] = Hm[idx];
         }
+        /* S = e^{G_L} S0 + Kw^T V ; H = e^{G_L} H0 + Kw^T K (each element has one owner) */
+        kl_mm<16, 1>(D, VB, len, [&](int i, int t) { return Kw[t * D + i]; },
+                     [&](int t, int c) { return V[t * D + jb * VB + c]; },
+                     [&](int i, int c, float x) { S[i * VB + c] = eL * S[i * VB + c] + x; });
+        if (track_h)
+            kl_mm<16, 1>(D, VB, len, [&](int i, int t) { return Kw[t * D + i]; },
+                         [&](int t, int c) { return K[t * D + jb * VB + c]; },
+                         [&](int i, int c, float x) { Hm[i * VB + c] = eL * Hm[i * VB + c] + x; });
         if (jb == 0 && threadIdx.x == 0)
             s.log_decay[(int64_t)sq.slot * H + h] += eG[L + 1];
         __syncthreads();
     }
-    for (int64_t idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
+    for (int idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
         s.state[off + (idx / VB) * D + idx % VB] = S[idx];
         if (track_h)
             s.state2[off + (idx / VB) * D + idx % VB] = Hm[idx];
     }
 }
 
-/* grid (n_chunks, H), 256 threads. Each thread owns NE = L*D/256 elements
- * (t, i) of the L x D iterates (idx = threadIdx.x + 256 e), keeping x_prev and
- * the residual of its elements in registers; X is shared (every product reads it). */
+/* grid (n_chunks, H), 256 threads. Shared: Q, X, R [L][D], K [L][D+1] (odd
+ * rows: the X K^T products read K across rows without bank conflicts), the
+ * chunk-start h_kk (then h_kv) [D][D] (every warp reads all of it in each
+ * iteration: from shared memory, not L2), Z [L][L+1]. The element -> thread
+ * mapping of the L x D products is fixed (kl_mm), and x_prev of the Chebyshev
+ * recurrence stays in registers in the elementwise update. */
 template <int D>
 __global__ void __launch_bounds__(256, 1) gka_out_kernel(float *o, int64_t Hq, int64_t num_iter,
-                                                      float ridge, float scale,
-                                                      int64_t n_chunks_total, kl_batch b,
-                                                      const float *scratch)
+                                                         float ridge, float scale,
+                                                         int64_t n_chunks_total, kl_batch b,
+                                                         const float *scratch)
 {
-    constexpr int NE = L * D / 256;
+    constexpr int NE = L * D / 256, LD = D + 1, LL = L + 1;
     extern __shared__ float sm[];
-    float *Q = sm, *K = Q + L * D, *X = K + L * D, *Z = X + L * D, *Z2 = Z + L * L,
-          *G = Z2 + L * L, *eG = G + L, *lam = eG + L, *tau = lam + L, *rho4 = tau + L,
-          *omega = rho4 + L, *al = omega + L, *hk = al + L;
+    float *Q = sm, *X = Q + L * D, *R = X + L * D, *K = R + L * D, *Hs = K + L * LD,
+          *Z = Hs + D * D, *G = Z + L * LL, *eG = G + L, *lam = eG + L, *tau = lam + L,
+          *rho4 = tau + L, *omega = rho4 + L, *al = omega + L, *hk = al + L;
     __shared__ double dred[8];
     const int ch = blockIdx.x, h = blockIdx.y;
     const int64_t H = Hq, row0 = b.chunks[3 * ch + 1];
@@ -269,9 +290,10 @@ __global__ void __launch_bounds__(256, 1) gka_out_kernel(float *o, int64_t Hq, i
     const float *S0 = scratch + n_chunks_total * H * gka_per(D) + ((int64_t)ch * H + h) * D * D;
     const float *H0 = S0 + n_chunks_total * H * D * D;
     for (int idx = threadIdx.x; idx < L * D; idx += blockDim.x) {
-        bool live = idx < len * D;
+        int t = idx / D, i = idx - t * D;
+        bool live = t < len;
         Q[idx] = live ? gQ[idx] : 0.0f;
-        K[idx] = live ? gK[idx] : 0.0f;
+        K[t * LD + i] = live ? gK[idx] : 0.0f;
     }
     for (int t = threadIdx.x; t < L; t += blockDim.x) {
         G[t] = t < len ? gG[t] : 0.0f;
@@ -280,60 +302,64 @@ __global__ void __launch_bounds__(256, 1) gka_out_kernel(float *o, int64_t Hq, i
         lam[t] = tau[t] = rho4[t] = 0.0f;
         omega[t] = 2.0f;
     }
-    __syncthreads();
     if (num_iter > 0) {
-        /* ||H0||^2 (double, as the CPU) */
+        /* H0 to shared; ||H0||^2 (double, as the CPU) */
         double h0 = 0.0;
-        for (int idx = threadIdx.x; idx < D * D; idx += blockDim.x)
-            h0 += (double)H0[idx] * H0[idx];
+        for (int idx = threadIdx.x; idx < D * D; idx += blockDim.x) {
+            float v = H0[idx];
+            Hs[idx] = v;
+            h0 += (double)v * v;
+        }
         h0 = kl_warp_sum_d(h0);
         if ((threadIdx.x & 31) == 0)
             dred[threadIdx.x >> 5] = h0;
-        /* T1 = K H0 into X, KK = K K^T into Z2, Wm into Z */
-        kl_block_mm(len, D, D, [&](int t, int p) { return K[t * D + p]; },
-                    [&](int p, int i) { return H0[p * D + i]; },
-                    [&](int t, int i, float v) { X[t * D + i] = v; });
-        kl_block_mm(len, len, D, [&](int t, int i) { return K[t * D + i]; },
-                    [&](int i, int s) { return K[s * D + i]; },
-                    [&](int t, int s, float v) { Z2[t * L + s] = v; });
+        __syncthreads();
+        /* hk_t = k_t^T H0 k_t via T1 = K H0 (in R) */
+        kl_mm<8, D / 32>(len, D, D, [&](int t, int p) { return K[t * LD + p]; },
+                         [&](int p, int i) { return Hs[p * D + i]; },
+                         [&](int t, int i, float v) { R[t * D + i] = v; });
         for (int idx = threadIdx.x; idx < len * len; idx += blockDim.x) {
-            int t = idx / len, s = idx - t * len;
-            Z[t * L + s] = s <= t ? expf(G[t] - G[s]) : 0.0f;
+            int t = idx / len, u = idx - t * len;
+            Z[t * LL + u] = u <= t ? expf(G[t] - G[u]) : 0.0f;
         }
         __syncthreads();
         for (int t = threadIdx.x >> 5; t < len; t += blockDim.x >> 5) {
             float d = 0.0f;
             for (int i = threadIdx.x & 31; i < D; i += 32)
-                d += X[t * D + i] * K[t * D + i];
+                d += R[t * D + i] * K[t * LD + i];
             d = kl_warp_sum(d);
             if ((threadIdx.x & 31) == 0)
                 hk[t] = d;
         }
+        __syncthreads();
+        /* KK = K K^T (in R, rows of L+1) */
+        float *KK = R;
+        kl_mm<8, 2>(len, len, D, [&](int t, int i) { return K[t * LD + i]; },
+                    [&](int i, int u) { return K[u * LD + i]; },
+                    [&](int t, int u, float v) { KK[t * LL + u] = v; });
         __syncthreads();
         if (threadIdx.x < len) {
             const int t = threadIdx.x;
             double hh = 0.0;
             for (int i = 0; i < 8; i++)
                 hh += dred[i];
-            const float *wrow = Z + t * L;
+            const float *wrow = Z + t * LL;
             double cross = 0.0, quad = 0.0;
-            for (int s = 0; s <= t; s++) {
-                cross += (double)wrow[s] * hk[s];
+            for (int u = 0; u <= t; u++) {
+                cross += (double)wrow[u] * hk[u];
                 double inner = 0.0;
-                for (int s2 = 0; s2 <= t; s2++) {
-                    double c = Z2[s * L + s2];
-                    inner += (double)wrow[s2] * c * c;
+                for (int u2 = 0; u2 <= t; u2++) {
+                    double c = KK[u * LL + u2];
+                    inner += (double)wrow[u2] * c * c;
                 }
-                quad += (double)wrow[s] * inner;
+                quad += (double)wrow[u] * inner;
             }
             double phi2 = (double)eG[t] * eG[t] * hh + 2.0 * eG[t] * cross + quad;
             cheb_coef((float)sqrt(phi2 > 0 ? phi2 : 0), ridge, &lam[t], &tau[t], &rho4[t]);
             omega[t] = 2.0f;
         }
         __syncthreads();
-    }
-    float xp[NE], xr[NE];
-    if (num_iter > 0) {
+        float xp[NE];
 #pragma unroll
         for (int e = 0; e < NE; e++) {
             int idx = threadIdx.x + 256 * e, t = idx / D;
@@ -343,36 +369,29 @@ __global__ void __launch_bounds__(256, 1) gka_out_kernel(float *o, int64_t Hq, i
         __syncthreads();
         for (int64_t it = 0; it < num_iter; it++) {
             /* Z = (X K^T) o Wm */
-            for (int idx = threadIdx.x; idx < len * len; idx += blockDim.x) {
-                int t = idx / len, s = idx - t * len;
-                float d = 0.0f;
-                if (s <= t)
-                    for (int i = 0; i < D; i++)
-                        d += X[t * D + i] * K[s * D + i];
-                Z[t * L + s] = s <= t ? d * expf(G[t] - G[s]) : 0.0f;
-            }
+            kl_mm<8, 2>(len, len, D, [&](int t, int i) { return X[t * D + i]; },
+                        [&](int i, int u) { return K[u * LD + i]; },
+                        [&](int t, int u, float v) {
+                            Z[t * LL + u] = u <= t ? v * expf(G[t] - G[u]) : 0.0f;
+                        });
             if (threadIdx.x < len)
                 omega[threadIdx.x] = 1.0f / (1.0f - rho4[threadIdx.x] * omega[threadIdx.x]);
             __syncthreads();
-            /* R = e^G (X H0) + lam X - Q + Z K */
-#pragma unroll
-            for (int e = 0; e < NE; e++) {
-                int idx = threadIdx.x + 256 * e, t = idx / D, i = idx - t * D;
-                float xh = 0.0f, zk = 0.0f;
-                if (t < len) {
-                    for (int p = 0; p < D; p++)
-                        xh += X[t * D + p] * H0[p * D + i];
-                    for (int s = 0; s <= t; s++)
-                        zk += Z[t * L + s] * K[s * D + i];
-                }
-                xr[e] = eG[t] * xh + lam[t] * X[idx] - Q[idx] + zk;
-            }
+            /* R = e^G (X H0) + lam X - Q + Z K (two products, one element -> thread mapping) */
+            kl_mm<8, D / 32>(len, D, D, [&](int t, int p) { return X[t * D + p]; },
+                             [&](int p, int i) { return Hs[p * D + i]; },
+                             [&](int t, int i, float v) {
+                                 R[t * D + i] = eG[t] * v + lam[t] * X[t * D + i] - Q[t * D + i];
+                             });
+            kl_mm<8, D / 32>(len, D, len, [&](int t, int u) { return Z[t * LL + u]; },
+                             [&](int u, int i) { return K[u * LD + i]; },
+                             [&](int t, int i, float v) { R[t * D + i] += v; });
             __syncthreads();
 #pragma unroll
             for (int e = 0; e < NE; e++) {
                 int idx = threadIdx.x + 256 * e, t = idx / D;
                 float x = X[idx], w = omega[t];
-                float xn = w * (x - tau[t] * xr[e]) + (1.0f - w) * xp[e];
+                float xn = w * (x - tau[t] * R[idx]) + (1.0f - w) * xp[e];
                 xp[e] = x;
                 X[idx] = t < len ? xn : 0.0f;
             }
@@ -383,30 +402,26 @@ __global__ void __launch_bounds__(256, 1) gka_out_kernel(float *o, int64_t Hq, i
             int idx = threadIdx.x + 256 * e, t = idx / D;
             Q[idx] += al[t] * (X[idx] - Q[idx]);
         }
-        __syncthreads();
     }
+    __syncthreads();
     /* GLA: o = scale (e^G (Q' S0) + ((Q' K^T) o Wm) V) */
-    for (int idx = threadIdx.x; idx < len * len; idx += blockDim.x) {
-        int t = idx / len, s = idx - t * len;
-        float d = 0.0f;
-        if (s <= t)
-            for (int i = 0; i < D; i++)
-                d += Q[t * D + i] * K[s * D + i];
-        Z[t * L + s] = s <= t ? d * expf(G[t] - G[s]) : 0.0f;
-    }
+    kl_mm<8, 2>(len, len, D, [&](int t, int i) { return Q[t * D + i]; },
+                [&](int i, int u) { return K[u * LD + i]; },
+                [&](int t, int u, float v) { Z[t * LL + u] = u <= t ? v * expf(G[t] - G[u]) : 0.0f; });
     __syncthreads();
     for (int idx = threadIdx.x; idx < len * D; idx += blockDim.x)
-        K[idx] = gV[idx]; /* K's buffer now holds V */
+        K[(idx / D) * LD + idx % D] = gV[idx]; /* K's buffer now holds V */
+    for (int idx = threadIdx.x; idx < D * D; idx += blockDim.x)
+        Hs[idx] = S0[idx]; /* and Hs the chunk-start h_kv */
     __syncthreads();
-    for (int idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
-        int t = idx / D, j = idx - t * D;
-        float zv = 0.0f, qs = 0.0f;
-        for (int s = 0; s <= t; s++)
-            zv += Z[t * L + s] * K[s * D + j];
-        for (int i = 0; i < D; i++)
-            qs += Q[t * D + i] * S0[i * D + j];
-        o[(row0 + t) * Hq * D + h * D + j] = scale * (zv + eG[t] * qs);
-    }
+    kl_mm<8, D / 32>(len, D, len, [&](int t, int u) { return Z[t * LL + u]; },
+                     [&](int u, int j) { return K[u * LD + j]; },
+                     [&](int t, int j, float v) { R[t * D + j] = v; });
+    kl_mm<8, D / 32>(len, D, D, [&](int t, int i) { return Q[t * D + i]; },
+                     [&](int i, int j) { return Hs[i * D + j]; },
+                     [&](int t, int j, float v) {
+                         o[(row0 + t) * Hq * D + h * D + j] = scale * (R[t * D + j] + eG[t] * v);
+                     });
 }
 
 /* ------------------------------------------------------------------ launchers */
@@ -420,7 +435,7 @@ template <int D>
 static cudaError_t out_launch(float *o, const kl_mix *p, const kl_batch *b, const float *scratch,
                               cudaStream_t stream)
 {
-    size_t smem = (size_t)(3 * L * D + 2 * L * L + 9 * L) * sizeof(float);
+    size_t smem = (size_t)(3 * L * D + L * (D + 1) + D * D + L * (L + 1) + 8 * L) * sizeof(float);
     cudaError_t e = cudaFuncSetAttribute(gka_out_kernel<D>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)

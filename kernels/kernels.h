@@ -129,6 +129,9 @@ int kl_attn_decode_splits(int n_seq, int64_t n_kv_heads, int sm_count);
 cudaError_t kl_attn_decode(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                            const kl_batch *b, const kl_mix *p, float *partial, int n_split,
                            cudaStream_t stream);
+/* Host-side setup of the decode kernel for this KV geometry (shared-memory
+ * limit); call outside graph capture, before the first kl_attn_decode. */
+cudaError_t kl_attn_decode_prepare(const kl_kv *kv, const kl_mix *p);
 /* Prefill / mixed batches: every row against its sequence's visible slots (any KV dtype). */
 cudaError_t kl_attn_prefill(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                             const kl_batch *b, const kl_mix *p, cudaStream_t stream);

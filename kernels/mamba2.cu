@@ -63,25 +63,25 @@ __global__ void __launch_bounds__(256) m2_decode_kernel(float *y, m2_in a, kl_ss
 /* Scratch per (chunk, head): C, Xw, B [L][D], e^lam [L], e^lam_L, lam_L. */
 __host__ __device__ static inline int64_t m2_per(int64_t D) { return 3 * L * D + L + 2; }
 
-/* grid (n_chunks, H). Dynamic smem: X, B, C [L][D], M [L][L], dt, lam [L]. */
+/* grid (n_chunks, H). Dynamic smem: X, B, C [L][D+1], M [L][L+1], dt, lam [L]. */
 __global__ void __launch_bounds__(256) m2_prep_kernel(float *y, m2_in a, int64_t H, kl_batch b,
                                                       float *scratch)
 {
     extern __shared__ float sm[];
-    const int64_t D = a.D;
-    float *X = sm, *Bm = X + L * D, *Cm = Bm + L * D, *M = Cm + L * D, *dt = M + L * L,
+    const int D = (int)a.D, LD = D + 1;
+    float *X = sm, *Bm = X + L * LD, *Cm = Bm + L * LD, *M = Cm + L * LD, *dt = M + L * (L + 1),
           *lam = dt + L;
     const int ch = blockIdx.x, h = blockIdx.y;
     const int64_t row0 = b.chunks[3 * ch + 1], g = h / (a.Hq / a.Hkv);
     const int len = b.chunks[3 * ch + 2];
     float *out = scratch + ((int64_t)ch * H + h) * m2_per(D);
-    float *oC = out, *oXw = oC + L * D, *oB = oXw + L * D, *oeL = oB + L * D;
-    for (int64_t idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
-        int64_t t = idx / D, i = idx % D;
+    float *oC = out, *oXw = oC + L * D, *oB = oXw + L * D, *oel = oB + L * D;
+    for (int idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
+        int t = idx / D, i = idx - t * D;
         const float *r = a.xbc + (row0 + t) * a.conv_dim;
-        X[idx] = r[g * D + i];
-        Bm[idx] = r[a.Hkv * D + g * D + i];
-        Cm[idx] = r[2 * a.Hkv * D + h * D + i];
+        X[t * LD + i] = r[g * D + i];
+        Bm[t * LD + i] = r[a.Hkv * D + g * D + i];
+        Cm[t * LD + i] = r[2 * a.Hkv * D + h * D + i];
     }
     const float A = -expf(a.a_log[h]);
     for (int t = threadIdx.x; t < len; t += blockDim.x)
@@ -95,28 +95,26 @@ __global__ void __launch_bounds__(256) m2_prep_kernel(float *y, m2_in a, int64_t
         }
     }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < len * len; idx += blockDim.x) {
-        int t = idx / len, s = idx - t * len;
-        float cb = 0.0f;
-        if (s <= t)
-            for (int64_t n = 0; n < D; n++)
-                cb += Cm[t * D + n] * Bm[s * D + n];
-        M[t * L + s] = s <= t ? cb * expf(lam[t] - lam[s]) * dt[s] : 0.0f;
-    }
+    /* M = (C B^T) o decay o dt, lower triangle */
+    kl_mm<8, 2>(len, len, D, [&](int t, int n) { return Cm[t * LD + n]; },
+                [&](int n, int u) { return Bm[u * LD + n]; },
+                [&](int t, int u, float x) {
+                    M[t * (L + 1) + u] = u <= t ? x * expf(lam[t] - lam[u]) * dt[u] : 0.0f;
+                });
     __syncthreads();
     const float dsk = a.d_skip[h], lamL = lam[len - 1];
-    for (int64_t idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
-        int t = (int)(idx / D);
-        int64_t p = idx % D;
-        float acc = 0.0f;
-        for (int s = 0; s <= t; s++)
-            acc += M[t * L + s] * X[s * D + p];
-        y[(row0 + t) * a.Hq * D + h * D + p] = acc + dsk * X[idx];
-        oXw[idx] = expf(lamL - lam[t]) * dt[t] * X[idx];
-        oC[idx] = Cm[idx];
-        oB[idx] = Bm[idx];
+    /* y = M X + D X (the scan adds the S0 term) */
+    kl_mm<8, 4>(len, D, len, [&](int t, int u) { return M[t * (L + 1) + u]; },
+                [&](int u, int p) { return X[u * LD + p]; },
+                [&](int t, int p, float x) {
+                    y[(row0 + t) * a.Hq * D + h * D + p] = x + dsk * X[t * LD + p];
+                });
+    for (int idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
+        int t = idx / D, i = idx - t * D;
+        oXw[idx] = expf(lamL - lam[t]) * dt[t] * X[t * LD + i];
+        oC[idx] = Cm[t * LD + i];
+        oB[idx] = Bm[t * LD + i];
     }
-    float *oel = oeL;
     for (int t = threadIdx.x; t < len; t += blockDim.x)
         oel[t] = expf(lam[t]);
     if (threadIdx.x == 0) {
@@ -125,16 +123,18 @@ __global__ void __launch_bounds__(256) m2_prep_kernel(float *y, m2_in a, int64_t
     }
 }
 
-/* grid (H, D / PB, n_seq): S rows [pb*PB, pb*PB + PB) across the sequence's chunks. */
-__global__ void __launch_bounds__(256) m2_scan_kernel(float *y, int64_t Hq, int64_t D, kl_ssm s,
+/* grid (H, D / PB, n_seq): S rows [pb*PB, pb*PB + PB) across the sequence's chunks.
+ * S rows are padded to D+1 floats (the y product reads S across rows). */
+__global__ void __launch_bounds__(256) m2_scan_kernel(float *y, int64_t Hq, int64_t D64, kl_ssm s,
                                                       kl_batch b, const float *scratch)
 {
-    extern __shared__ float S[]; /* [PB][D] */
+    extern __shared__ float S[]; /* [PB][D+1] */
+    const int D = (int)D64, LD = D + 1;
     const int h = blockIdx.x, pb = blockIdx.y;
     const kl_seq sq = b.seq[blockIdx.z];
-    const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + pb * PB * D;
-    for (int64_t idx = threadIdx.x; idx < PB * D; idx += blockDim.x)
-        S[idx] = s.state[off + idx];
+    const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + (int64_t)pb * PB * D;
+    for (int idx = threadIdx.x; idx < PB * D; idx += blockDim.x)
+        S[(idx / D) * LD + idx % D] = s.state[off + idx];
     __syncthreads();
     for (int ci = 0; ci < sq.n_chunks; ci++) {
         const int ch = sq.chunk0 + ci;
@@ -142,28 +142,22 @@ __global__ void __launch_bounds__(256) m2_scan_kernel(float *y, int64_t Hq, int6
         const int len = b.chunks[3 * ch + 2];
         const float *in = scratch + ((int64_t)ch * H + h) * m2_per(D);
         const float *Cm = in, *Xw = Cm + L * D, *Bm = Xw + L * D, *el = Bm + L * D;
-        for (int idx = threadIdx.x; idx < len * PB; idx += blockDim.x) {
-            int t = idx / PB, p = idx - t * PB;
-            float cs = 0.0f;
-            for (int64_t n = 0; n < D; n++)
-                cs += Cm[t * D + n] * S[p * D + n];
-            y[(row0 + t) * Hq * D + h * D + pb * PB + p] += el[t] * cs;
-        }
+        kl_mm<8, 1>(len, PB, D, [&](int t, int n) { return Cm[t * D + n]; },
+                    [&](int n, int p) { return S[p * LD + n]; },
+                    [&](int t, int p, float x) {
+                        y[(row0 + t) * Hq * D + h * D + pb * PB + p] += el[t] * x;
+                    });
         __syncthreads();
         const float eL = el[L];
-        for (int64_t idx = threadIdx.x; idx < PB * D; idx += blockDim.x) {
-            int64_t p = idx / D, n = idx % D;
-            float acc = 0.0f;
-            for (int t = 0; t < len; t++)
-                acc += Xw[t * D + pb * PB + p] * Bm[t * D + n];
-            S[idx] = eL * S[idx] + acc;
-        }
+        kl_mm<4, 4>(PB, D, len, [&](int p, int t) { return Xw[t * D + pb * PB + p]; },
+                    [&](int t, int n) { return Bm[t * D + n]; },
+                    [&](int p, int n, float x) { S[p * LD + n] = eL * S[p * LD + n] + x; });
         if (pb == 0 && threadIdx.x == 0)
             s.log_decay[(int64_t)sq.slot * H + h] += el[L + 1];
         __syncthreads();
     }
-    for (int64_t idx = threadIdx.x; idx < PB * D; idx += blockDim.x)
-        s.state[off + idx] = S[idx];
+    for (int idx = threadIdx.x; idx < PB * D; idx += blockDim.x)
+        s.state[off + idx] = S[(idx / D) * LD + idx % D];
 }
 
 /* ------------------------------------------------------------------ launchers */
@@ -193,9 +187,9 @@ extern "C" cudaError_t kl_mamba2(float *y, const float *xbc, const float *dt_raw
             m2_decode_kernel<32><<<grid, 256, 0, stream>>>(y, a, *s, *b);
         return cudaGetLastError();
     }
-    if (D % PB || b->n_chunks <= 0)
+    if (D % PB || D > 128 || b->n_chunks <= 0)
         return b->n_chunks <= 0 ? cudaSuccess : cudaErrorNotSupported;
-    size_t prep_smem = (size_t)(3 * L * D + L * L + 2 * L) * sizeof(float);
+    size_t prep_smem = (size_t)(3 * L * (D + 1) + L * (L + 1) + 2 * L) * sizeof(float);
     cudaError_t e = cudaFuncSetAttribute(m2_prep_kernel,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)prep_smem);
@@ -205,7 +199,7 @@ extern "C" cudaError_t kl_mamba2(float *y, const float *xbc, const float *dt_raw
         y, a, H, *b, (float *)scratch);
     if ((e = cudaGetLastError()) != cudaSuccess)
         return e;
-    size_t scan_smem = (size_t)PB * D * sizeof(float);
+    size_t scan_smem = (size_t)PB * (D + 1) * sizeof(float);
     if ((e = cudaFuncSetAttribute(m2_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)scan_smem)) != cudaSuccess)
         return e;

@@ -105,17 +105,43 @@ KL_DEV double kl_warp_sumsq_d(const float *x, int64_t n)
     return kl_warp_sum_d(s);
 }
 
-/* C(i, j) = sum_k A(i, k) * B(k, j) for i < M, j < N, every thread of the block
- * taking elements in turn; `put(i, j, sum)` stores. Operands are accessors so
- * one helper serves every transpose; the chunk products are small (64 x 128). */
-template <class FA, class FB, class FP>
-KL_DEV void kl_block_mm(int M, int N, int K, FA A, FB B, FP put)
+/* C(i, j) = sum_k A(i, k) * B(k, j) for i < M, j < N by a block of 256 threads
+ * (8 warps x 32 lanes), register-tiled: thread (warp w, lane l) owns rows
+ * w, w+8, ... (up to RM of them) and columns l, l+32, ... (up to CN), so for a
+ * fixed k the A reads of a warp are one broadcast address per row and the B
+ * reads are 32 consecutive columns (conflict-free when B(k, j) is row-major in
+ * j; for B(k, j) = Y[j][k] pad Y's rows to an odd length). The element ->
+ * thread mapping depends only on (RM, CN), so two products of the same shape
+ * may chain through `put` without a barrier. Operands are accessors, so one
+ * helper serves every transpose and every memory space. */
+template <int RM, int CN, class FA, class FB, class FP>
+KL_DEV void kl_mm(int M, int N, int K, FA A, FB B, FP put)
 {
-    for (int idx = threadIdx.x; idx < M * N; idx += blockDim.x) {
-        int i = idx / N, j = idx - i * N;
-        float s = 0.0f;
-        for (int k = 0; k < K; k++)
-            s += A(i, k) * B(k, j);
-        put(i, j, s);
+    const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    float acc[RM][CN];
+#pragma unroll
+    for (int r = 0; r < RM; r++)
+#pragma unroll
+        for (int c = 0; c < CN; c++)
+            acc[r][c] = 0.0f;
+    for (int k = 0; k < K; k++) {
+        float a[RM], bv[CN];
+#pragma unroll
+        for (int r = 0; r < RM; r++)
+            a[r] = w + 8 * r < M ? A(w + 8 * r, k) : 0.0f;
+#pragma unroll
+        for (int c = 0; c < CN; c++)
+            bv[c] = l + 32 * c < N ? B(k, l + 32 * c) : 0.0f;
+#pragma unroll
+        for (int r = 0; r < RM; r++)
+#pragma unroll
+            for (int c = 0; c < CN; c++)
+                acc[r][c] += a[r] * bv[c];
     }
+#pragma unroll
+    for (int r = 0; r < RM; r++)
+#pragma unroll
+        for (int c = 0; c < CN; c++)
+            if (w + 8 * r < M && l + 32 * c < N)
+                put(w + 8 * r, l + 32 * c, acc[r][c]);
 }

@@ -5,14 +5,15 @@
 # (tiny presets, 2-layer 8B shapes) within 2e-2; prefill in one and in many
 # calls, token-by-token decode (CUDA graphs), batched decode, states, and
 # decode after a snapshot/restore round trip; then the CLI (collage logits /
-# generate --backend cuda vs cpu). Prints a short table last; logs to $OUT when set.
+# generate --backend cuda vs cpu). Prints a short table last; logs in
+# /tmp/collage-gpu-out (parity.log, cli.log).
 #
 #   scripts/gpu/bundle.sh           # here, once per code change (no GPU needed)
 #   device run: carry [".device"], command "scripts/gpu/parity.sh"
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/gpu/env.sh || exit 1
-out=${OUT:-/tmp/collage-gpu-out}
+out=/tmp/collage-gpu-out
 mkdir -p "$out"
 nvidia-smi -L || true
 export COLLAGE_LOG=${COLLAGE_LOG:-warn}

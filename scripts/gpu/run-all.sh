@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # run-all.sh - the one GPU-machine script: parity (scripts/gpu/parity.sh), then
-# the decode and prefill benchmarks (--quick unless FULL=1), JSON to $OUT, and a
-# short table last.
+# the decode and prefill benchmarks (--quick unless FULL=1), optionally a per-op
+# profile (PROFILE=1), and a short table last. Everything is logged under
+# /tmp/collage-gpu-out; $OUT (when set) gets summary.txt, parity.log,
+# decode.json, prefill.json and profile.txt (the device tool returns 8 files).
 #
 #   scripts/gpu/bundle.sh                 # here (no GPU needed)
 #   device run: carry [".device"], command "scripts/gpu/run-all.sh"
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/gpu/env.sh || exit 1
-out=${OUT:-/tmp/collage-gpu-out}
+out=/tmp/collage-gpu-out
 mkdir -p "$out"
 quick=--quick; [ "${FULL:-0}" = 1 ] && quick=
 status=0
@@ -26,16 +28,24 @@ timeout ${DECODE_TIMEOUT:-400} "$CL_BIN" bench decode $quick ${DECODE_ARGS:-} \
 timeout ${PREFILL_TIMEOUT:-400} "$CL_BIN" bench prefill $quick ${PREFILL_ARGS:-} \
   --json-out "$out/prefill.json" > "$out/prefill.txt" 2>"$out/prefill.err" || status=1
 if [ "${PROFILE:-0}" = 1 ]; then # per-op device time of one decode and one prefill point
-  COLLAGE_CUDA_PROFILE=1 timeout 120 "$CL_BIN" bench decode --preset gka-8b --contexts 16384 \
-    --batch 32 --steps 3 --num-iter 30 > "$out/profile_decode.txt" 2>&1
-  COLLAGE_CUDA_PROFILE=1 timeout 120 "$CL_BIN" bench prefill --preset gka-8b --lengths 16384 \
-    --num-iter 30 > "$out/profile_prefill.txt" 2>&1
+  for b in 64 1; do
+    COLLAGE_CUDA_PROFILE=1 timeout 100 "$CL_BIN" bench decode --preset ${PROFILE_PRESETS:-gka-8b,m2-8b} \
+      --contexts 16384 --batch $b --steps 3 --num-iter 30 >> "$out/profile.txt" 2>&1
+  done
+  COLLAGE_CUDA_PROFILE=1 timeout 150 "$CL_BIN" bench prefill --preset ${PROFILE_PRESETS:-gka-8b,m2-8b} \
+    --lengths 16384 --num-iter 30 >> "$out/profile.txt" 2>&1
 fi
 echo "== $(cat "$out/date.txt") $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
 if [ -f "$out/parity.txt" ]; then
   echo "== parity"; sed -n '/== parity summary/,$p' "$out/parity.txt" | grep -vE " ok$" | head -40
   echo "($(grep -c ' ok$' "$out/parity.txt") checks ok)"
 fi
+{
 echo "== decode";  cat "$out/decode.txt";  tail -3 "$out/decode.err"
 echo "== prefill"; cat "$out/prefill.txt"; tail -3 "$out/prefill.err"
+} | tee "$out/summary.txt"
+if [ -n "${OUT:-}" ]; then
+  cp "$out/parity.txt" "$out/summary.txt" "$out/decode.json" "$out/prefill.json" "$OUT/" 2>/dev/null
+  cp "$out/parity.log" "$OUT/" 2>/dev/null; cp "$out/profile.txt" "$OUT/" 2>/dev/null
+fi
 exit $status

@@ -314,6 +314,9 @@ static void cuda_destroy(cl_backend *b)
             cudaFreeHost(c->pinned);
         if (c->pinned_free)
             cudaEventDestroy(c->pinned_free);
+        for (int i = 0; i < 2; i++)
+            if (c->prof_ev[i])
+                cudaEventDestroy(c->prof_ev[i]);
         if (c->blas)
             cublasDestroy(c->blas);
         cudaFree(c->blas_ws);
@@ -356,8 +359,10 @@ static int cuda_init(cuda_ctx *c, int device)
     /* an explicit workspace keeps cuBLAS from allocating inside graph capture */
     CU_CHECK(cudaMalloc(&c->blas_ws, CUBLAS_WORKSPACE_BYTES));
     CUBLAS_CHECK(cublasSetWorkspace(c->blas, c->blas_ws, CUBLAS_WORKSPACE_BYTES));
-    /* fp32 GEMMs stay fp32 (no TF32): fp32 checkpoints must match the CPU to 1e-4 */
-    CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_PEDANTIC_MATH));
+    /* default math for the 16-bit GEMMs (pedantic mode rules out cuBLAS's fast
+     * small-batch kernels); fp32 GEMMs ask for CUBLAS_COMPUTE_32F_PEDANTIC per
+     * call (no TF32: fp32 checkpoints must match the CPU to 1e-4) */
+    CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
     c->profile = env_flag("COLLAGE_CUDA_PROFILE", 0);
     c->graphs = env_flag("COLLAGE_CUDA_GRAPHS", 1) && !c->profile;
     return CL_OK;
@@ -555,7 +560,7 @@ void cl_cuda_profile_report(cl_backend *b, const char *title)
     double total = 0;
     for (int i = 0; i < c->n_prof; i++)
         total += c->prof_ms[i];
-    fprintf(stderr, "-- %s: per-op device time (synchronous, COLLAGE_CUDA_PROFILE=1)\n", title);
+    fprintf(stderr, "-- %s: per-op device time (events, COLLAGE_CUDA_PROFILE=1)\n", title);
     fprintf(stderr, "   %-22s %10s %10s %6s\n", "op", "calls", "ms", "%");
     for (int i = 0; i < c->n_prof; i++)
         fprintf(stderr, "   %-22s %10llu %10.2f %6.1f\n", c->prof_name[i],

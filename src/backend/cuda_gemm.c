@@ -1,6 +1,6 @@
 /* cuda_gemm.c - the projections: out[t, n] = sum_k x[t, k] W[n, k].
  *
- *  - fp32 weights (fp32 checkpoints): cuBLAS SGEMM in pedantic math (no TF32),
+ *  - fp32 weights (fp32 checkpoints): cuBLAS fp32 GEMM, pedantic compute (no TF32),
  *    the path that must match the CPU backend to 1e-4;
  *  - bf16 / f16 weights, at most KL_GEMV_MAX_ROWS rows (decode at small batch):
  *    kernels/gemv.cu, which streams W at the bandwidth limit and reads the fp32
@@ -31,9 +31,10 @@ static int matmul_run(cuda_ctx *c, const void *p)
     const matmul_args *a = p;
     const float one = 1.0f, zero = 0.0f;
     if (a->dtype == CL_F32) {
-        CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)a->N, (int)a->rows,
-                                 (int)a->K, &one, a->w, (int)a->K, a->x, (int)a->ldx, &zero,
-                                 a->out, (int)a->ldo));
+        CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)a->N, (int)a->rows,
+                                  (int)a->K, &one, a->w, CUDA_R_32F, (int)a->K, a->x, CUDA_R_32F,
+                                  (int)a->ldx, &zero, a->out, CUDA_R_32F, (int)a->ldo,
+                                  CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
         return CL_OK;
     }
     int kd = cuda_kdtype((cl_dtype)a->dtype);
@@ -89,7 +90,8 @@ static int cuda_matmul(cl_backend *b, float *out, int64_t ldo, const float *x, i
             a.act16 = c->act16.p;
         }
     }
-    return cuda_dispatch(c, "matmul", matmul_run, &a, sizeof a);
+    const char *name = w->dtype == CL_F32 ? "matmul_f32" : a.act16 ? "matmul" : "matmul_gemv";
+    return cuda_dispatch(c, name, matmul_run, &a, sizeof a);
 }
 
 void cuda_gemm_ops(cl_backend_ops *o) { o->matmul = cuda_matmul; }

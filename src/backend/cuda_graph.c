@@ -12,35 +12,33 @@
  * into a new graph (kept in a small LRU cache) and launched.
  *
  * Outside decode steps, and with COLLAGE_CUDA_GRAPHS=0, ops run at once.
- * COLLAGE_CUDA_PROFILE=1 runs every op synchronously and adds its time to a
- * per-op table (cl_cuda_profile_report). */
+ * COLLAGE_CUDA_PROFILE=1 runs every op synchronously and adds its device time
+ * (events around it) to a per-op table (cl_cuda_profile_report). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend/cuda_internal.h"
 #include "common/log.h"
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
 static int run_one(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *args)
 {
     /* any op but a projection may rewrite the fp32 input a cached conversion came from */
-    if (strcmp(name, "matmul") != 0)
+    if (strncmp(name, "matmul", 6) != 0)
         c->act16_src = NULL;
     if (!c->profile)
         return fn(c, args);
-    CU_CHECK(cudaStreamSynchronize(c->stream));
-    double t0 = now_ms();
+    /* device time between two events around the op (no launch or sync latency) */
+    if (!c->prof_ev[0]) {
+        CU_CHECK(cudaEventCreate(&c->prof_ev[0]));
+        CU_CHECK(cudaEventCreate(&c->prof_ev[1]));
+    }
+    CU_CHECK(cudaEventRecord(c->prof_ev[0], c->stream));
     int rc = fn(c, args);
-    CU_CHECK(cudaStreamSynchronize(c->stream));
-    double dt = now_ms() - t0;
+    CU_CHECK(cudaEventRecord(c->prof_ev[1], c->stream));
+    CU_CHECK(cudaEventSynchronize(c->prof_ev[1]));
+    float dt = 0;
+    CU_CHECK(cudaEventElapsedTime(&dt, c->prof_ev[0], c->prof_ev[1]));
     int i = 0;
     while (i < c->n_prof && strcmp(c->prof_name[i], name))
         i++;

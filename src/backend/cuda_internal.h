@@ -116,6 +116,7 @@ struct cuda_ctx {
     /* COLLAGE_CUDA_PROFILE=1: synchronous per-op timing (graphs off) */
     int profile;
     int n_prof;
+    cudaEvent_t prof_ev[2];
     const char *prof_name[CUDA_PROFILE_MAX];
     double prof_ms[CUDA_PROFILE_MAX];
     uint64_t prof_calls[CUDA_PROFILE_MAX];

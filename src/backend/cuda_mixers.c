@@ -103,6 +103,7 @@ static int cuda_attention(cl_backend *b, float *out, const float *q, int64_t ldq
     a.kb = c->kb;
     a.mix = mix_of(p);
     if (c->kb.decode) {
+        CU_CHECK(kl_attn_decode_prepare(&a.kv, &a.mix));
         a.n_split = kl_attn_decode_splits(c->kb.n_seq, p->n_kv_heads, c->sm_count);
         size_t bytes = (size_t)c->kb.n_seq * (size_t)p->n_heads * (size_t)a.n_split *
                        (size_t)(p->head_dim + 2) * sizeof(float);
