@@ -396,6 +396,7 @@ static cudaError_t decode_launch(float *out, const float *q, int64_t ldq, const 
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess || n_split == 1)
         return e;
+    KL_MARK("attention.decode");
     int64_t n = (int64_t)b->n_seq * p->n_heads * D;
     attn_combine_kernel<<<kl_blocks(n, 256), 256, 0, stream>>>(out, partial, n_split, p->n_heads,
                                                                D, *b);
@@ -438,6 +439,16 @@ extern "C" cudaError_t kl_attn_decode(float *out, const float *q, int64_t ldq, c
         return cudaSuccess;
     if (ldq % 4 || ((uintptr_t)q % 16))
         return cudaErrorNotSupported;
+    cudaError_t e = kl_attn_decode_mma(out, q, ldq, kv, b, p, partial, n_split, stream);
+    if (e == cudaSuccess && out && n_split > 1) {
+        KL_MARK("attention.decode");
+        int64_t n = (int64_t)b->n_seq * p->n_heads * p->head_dim;
+        attn_combine_kernel<<<kl_blocks(n, 256), 256, 0, stream>>>(out, partial, n_split,
+                                                                   p->n_heads, p->head_dim, *b);
+        return cudaGetLastError();
+    }
+    if (e != cudaErrorNotSupported)
+        return e;
     if (kv->dtype == KL_BF16)
         return decode_d<__nv_bfloat16>(out, q, ldq, kv, b, p, partial, n_split, stream);
     if (kv->dtype == KL_F16)

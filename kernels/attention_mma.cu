@@ -179,20 +179,34 @@ __global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int
                 fa_mma(s[nt], qf[2 * kk + 1], bk[2], bk[3]);
             }
 
-        /* mask, scale (log2 domain), running max */
+        /* mask, scale (log2 domain), running max; tiles every row sees whole need no mask */
         const int32_t kbase = lo + kt * FA_KEYS;
+        const bool whole = nrows == FA_ROWS && kbase + FA_KEYS - 1 <= q_first &&
+                           (window <= 0 || kbase >= q_last - (int32_t)window + 1) &&
+                           (kbase + FA_KEYS <= hide_lo || kbase >= hide_hi);
         float mx[2] = {-INFINITY, -INFINITY};
+        if (whole) {
 #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+            for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int k = e >> 1;
-                const int32_t key = kbase + nt * 8 + (lane & 3) * 2 + (e & 1);
-                bool ok = key >= qlo[k] && key <= qs[k] && !(key >= hide_lo && key < hide_hi);
-                float v = ok ? s[nt][e] * scale_log2 : -INFINITY;
-                s[nt][e] = v;
-                mx[k] = fmaxf(mx[k], v);
-            }
+                for (int e = 0; e < 4; e++) {
+                    float v = s[nt][e] * scale_log2;
+                    s[nt][e] = v;
+                    mx[e >> 1] = fmaxf(mx[e >> 1], v);
+                }
+        } else {
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int k = e >> 1;
+                    const int32_t key = kbase + nt * 8 + (lane & 3) * 2 + (e & 1);
+                    bool ok = key >= qlo[k] && key <= qs[k] && !(key >= hide_lo && key < hide_hi);
+                    float v = ok ? s[nt][e] * scale_log2 : -INFINITY;
+                    s[nt][e] = v;
+                    mx[k] = fmaxf(mx[k], v);
+                }
+        }
         float corr[2];
 #pragma unroll
         for (int k = 0; k < 2; k++) {
@@ -289,4 +303,250 @@ extern "C" cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t l
                                            (const __nv_bfloat16 *)kv->v, P, p_shift, p->n_heads,
                                            p->n_kv_heads, p->scale * log2e, p->window, *b);
     return cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------ decode */
+
+/* Decode (one query per sequence) on the tensor cores, bf16 KV, D = 128.
+ *
+ * grid (n_split, Hkv, n_seq), 4 warps. The G query heads of a KV head are the
+ * rows of one 16-row mma A operand (rows >= G are zero), so the KV rows are read
+ * once for all of them. KV streams through shared memory in stages of 64 tokens
+ * (cp.async, DM_STAGES deep); each warp scores its 16 tokens of a stage (2 x 8
+ * mma n-tiles over 8 k-steps), keeps an online softmax of its own, and adds
+ * P V (16 n-tiles of D) into fp32 accumulators. The four warps and the splits
+ * are combined at the end. Per 16 KB of KV a warp issues ~100 instructions, so
+ * the kernel is bound by the KV stream, not by the issue slots the SIMT kernel
+ * (attention.cu) spends on shuffles and exponentials. */
+#define DM_TOK 64
+#define DM_STAGES 3
+
+template <int G>
+__global__ void __launch_bounds__(128) attn_decode_mma_kernel(
+    float *out, const float *q, int64_t ldq, const __nv_bfloat16 *kp, const __nv_bfloat16 *vp,
+    int64_t P, int p_shift, int64_t Hkv, float scale_log2, int64_t window, kl_batch b,
+    float *partial)
+{
+    extern __shared__ uint4 dm_sm[];
+    const int split = blockIdx.x, n_split = gridDim.x, h = blockIdx.y, si = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const kl_seq sq = b.seq[si];
+    const int64_t Hq = Hkv * G;
+    const int32_t qslot = (int32_t)sq.kv_start;
+    const int32_t lo = window > 0 && qslot - window + 1 > 0 ? qslot - (int32_t)window + 1 : 0;
+    const int32_t hi = qslot + 1;
+    const int32_t per = (hi - lo + n_split - 1) / n_split;
+    const int32_t t0 = lo + split * per, t1 = t0 + per < hi ? t0 + per : hi;
+    const int n_tiles = t1 > t0 ? (t1 - t0 + DM_TOK - 1) / DM_TOK : 0;
+    const int32_t hide_lo = (int32_t)sq.hide_lo, hide_hi = (int32_t)sq.hide_hi;
+    const int32_t *btab = b.blocks + sq.blocks_off;
+    const int32_t pmask = p_shift >= 0 ? (1 << p_shift) - 1 : 0;
+    const int64_t row_elems = Hkv * FA_D;
+
+    auto load_tile = [&](int tile) {
+        uint4 *kd = dm_sm + (size_t)(tile % DM_STAGES) * 2 * DM_TOK * FA_CH, *vd = kd + DM_TOK * FA_CH;
+        for (int i = tid; i < DM_TOK * FA_CH; i += 128) {
+            int r = i / FA_CH, c = i % FA_CH;
+            int32_t j = t0 + tile * DM_TOK + r;
+            const __nv_bfloat16 *ks = kp, *vs = vp;
+            int sz = 0;
+            if (j < t1) {
+                int32_t pi = p_shift >= 0 ? j >> p_shift : (int32_t)(j / P);
+                int32_t po = p_shift >= 0 ? j & pmask : (int32_t)(j % P);
+                int64_t off = ((int64_t)btab[pi] * P + po) * row_elems + h * FA_D + c * 8;
+                ks = kp + off;
+                vs = vp + off;
+                sz = 16;
+            }
+            fa_cp16(kd + fa_swz(r, c), ks, sz);
+            fa_cp16(vd + fa_swz(r, c), vs, sz);
+        }
+    };
+#pragma unroll
+    for (int k = 0; k < DM_STAGES - 1; k++) {
+        if (k < n_tiles)
+            load_tile(k);
+        fa_commit();
+    }
+
+    /* Q rows g < G as A fragments, straight from the fp32 activations */
+    uint32_t qa[8][4];
+    {
+        const int r0 = lane >> 2, r1 = r0 + 8, c0 = (lane & 3) * 2;
+        const float *q0 = q + sq.tok_start * ldq + ((int64_t)h * G + r0) * FA_D;
+        const float *q1 = q + sq.tok_start * ldq + ((int64_t)h * G + r1) * FA_D;
+#pragma unroll
+        for (int ks = 0; ks < 8; ks++) {
+            int k0 = ks * 16 + c0;
+            qa[ks][0] = r0 < G ? fa_pack(q0[k0], q0[k0 + 1]) : 0u;
+            qa[ks][1] = r1 < G ? fa_pack(q1[k0], q1[k0 + 1]) : 0u;
+            qa[ks][2] = r0 < G ? fa_pack(q0[k0 + 8], q0[k0 + 9]) : 0u;
+            qa[ks][3] = r1 < G ? fa_pack(q1[k0 + 8], q1[k0 + 9]) : 0u;
+        }
+    }
+    float o[16][4];
+#pragma unroll
+    for (int d = 0; d < 16; d++)
+        o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+    for (int tile = 0; tile < n_tiles; tile++) {
+        if (tile + DM_STAGES - 1 < n_tiles)
+            load_tile(tile + DM_STAGES - 1);
+        fa_commit();
+        fa_wait<DM_STAGES - 1>();
+        __syncthreads();
+        const uint4 *ks_s = dm_sm + (size_t)(tile % DM_STAGES) * 2 * DM_TOK * FA_CH;
+        const uint4 *vs_s = ks_s + DM_TOK * FA_CH;
+        const int kr = warp * 16; /* this warp's 16 keys of the stage */
+        float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+                uint32_t bk[4];
+                fa_ldm4(bk, ks_s + fa_swz(kr + nt * 8 + (lane & 7), kk * 4 + (lane >> 3)));
+                fa_mma(s[nt], qa[2 * kk], bk[0], bk[1]);
+                fa_mma(s[nt], qa[2 * kk + 1], bk[2], bk[3]);
+            }
+        const int32_t kbase = t0 + tile * DM_TOK + kr;
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int32_t key = kbase + nt * 8 + (lane & 3) * 2 + (e & 1);
+                bool ok = key < t1 && !(key >= hide_lo && key < hide_hi);
+                float v = ok ? s[nt][e] * scale_log2 : -INFINITY;
+                s[nt][e] = v;
+                mx[e >> 1] = fmaxf(mx[e >> 1], v);
+            }
+        float corr[2];
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 1));
+            mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 2));
+            float mn = fmaxf(m[k], mx[k]);
+            float mu = mn == -INFINITY ? 0.0f : mn;
+            corr[k] = exp2f(m[k] - mu);
+            m[k] = mn;
+            mx[k] = mu;
+            l[k] *= corr[k];
+        }
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float p = exp2f(s[nt][e] - mx[e >> 1]);
+                s[nt][e] = p;
+                l[e >> 1] += p;
+            }
+#pragma unroll
+        for (int d = 0; d < 16; d++) {
+            o[d][0] *= corr[0];
+            o[d][1] *= corr[0];
+            o[d][2] *= corr[1];
+            o[d][3] *= corr[1];
+        }
+        uint32_t a[4] = {fa_pack(s[0][0], s[0][1]), fa_pack(s[0][2], s[0][3]),
+                         fa_pack(s[1][0], s[1][1]), fa_pack(s[1][2], s[1][3])};
+#pragma unroll
+        for (int dt = 0; dt < 16; dt += 2) {
+            uint32_t bv[4];
+            fa_ldm4t(bv, vs_s + fa_swz(kr + (lane & 7) + ((lane >> 3) & 1) * 8, dt + (lane >> 4)));
+            fa_mma(o[dt], a, bv[0], bv[1]);
+            fa_mma(o[dt + 1], a, bv[2], bv[3]);
+        }
+        __syncthreads();
+    }
+    asm volatile("cp.async.wait_all;\n" ::);
+    __syncthreads();
+
+    /* combine the 4 warps (log2 domain), then write the output or this split's
+     * partial with m in the natural-log domain (what attn_combine_kernel reads) */
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        l[k] += __shfl_xor_sync(0xffffffffu, l[k], 1);
+        l[k] += __shfl_xor_sync(0xffffffffu, l[k], 2);
+    }
+    float *cm = reinterpret_cast<float *>(dm_sm); /* [4][G][FA_D + 2] */
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        const int r = (lane >> 2) + 8 * k;
+        if (r >= G)
+            continue;
+        float *row = cm + ((size_t)warp * G + r) * (FA_D + 2);
+        if ((lane & 3) == 0) {
+            row[0] = m[k];
+            row[1] = l[k];
+        }
+#pragma unroll
+        for (int dt = 0; dt < 16; dt++) {
+            row[2 + dt * 8 + (lane & 3) * 2] = o[dt][2 * k];
+            row[2 + dt * 8 + (lane & 3) * 2 + 1] = o[dt][2 * k + 1];
+        }
+    }
+    __syncthreads();
+    for (int idx = tid; idx < G * FA_D; idx += 128) {
+        const int g = idx / FA_D, d = idx % FA_D;
+        float M = -INFINITY;
+        for (int w = 0; w < 4; w++)
+            M = fmaxf(M, cm[((size_t)w * G + g) * (FA_D + 2)]);
+        float L = 0.0f, A = 0.0f;
+        if (M > -INFINITY)
+            for (int w = 0; w < 4; w++) {
+                const float *row = cm + ((size_t)w * G + g) * (FA_D + 2);
+                float wt = exp2f(row[0] - M);
+                L += row[1] * wt;
+                A += row[2 + d] * wt;
+            }
+        const int64_t qh = (int64_t)h * G + g;
+        if (n_split == 1) {
+            out[sq.tok_start * Hq * FA_D + qh * FA_D + d] = L > 0.0f ? A / L : 0.0f;
+        } else {
+            float *pp = partial + (((int64_t)si * Hq + qh) * n_split + split) * (FA_D + 2);
+            pp[2 + d] = A;
+            if (d == 0) {
+                pp[0] = M == -INFINITY ? -INFINITY : M * 0.6931471805599453f;
+                pp[1] = L;
+            }
+        }
+    }
+}
+
+template <int G>
+static cudaError_t decode_mma_launch(float *out, const float *q, int64_t ldq, const kl_kv *kv,
+                                     const kl_batch *b, const kl_mix *p, float *partial,
+                                     int n_split, cudaStream_t stream)
+{
+    size_t smem = (size_t)DM_STAGES * 2 * DM_TOK * FA_CH * sizeof(uint4);
+    if (!out) /* prepare: shared-memory limit, outside any graph capture */
+        return cudaFuncSetAttribute(attn_decode_mma_kernel<G>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    int64_t P = kv->page_tokens;
+    int p_shift = -1;
+    if (P > 0 && !(P & (P - 1)))
+        for (p_shift = 0; (1ll << p_shift) < P; p_shift++)
+            ;
+    dim3 grid((unsigned)n_split, (unsigned)kv->n_kv_heads, (unsigned)b->n_seq);
+    attn_decode_mma_kernel<G><<<grid, 128, smem, stream>>>(
+        out, q, ldq, (const __nv_bfloat16 *)kv->k, (const __nv_bfloat16 *)kv->v, P, p_shift,
+        kv->n_kv_heads, p->scale * 1.4426950408889634f, p->window, *b, partial);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_attn_decode_mma(float *out, const float *q, int64_t ldq,
+                                          const kl_kv *kv, const kl_batch *b, const kl_mix *p,
+                                          float *partial, int n_split, cudaStream_t stream)
+{
+    if (kv->dtype != KL_BF16 || p->head_dim != FA_D || p->n_kv_heads <= 0)
+        return cudaErrorNotSupported;
+    switch (p->n_heads / p->n_kv_heads) {
+    case 1: return decode_mma_launch<1>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 2: return decode_mma_launch<2>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 4: return decode_mma_launch<4>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 8: return decode_mma_launch<8>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 16: return decode_mma_launch<16>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    default: return cudaErrorNotSupported;
+    }
 }

@@ -288,6 +288,7 @@ extern "C" cudaError_t kl_gdn(float *o, const float *qkv, const float *beta_raw,
         a, H, *b, (float *)scratch);
     if ((e = cudaGetLastError()) != cudaSuccess)
         return e;
+    KL_MARK("gdn.prep");
     size_t scan_smem = (size_t)(2 * D * VB + 3 * L * VB) * sizeof(float);
     if ((e = cudaFuncSetAttribute(gdn_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)scan_smem)) != cudaSuccess)

@@ -276,8 +276,10 @@ __global__ void __launch_bounds__(256, 1) gka_out_kernel(float *o, int64_t Hq, i
                                                          const float *scratch)
 {
     constexpr int NE = L * D / 256, LD = D + 1, LL = L + 1;
+    /* R also holds K K^T (rows of L+1) before the iterations */
+    constexpr int RS = L * D > L * LL ? L * D : L * LL;
     extern __shared__ float sm[];
-    float *Q = sm, *X = Q + L * D, *R = X + L * D, *K = R + L * D, *Hs = K + L * LD,
+    float *Q = sm, *X = Q + L * D, *R = X + L * D, *K = R + RS, *Hs = K + L * LD,
           *Z = Hs + D * D, *G = Z + L * LL, *eG = G + L, *lam = eG + L, *tau = lam + L,
           *rho4 = tau + L, *omega = rho4 + L, *al = omega + L, *hk = al + L;
     __shared__ double dred[8];
@@ -435,7 +437,8 @@ template <int D>
 static cudaError_t out_launch(float *o, const kl_mix *p, const kl_batch *b, const float *scratch,
                               cudaStream_t stream)
 {
-    size_t smem = (size_t)(3 * L * D + L * (D + 1) + D * D + L * (L + 1) + 8 * L) * sizeof(float);
+    size_t rs = (size_t)(L * D > L * (L + 1) ? L * D : L * (L + 1));
+    size_t smem = (size_t)(2 * L * D + rs + L * (D + 1) + D * D + L * (L + 1) + 8 * L) * sizeof(float);
     cudaError_t e = cudaFuncSetAttribute(gka_out_kernel<D>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
@@ -475,11 +478,13 @@ extern "C" cudaError_t kl_gka(float *o, const float *qkv, const float *a_raw, co
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
         return e;
+    KL_MARK("gka.prep");
     size_t scan_smem = (size_t)2 * D * VB * sizeof(float);
     gka_scan_kernel<<<dim3((unsigned)H, (unsigned)(D / VB), (unsigned)b->n_seq), 256, scan_smem,
                       stream>>>(D, b->n_chunks, p->num_iter > 0, *s, *b, sc);
     if ((e = cudaGetLastError()) != cudaSuccess)
         return e;
+    KL_MARK("gka.scan");
     if (D == 128)
         return out_launch<128>(o, p, b, sc, stream);
     if (D == 64)

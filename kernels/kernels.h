@@ -77,6 +77,16 @@ typedef struct {
     int fast; /* 1: bf16 model, tensor-core paths allowed */
 } kl_mix;
 
+/* Profiling hook (COLLAGE_CUDA_PROFILE): when set, launchers of multi-kernel
+ * ops call it after each kernel with the kernel's name, so the profile can
+ * split an op's time. NULL otherwise (the check is all it costs). */
+extern void (*kl_mark)(const char *name);
+#define KL_MARK(name)         \
+    do {                      \
+        if (kl_mark)          \
+            kl_mark(name);    \
+    } while (0)
+
 /* ---- elementwise.cu ---- */
 /* dst[r*cols + c] = src[r*ld_src + c] converted to dtype (KL_BF16 / KL_F16 / KL_F32). */
 cudaError_t kl_convert(void *dst, int dtype, const float *src, int64_t rows, int64_t cols,
@@ -119,6 +129,15 @@ cudaError_t kl_conv1d(float *out, const float *x, int64_t ldx, const float *w, c
 cudaError_t kl_gemv(float *out, int64_t ldo, const float *x, int64_t ldx, const void *w,
                     int dtype, int64_t N, int64_t K, int64_t rows, cudaStream_t stream);
 
+/* ---- gemm_skinny.cu ---- */
+/* out[r*ldo + n] = sum_k X[r, k] W[n, k] for r < rows <= KL_SKINNY_MAX_ROWS on the
+ * tensor cores; X bf16 [rows][K] packed, W bf16 [N][K], K % 8 == 0. */
+#define KL_SKINNY_MAX_ROWS 128
+cudaError_t kl_gemm_skinny(float *out, int64_t ldo, const void *x16, const void *w, int64_t N,
+                           int64_t K, int64_t rows, int sm_count, cudaStream_t stream);
+/* Host-side setup (shared-memory limits); once, outside graph capture. */
+cudaError_t kl_gemm_skinny_prepare(void);
+
 /* ---- attention.cu ---- */
 /* Writes k, v rows [n_tok, Hkv*D] (row stride ldk) at each sequence's kv_start.. */
 cudaError_t kl_kv_append(const kl_kv *kv, const float *k, const float *v, int64_t ldk,
@@ -129,6 +148,11 @@ int kl_attn_decode_splits(int n_seq, int64_t n_kv_heads, int sm_count);
 cudaError_t kl_attn_decode(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                            const kl_batch *b, const kl_mix *p, float *partial, int n_split,
                            cudaStream_t stream);
+/* The tensor-core decode kernel (bf16 KV, D = 128, G <= 16), used by
+ * kl_attn_decode when it applies; out == NULL: host-side setup only. */
+cudaError_t kl_attn_decode_mma(float *out, const float *q, int64_t ldq, const kl_kv *kv,
+                               const kl_batch *b, const kl_mix *p, float *partial, int n_split,
+                               cudaStream_t stream);
 /* Host-side setup of the decode kernel for this KV geometry (shared-memory
  * limit); call outside graph capture, before the first kl_attn_decode. */
 cudaError_t kl_attn_decode_prepare(const kl_kv *kv, const kl_mix *p);

@@ -199,6 +199,7 @@ extern "C" cudaError_t kl_mamba2(float *y, const float *xbc, const float *dt_raw
         y, a, H, *b, (float *)scratch);
     if ((e = cudaGetLastError()) != cudaSuccess)
         return e;
+    KL_MARK("mamba2.prep");
     size_t scan_smem = (size_t)PB * (D + 1) * sizeof(float);
     if ((e = cudaFuncSetAttribute(m2_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)scan_smem)) != cudaSuccess)

@@ -2,13 +2,14 @@
  *
  *  - fp32 weights (fp32 checkpoints): cuBLAS fp32 GEMM, pedantic compute (no TF32),
  *    the path that must match the CPU backend to 1e-4;
- *  - bf16 / f16 weights, at most KL_GEMV_MAX_ROWS rows (decode at small batch):
- *    kernels/gemv.cu, which streams W at the bandwidth limit and reads the fp32
- *    activations directly;
- *  - bf16 / f16 weights, more rows: the fp32 activations are converted once to
- *    the weight type (consecutive projections of the same input, q/k/v or
- *    gate/up, reuse the conversion) and cuBLAS runs a 16-bit GEMM with fp32
- *    accumulation and fp32 output.
+ *  - bf16 weights, at most KL_SKINNY_MAX_ROWS rows (decode batches): the fp32
+ *    activations are converted to bf16 once (consecutive projections of the
+ *    same input, q/k/v or gate/up, reuse the conversion) and kernels/
+ *    gemm_skinny.cu streams W through the tensor cores at the bandwidth limit
+ *    (cuBLAS reached 0.8-2 TB/s on these shapes, gemv.cu ~2.8);
+ *  - f16 weights, at most KL_GEMV_MAX_ROWS rows: kernels/gemv.cu (fp32 x);
+ *  - 16-bit weights, more rows: the same conversion, then cuBLAS runs a 16-bit
+ *    GEMM with fp32 accumulation and fp32 output.
  * In cuBLAS's column-major terms: out^T [N x rows] = W^T(op T of the [K x N]
  * column-major view of W) * x^T [K x rows]. */
 #include <string.h>
@@ -24,6 +25,7 @@ typedef struct {
     int dtype; /* cl_dtype of w */
     int64_t N, K, rows;
     void *act16; /* conversion buffer (16-bit path) */
+    int skinny;  /* tensor-core skinny GEMM (bf16, few rows) */
 } matmul_args;
 
 static int matmul_run(cuda_ctx *c, const void *p)
@@ -47,11 +49,17 @@ static int matmul_run(cuda_ctx *c, const void *p)
                  c->act16_ld == a->ldx && c->act16_cols == a->K && c->act16_dtype == kd;
     if (!cached) {
         CU_LAUNCH(kl_convert(a->act16, kd, a->x, a->rows, a->K, a->ldx, c->stream));
+        KL_MARK("matmul.convert");
         c->act16_src = a->x;
         c->act16_rows = a->rows;
         c->act16_ld = a->ldx;
         c->act16_cols = a->K;
         c->act16_dtype = kd;
+    }
+    if (a->skinny) {
+        CU_LAUNCH(kl_gemm_skinny(a->out, a->ldo, a->act16, a->w, a->N, a->K, a->rows, c->sm_count,
+                                 c->stream));
+        return CL_OK;
     }
     cudaDataType_t t = kd == KL_BF16 ? CUDA_R_16BF : CUDA_R_16F;
     CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)a->N, (int)a->rows,
@@ -83,14 +91,19 @@ static int cuda_matmul(cl_backend *b, float *out, int64_t ldo, const float *x, i
     a.K = w->cols;
     a.rows = rows;
     if (w->dtype != CL_F32) {
-        int gemv = rows <= KL_GEMV_MAX_ROWS && a.K % 8 == 0 && ldx % 4 == 0 &&
+        a.skinny = w->dtype == CL_BF16 && rows <= KL_SKINNY_MAX_ROWS && a.K % 8 == 0 &&
+                   ((uintptr_t)w->data % 16) == 0;
+        int gemv = !a.skinny && rows <= KL_GEMV_MAX_ROWS && a.K % 8 == 0 && ldx % 4 == 0 &&
                    ((uintptr_t)x % 16) == 0 && ((uintptr_t)w->data % 16) == 0;
         if (!gemv) {
             CL_TRY(cuda_buf_reserve(c, &c->act16, (size_t)(rows * a.K) * 2));
             a.act16 = c->act16.p;
         }
     }
-    const char *name = w->dtype == CL_F32 ? "matmul_f32" : a.act16 ? "matmul" : "matmul_gemv";
+    const char *name = w->dtype == CL_F32 ? "matmul_f32"
+                       : a.skinny         ? "matmul_skinny"
+                       : a.act16          ? "matmul"
+                                          : "matmul_gemv";
     return cuda_dispatch(c, name, matmul_run, &a, sizeof a);
 }
 

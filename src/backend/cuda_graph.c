@@ -21,6 +21,38 @@
 #include "backend/cuda_internal.h"
 #include "common/log.h"
 
+static cuda_ctx *prof_ctx; /* the context whose op is being profiled (one thread) */
+
+static void prof_add(cuda_ctx *c, const char *name, float ms)
+{
+    int i = 0;
+    while (i < c->n_prof && strcmp(c->prof_name[i], name))
+        i++;
+    if (i == c->n_prof && c->n_prof < CUDA_PROFILE_MAX) {
+        c->prof_name[i] = name;
+        c->prof_ms[i] = 0;
+        c->prof_calls[i] = 0;
+        c->n_prof++;
+    }
+    if (i < c->n_prof) {
+        c->prof_ms[i] += ms;
+        c->prof_calls[i]++;
+    }
+}
+
+/* kl_mark: time since the op's start (or the last mark) goes to `name`. */
+static void prof_mark(const char *name)
+{
+    cuda_ctx *c = prof_ctx;
+    float dt = 0;
+    if (!c || cudaEventRecord(c->prof_ev[1], c->stream) != cudaSuccess ||
+        cudaEventSynchronize(c->prof_ev[1]) != cudaSuccess ||
+        cudaEventElapsedTime(&dt, c->prof_ev[0], c->prof_ev[1]) != cudaSuccess)
+        return;
+    prof_add(c, name, dt);
+    cudaEventRecord(c->prof_ev[0], c->stream);
+}
+
 static int run_one(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *args)
 {
     /* any op but a projection may rewrite the fp32 input a cached conversion came from */
@@ -33,25 +65,17 @@ static int run_one(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *ar
         CU_CHECK(cudaEventCreate(&c->prof_ev[0]));
         CU_CHECK(cudaEventCreate(&c->prof_ev[1]));
     }
+    prof_ctx = c;
+    kl_mark = prof_mark;
     CU_CHECK(cudaEventRecord(c->prof_ev[0], c->stream));
     int rc = fn(c, args);
     CU_CHECK(cudaEventRecord(c->prof_ev[1], c->stream));
     CU_CHECK(cudaEventSynchronize(c->prof_ev[1]));
     float dt = 0;
     CU_CHECK(cudaEventElapsedTime(&dt, c->prof_ev[0], c->prof_ev[1]));
-    int i = 0;
-    while (i < c->n_prof && strcmp(c->prof_name[i], name))
-        i++;
-    if (i == c->n_prof && c->n_prof < CUDA_PROFILE_MAX) {
-        c->prof_name[i] = name;
-        c->prof_ms[i] = 0;
-        c->prof_calls[i] = 0;
-        c->n_prof++;
-    }
-    if (i < c->n_prof) {
-        c->prof_ms[i] += dt;
-        c->prof_calls[i]++;
-    }
+    prof_add(c, name, dt);
+    kl_mark = NULL;
+    prof_ctx = NULL;
     return rc;
 }
 

@@ -58,6 +58,7 @@ static int attn_run(cuda_ctx *c, const void *p)
 {
     const attn_args *a = p;
     CU_LAUNCH(kl_kv_append(&a->kv, a->k, a->v, a->ldk, &a->kb, c->stream));
+    KL_MARK("attention.append");
     if (a->kb.decode) {
         cudaError_t e = kl_attn_decode(a->out, a->q, a->ldq, &a->kv, &a->kb, &a->mix, a->partial,
                                        a->n_split, c->stream);

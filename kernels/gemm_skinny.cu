@@ -1,0 +1,196 @@
+/* gemm_skinny.cu - out = X W^T for decode batches: X bf16 [R][K] (R <= 128
+ * rows, the converted activations), W bf16 [N][K], out fp32 (row stride ldo).
+ *
+ * Two numbers: W is N*K*2 bytes read once; the product is 2*R*N*K FLOPs, at
+ * most 128 FLOP/byte here, under the ~200 where an H200 turns compute-bound:
+ * the kernel must stream W at the copy bandwidth at every R from 1 to 128.
+ * A block (4 warps) owns 64 rows of W and a K-slice; W and X tiles of 64 k go
+ * through shared memory with cp.async, four stages deep; each warp multiplies
+ * its 16 W rows (the mma A operand) with all R activation rows (B operand, n8
+ * tiles) on the tensor cores, fp32 accumulation. When N / 64 blocks cannot fill
+ * the GPU, K is split and the slices add into the (zeroed) output with fp32
+ * atomics. Rows are padded to RT = 8, 16, 32, 64 or 128 with zeros. */
+#include "common.cuh"
+
+#define SK_N 64     /* W rows per block */
+#define SK_K 64     /* k per stage */
+#define SK_CH 8     /* 16-byte chunks per 64-k row */
+#define SK_STAGES 4
+
+__device__ __forceinline__ uint32_t sk_smem(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+/* rows of 8 chunks (128 bytes): chunk c of row r at c ^ (r mod 8), so that
+ * ldmatrix's eight rows at one logical chunk hit eight different bank groups */
+__device__ __forceinline__ int sk_swz(int r, int c) { return r * SK_CH + (c ^ (r & 7)); }
+
+__device__ __forceinline__ void sk_cp16(void *dst, const void *src, int bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sk_smem(dst)), "l"(src),
+                 "r"(bytes));
+}
+
+template <int RT>
+__global__ void __launch_bounds__(128) skinny_kernel(float *out, int64_t ldo,
+                                                     const __nv_bfloat16 *x,
+                                                     const __nv_bfloat16 *w, int N, int K, int R,
+                                                     int k_per_split, int atomic)
+{
+    constexpr int NT = RT / 8; /* n8 tiles of activation rows */
+    extern __shared__ uint4 sk_sm[];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int n0 = blockIdx.x * SK_N;
+    const int k0 = blockIdx.y * k_per_split;
+    const int k1 = k0 + k_per_split < K ? k0 + k_per_split : K;
+    const int n_kt = k1 > k0 ? (k1 - k0 + SK_K - 1) / SK_K : 0;
+    constexpr int STAGE = (SK_N + RT) * SK_CH; /* uint4 per stage */
+
+    auto load = [&](int kt) {
+        uint4 *ws = sk_sm + (size_t)(kt % SK_STAGES) * STAGE, *xs = ws + SK_N * SK_CH;
+        const int kb = k0 + kt * SK_K;
+        for (int i = tid; i < SK_N * SK_CH; i += 128) {
+            int r = i / SK_CH, c = i % SK_CH, k = kb + c * 8;
+            bool ok = n0 + r < N && k < k1;
+            sk_cp16(ws + sk_swz(r, c), ok ? w + (int64_t)(n0 + r) * K + k : w, ok ? 16 : 0);
+        }
+        for (int i = tid; i < RT * SK_CH; i += 128) {
+            int r = i / SK_CH, c = i % SK_CH, k = kb + c * 8;
+            bool ok = r < R && k < k1;
+            sk_cp16(xs + sk_swz(r, c), ok ? x + (int64_t)r * K + k : x, ok ? 16 : 0);
+        }
+    };
+#pragma unroll
+    for (int s = 0; s < SK_STAGES - 1; s++) {
+        if (s < n_kt)
+            load(s);
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+    float acc[NT][4];
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+        acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
+
+    for (int kt = 0; kt < n_kt; kt++) {
+        if (kt + SK_STAGES - 1 < n_kt)
+            load(kt + SK_STAGES - 1);
+        asm volatile("cp.async.commit_group;\n" ::);
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(SK_STAGES - 1));
+        __syncthreads();
+        const uint4 *ws = sk_sm + (size_t)(kt % SK_STAGES) * STAGE, *xs = ws + SK_N * SK_CH;
+#pragma unroll
+        for (int ks = 0; ks < SK_K / 16; ks++) {
+            uint32_t a[4];
+            {
+                int row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                             : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+                             : "r"(sk_smem(ws + sk_swz(row, 2 * ks + (lane >> 4)))));
+            }
+            if (NT == 1) {
+                uint32_t b0, b1;
+                int row = lane & 7;
+                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+                             : "=r"(b0), "=r"(b1)
+                             : "r"(sk_smem(xs + sk_swz(row, 2 * ks + ((lane >> 3) & 1)))));
+                asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                             "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                             : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3])
+                             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+            } else {
+#pragma unroll
+                for (int t = 0; t < NT; t += 2) {
+                    uint32_t bq[4];
+                    int row = t * 8 + (lane & 7) + (lane >> 4) * 8;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                                 : "=r"(bq[0]), "=r"(bq[1]), "=r"(bq[2]), "=r"(bq[3])
+                                 : "r"(sk_smem(xs + sk_swz(row, 2 * ks + ((lane >> 3) & 1)))));
+#pragma unroll
+                    for (int u = 0; u < 2; u++)
+                        asm volatile(
+                            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                            : "+f"(acc[t + u][0]), "+f"(acc[t + u][1]), "+f"(acc[t + u][2]),
+                              "+f"(acc[t + u][3])
+                            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(bq[2 * u]),
+                              "r"(bq[2 * u + 1]));
+                }
+            }
+        }
+        __syncthreads();
+    }
+    /* acc[t]: c0,c1 = (W row g, x rows t*8 + 2q, +1); c2,c3 = (W row g + 8, same x rows) */
+    const int g = lane >> 2, q2 = (lane & 3) * 2;
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = t * 8 + q2 + (e & 1), n = n0 + warp * 16 + g + (e >> 1) * 8;
+            if (r < R && n < N) {
+                float *dst = out + (int64_t)r * ldo + n;
+                if (atomic)
+                    atomicAdd(dst, acc[t][e]);
+                else
+                    *dst = acc[t][e];
+            }
+        }
+}
+
+template <int RT>
+static cudaError_t skinny_launch(float *out, int64_t ldo, const void *x, const void *w, int64_t N,
+                                 int64_t K, int64_t R, int sm_count, cudaStream_t stream)
+{
+    size_t smem = (size_t)SK_STAGES * (SK_N + RT) * SK_CH * sizeof(uint4);
+    if (!out)
+        return cudaFuncSetAttribute(skinny_kernel<RT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)smem);
+    int nb = (int)((N + SK_N - 1) / SK_N), kt = (int)((K + SK_K - 1) / SK_K);
+    /* enough blocks for two per SM, each with at least 4 k tiles */
+    int split = (2 * sm_count + nb - 1) / nb;
+    if (split > kt / 4)
+        split = kt / 4;
+    if (split < 1)
+        split = 1;
+    int kps = (kt + split - 1) / split * SK_K;
+    split = (int)((K + kps - 1) / kps);
+    if (split > 1) {
+        cudaError_t e = cudaMemset2DAsync(out, (size_t)ldo * sizeof(float), 0,
+                                          (size_t)N * sizeof(float), (size_t)R, stream);
+        if (e != cudaSuccess)
+            return e;
+    }
+    dim3 grid((unsigned)nb, (unsigned)split);
+    skinny_kernel<RT><<<grid, 128, smem, stream>>>(out, ldo, (const __nv_bfloat16 *)x,
+                                                   (const __nv_bfloat16 *)w, (int)N, (int)K,
+                                                   (int)R, kps, split > 1);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kl_gemm_skinny(float *out, int64_t ldo, const void *x16, const void *w,
+                                      int64_t N, int64_t K, int64_t rows, int sm_count,
+                                      cudaStream_t stream)
+{
+    if (rows < 1 || rows > KL_SKINNY_MAX_ROWS || K % 8 || N > 0x7fffffff || K > 0x7fffffff ||
+        ((uintptr_t)x16 % 16) || ((uintptr_t)w % 16))
+        return cudaErrorNotSupported;
+    if (rows <= 8)
+        return skinny_launch<8>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+    if (rows <= 16)
+        return skinny_launch<16>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+    if (rows <= 32)
+        return skinny_launch<32>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+    if (rows <= 64)
+        return skinny_launch<64>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+    return skinny_launch<128>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+}
+
+extern "C" cudaError_t kl_gemm_skinny_prepare(void)
+{
+    cudaError_t e;
+    if ((e = skinny_launch<8>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess ||
+        (e = skinny_launch<16>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess ||
+        (e = skinny_launch<32>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess ||
+        (e = skinny_launch<64>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess)
+        return e;
+    return skinny_launch<128>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0);
+}
