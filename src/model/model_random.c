@@ -24,6 +24,7 @@ void cl_random_model_opts_default(cl_random_model_opts *o)
 /* How mkmodel draws element i of a role (cl_mkmodel_init_value), as generator
  * parameters the device fill understands. Roles < 0: -1 embed, -2 lm_head,
  * -3 final norm. */
+#ifdef COLLAGE_HAVE_CUDA
 typedef struct {
     int kind;
     float a, b;
@@ -54,6 +55,7 @@ static init_rule rule_of(int role)
     default: return (init_rule){0, 0.02f, 0.0f};
     }
 }
+#endif
 
 static float host_value(cl_layer_type t, int role, uint64_t key, uint64_t i)
 {
