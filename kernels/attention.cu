@@ -242,26 +242,38 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(
     }
 }
 
-/* One thread per (sequence, query head, d). */
+/* Split-KV combine: one block per (sequence, query head). The split maxima and
+ * sums go through shared memory first, so the per-d sums below are independent
+ * loads (a dependent chain of n_split L2 loads per thread was the cost). */
 __global__ void attn_combine_kernel(float *out, const float *partial, int n_split, int64_t Hq,
                                     int64_t D, kl_batch b)
 {
-    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (int64_t)b.n_seq * Hq * D)
-        return;
-    int64_t d = i % D, qh = (i / D) % Hq, s = i / (D * Hq);
+    extern __shared__ float cw[]; /* m[n_split], l[n_split] -> weights */
+    const int64_t s = blockIdx.x / Hq, qh = blockIdx.x % Hq;
     const float *pp = partial + (s * Hq + qh) * n_split * (D + 2);
+    float *ms = cw, *ls = cw + n_split;
+    for (int k = threadIdx.x; k < n_split; k += blockDim.x) {
+        ms[k] = pp[k * (D + 2)];
+        ls[k] = pp[k * (D + 2) + 1];
+    }
+    __syncthreads();
     float M = -INFINITY;
     for (int k = 0; k < n_split; k++)
-        M = fmaxf(M, pp[k * (D + 2)]);
-    float L = 0.0f, A = 0.0f;
-    if (M > -INFINITY)
-        for (int k = 0; k < n_split; k++) {
-            float w = expf(pp[k * (D + 2)] - M);
-            L += pp[k * (D + 2) + 1] * w;
-            A += pp[k * (D + 2) + 2 + d] * w;
-        }
-    out[b.seq[s].tok_start * Hq * D + qh * D + d] = L > 0.0f ? A / L : 0.0f;
+        M = fmaxf(M, ms[k]);
+    __syncthreads();
+    for (int k = threadIdx.x; k < n_split; k += blockDim.x)
+        ms[k] = M > -INFINITY ? expf(ms[k] - M) : 0.0f;
+    __syncthreads();
+    float L = 0.0f;
+    for (int k = 0; k < n_split; k++)
+        L += ms[k] * ls[k];
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+        float A = 0.0f;
+#pragma unroll 8
+        for (int k = 0; k < n_split; k++)
+            A += ms[k] * pp[k * (D + 2) + 2 + d];
+        out[b.seq[s].tok_start * Hq * D + qh * D + d] = L > 0.0f ? A / L : 0.0f;
+    }
 }
 
 /* ------------------------------------------------------------------ prefill (plain) */
@@ -397,9 +409,9 @@ static cudaError_t decode_launch(float *out, const float *q, int64_t ldq, const 
     if (e != cudaSuccess || n_split == 1)
         return e;
     KL_MARK("attention.decode");
-    int64_t n = (int64_t)b->n_seq * p->n_heads * D;
-    attn_combine_kernel<<<kl_blocks(n, 256), 256, 0, stream>>>(out, partial, n_split, p->n_heads,
-                                                               D, *b);
+    attn_combine_kernel<<<(unsigned)(b->n_seq * p->n_heads), 128,
+                          2 * n_split * sizeof(float), stream>>>(out, partial, n_split,
+                                                                 p->n_heads, D, *b);
     return cudaGetLastError();
 }
 
@@ -442,9 +454,9 @@ extern "C" cudaError_t kl_attn_decode(float *out, const float *q, int64_t ldq, c
     cudaError_t e = kl_attn_decode_mma(out, q, ldq, kv, b, p, partial, n_split, stream);
     if (e == cudaSuccess && out && n_split > 1) {
         KL_MARK("attention.decode");
-        int64_t n = (int64_t)b->n_seq * p->n_heads * p->head_dim;
-        attn_combine_kernel<<<kl_blocks(n, 256), 256, 0, stream>>>(out, partial, n_split,
-                                                                   p->n_heads, p->head_dim, *b);
+        attn_combine_kernel<<<(unsigned)(b->n_seq * p->n_heads), 128,
+                              2 * n_split * sizeof(float), stream>>>(out, partial, n_split,
+                                                                     p->n_heads, p->head_dim, *b);
         return cudaGetLastError();
     }
     if (e != cudaErrorNotSupported)

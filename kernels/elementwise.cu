@@ -39,14 +39,18 @@ __global__ void add_kernel(float *x, const float *y, int64_t n)
         x[i] += y[i];
 }
 
-__global__ void swiglu_kernel(float *out, const float *gu, int64_t rows, int64_t inter)
+__global__ void swiglu_kernel(float *out, const float *gu, int64_t rows, int64_t inter,
+                              __nv_bfloat16 *out16)
 {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * inter)
         return;
     int64_t r = i / inter, c = i - r * inter;
     const float *g = gu + r * 2 * inter;
-    out[i] = kl_silu(g[c]) * g[inter + c];
+    float v = kl_silu(g[c]) * g[inter + c];
+    out[i] = v;
+    if (out16)
+        out16[i] = __float2bfloat16_rn(v);
 }
 
 __global__ void gather_kernel(float *out, const float *x, int64_t cols, const int64_t *rows,
@@ -148,11 +152,12 @@ extern "C" cudaError_t kl_add(float *x, const float *y, int64_t n, cudaStream_t 
 }
 
 extern "C" cudaError_t kl_swiglu(float *out, const float *gu, int64_t rows, int64_t inter,
-                                 cudaStream_t stream)
+                                 void *out16, cudaStream_t stream)
 {
     if (rows * inter <= 0)
         return cudaSuccess;
-    swiglu_kernel<<<kl_blocks(rows * inter, 256), 256, 0, stream>>>(out, gu, rows, inter);
+    swiglu_kernel<<<kl_blocks(rows * inter, 256), 256, 0, stream>>>(out, gu, rows, inter,
+                                                                    (__nv_bfloat16 *)out16);
     return cudaGetLastError();
 }
 

@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(256) gdn_decode_kernel(float *o, gdn_in a, kl_
 #define L KL_SSM_CHUNK
 
 /* Scratch per (chunk, head): Q, Kw, W, U0 [L][D], QKM [L][L], eG [L], eL, gL. */
-__host__ __device__ static inline int64_t gdn_per(int64_t D) { return 4 * L * D + L * L + L + 2; }
+__host__ __device__ static inline int64_t gdn_per(int64_t D) { return (4 * L * D + L * L + L + 2 + 3) & ~(int64_t)3; }
 
 /* grid (n_chunks, H). Dynamic smem: K, Qs->W, Vs->U0 [L][D+1] (odd row length:
  * the K^T reads of the L x L products are conflict-free), A [L][L+1], beta, g, gam. */
@@ -193,7 +193,9 @@ __global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int
 {
     extern __shared__ float sm[];
     const int D = (int)D64;
-    float *S = sm, *P = S + D * VB, *U = P + D * VB, *Y = U + L * VB, *Os = Y + L * VB;
+    float *S = sm, *P = S + D * VB, *U = P + D * VB, *Y = U + L * VB, *Os = Y + L * VB,
+          *Qs = Os + L * VB, *Ks = Qs + L * D, *Ws = Ks + L * D, *QKs = Ws + L * D,
+          *U0s = QKs + L * L, *eGs = U0s + L * VB;
     const int h = blockIdx.x, jb = blockIdx.y;
     const kl_seq sq = b.seq[blockIdx.z];
     const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + jb * VB;
@@ -202,20 +204,27 @@ __global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int
         if (s.trans)
             P[idx] = s.trans[off + (idx / VB) * D + idx % VB];
     }
-    __syncthreads();
     const bool tr = s.trans != NULL;
     for (int ci = 0; ci < sq.n_chunks; ci++) {
         const int ch = sq.chunk0 + ci;
         const int64_t row0 = b.chunks[3 * ch + 1];
         const int len = b.chunks[3 * ch + 2];
         const float *in = scratch + ((int64_t)ch * H + h) * gdn_per(D);
-        const float *Q = in, *Kw = Q + L * D, *W = Kw + L * D, *U0 = W + L * D, *QK = U0 + L * D,
-                    *eG = QK + L * L;
+        /* this chunk's operands to shared memory */
+        kl_stage(Qs, D, in, D, len, D);
+        kl_stage(Ks, D, in + L * D, D, len, D);
+        kl_stage(Ws, D, in + 2 * L * D, D, len, D);
+        kl_stage(U0s, VB, in + 3 * L * D + jb * VB, D, len, VB);
+        kl_stage(QKs, L, in + 4 * L * D, L, len, L);
+        for (int t = threadIdx.x; t < L + 2; t += blockDim.x)
+            eGs[t] = in[4 * L * D + L * L + t];
+        __syncthreads();
+        const float *Q = Qs, *Kw = Ks, *W = Ws, *QK = QKs, *eG = eGs;
         const float eL = eG[L];
         /* U = U0 - W S0 ; Y = W P0 ; Os = Q S0 */
         kl_mm<8, 1>(len, VB, D, [&](int t, int i) { return W[t * D + i]; },
                     [&](int i, int c) { return S[i * VB + c]; },
-                    [&](int t, int c, float x) { U[t * VB + c] = U0[t * D + jb * VB + c] - x; });
+                    [&](int t, int c, float x) { U[t * VB + c] = U0s[t * VB + c] - x; });
         if (tr)
             kl_mm<8, 1>(len, VB, D, [&](int t, int i) { return W[t * D + i]; },
                         [&](int i, int c) { return P[i * VB + c]; },
@@ -289,7 +298,7 @@ extern "C" cudaError_t kl_gdn(float *o, const float *qkv, const float *beta_raw,
     if ((e = cudaGetLastError()) != cudaSuccess)
         return e;
     KL_MARK("gdn.prep");
-    size_t scan_smem = (size_t)(2 * D * VB + 3 * L * VB) * sizeof(float);
+    size_t scan_smem = (size_t)(2 * D * VB + 4 * L * VB + 3 * L * D + L * L + L + 2) * sizeof(float);
     if ((e = cudaFuncSetAttribute(gdn_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)scan_smem)) != cudaSuccess)
         return e;

@@ -172,7 +172,7 @@ __global__ void __launch_bounds__(256) gka_decode_kernel(float *o, gka_in a, kl_
 
 /* Scratch per (chunk, head): Q, K, V, Kw [L][D], alpha, G, e^G [L], e^{G_L}, G_L.
  * Then the chunk-start states: S0 [chunks][H][D][D], and H0 likewise when num_iter > 0. */
-__host__ __device__ static inline int64_t gka_per(int64_t D) { return 4 * L * D + 3 * L + 2; }
+__host__ __device__ static inline int64_t gka_per(int64_t D) { return (4 * L * D + 3 * L + 2 + 3) & ~(int64_t)3; }
 
 /* grid (n_chunks, H), 256 threads, no shared memory beyond registers. */
 __global__ void __launch_bounds__(256) gka_prep_kernel(gka_in a, int64_t H, kl_batch b, float *scratch)
@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(256) gka_scan_kernel(int64_t D64, int64_t n_ch
 {
     extern __shared__ float sm[];
     const int D = (int)D64;
-    float *S = sm, *Hm = S + D * VB;
+    float *S = sm, *Hm = S + D * VB, *Kws = Hm + D * VB, *Vs = Kws + L * D, *Kc = Vs + L * VB;
     const int h = blockIdx.x, jb = blockIdx.y;
     const kl_seq sq = b.seq[blockIdx.z];
     const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + jb * VB;
@@ -236,21 +236,27 @@ __global__ void __launch_bounds__(256) gka_scan_kernel(int64_t D64, int64_t n_ch
         const int ch = sq.chunk0 + ci;
         const int len = b.chunks[3 * ch + 2];
         const float *in = scratch + ((int64_t)ch * H + h) * gka_per(D);
-        const float *K = in + L * D, *V = K + L * D, *Kw = V + L * D, *eG = Kw + L * D + 2 * L;
+        const float *gK = in + L * D, *gV = gK + L * D, *gKw = gV + L * D, *eG = gKw + L * D + 2 * L;
         const float eL = eG[L];
         const int64_t so = ((int64_t)ch * H + h) * D * D + jb * VB;
+        /* save the chunk-start columns, stage the chunk's operands */
         for (int idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
             S0[so + (idx / VB) * D + idx % VB] = S[idx];
             if (track_h)
                 H0[so + (idx / VB) * D + idx % VB] = Hm[idx];
         }
+        kl_stage(Kws, D, gKw, D, len, D);
+        kl_stage(Vs, VB, gV + jb * VB, D, len, VB);
+        if (track_h)
+            kl_stage(Kc, VB, gK + jb * VB, D, len, VB);
+        __syncthreads();
         /* S = e^{G_L} S0 + Kw^T V ; H = e^{G_L} H0 + Kw^T K (each element has one owner) */
-        kl_mm<16, 1>(D, VB, len, [&](int i, int t) { return Kw[t * D + i]; },
-                     [&](int t, int c) { return V[t * D + jb * VB + c]; },
+        kl_mm<16, 1>(D, VB, len, [&](int i, int t) { return Kws[t * D + i]; },
+                     [&](int t, int c) { return Vs[t * VB + c]; },
                      [&](int i, int c, float x) { S[i * VB + c] = eL * S[i * VB + c] + x; });
         if (track_h)
-            kl_mm<16, 1>(D, VB, len, [&](int i, int t) { return Kw[t * D + i]; },
-                         [&](int t, int c) { return K[t * D + jb * VB + c]; },
+            kl_mm<16, 1>(D, VB, len, [&](int i, int t) { return Kws[t * D + i]; },
+                         [&](int t, int c) { return Kc[t * VB + c]; },
                          [&](int i, int c, float x) { Hm[i * VB + c] = eL * Hm[i * VB + c] + x; });
         if (jb == 0 && threadIdx.x == 0)
             s.log_decay[(int64_t)sq.slot * H + h] += eG[L + 1];
@@ -479,7 +485,10 @@ extern "C" cudaError_t kl_gka(float *o, const float *qkv, const float *a_raw, co
     if (e != cudaSuccess)
         return e;
     KL_MARK("gka.prep");
-    size_t scan_smem = (size_t)2 * D * VB * sizeof(float);
+    size_t scan_smem = (size_t)(2 * D * VB + L * D + 2 * L * VB) * sizeof(float);
+    if ((e = cudaFuncSetAttribute(gka_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)scan_smem)) != cudaSuccess)
+        return e;
     gka_scan_kernel<<<dim3((unsigned)H, (unsigned)(D / VB), (unsigned)b->n_seq), 256, scan_smem,
                       stream>>>(D, b->n_chunks, p->num_iter > 0, *s, *b, sc);
     if ((e = cudaGetLastError()) != cudaSuccess)

@@ -92,7 +92,8 @@ extern void (*kl_mark)(const char *name);
 cudaError_t kl_convert(void *dst, int dtype, const float *src, int64_t rows, int64_t cols,
                        int64_t ld_src, cudaStream_t stream);
 cudaError_t kl_add(float *x, const float *y, int64_t n, cudaStream_t stream);
-cudaError_t kl_swiglu(float *out, const float *gu, int64_t rows, int64_t inter,
+/* out16 (optional, bf16, same layout as out): a copy for the next GEMM's input */
+cudaError_t kl_swiglu(float *out, const float *gu, int64_t rows, int64_t inter, void *out16,
                       cudaStream_t stream);
 cudaError_t kl_gather_rows(float *out, const float *x, int64_t cols, const int64_t *rows,
                            int64_t n, cudaStream_t stream);
@@ -103,14 +104,17 @@ cudaError_t kl_argmax(int32_t *ids, const float *logits, int64_t rows, int64_t V
                       cudaStream_t stream);
 
 /* ---- norm.cu ---- */
+/* out16 / y16 / o16 (optional, bf16 [rows][dim or heads*dim]): the result again in
+ * bf16, so the projection that follows needs no conversion pass. */
 cudaError_t kl_rmsnorm(float *out, const float *x, const float *w, int64_t rows, int64_t dim,
-                       float eps, cudaStream_t stream);
+                       float eps, void *out16, cudaStream_t stream);
 cudaError_t kl_head_rmsnorm(float *x, int64_t ld, const float *w, int64_t rows, int64_t heads,
                             int64_t dim, float eps, cudaStream_t stream);
 cudaError_t kl_gated_norm_m2(float *y, const float *z, int64_t ldz, const float *w, int64_t rows,
-                             int64_t heads, int64_t dim, float eps, cudaStream_t stream);
+                             int64_t heads, int64_t dim, float eps, void *y16,
+                             cudaStream_t stream);
 cudaError_t kl_gated_norm_fla(float *o, const float *g, int64_t ldg, const float *w,
-                              int64_t rows, int64_t heads, int64_t dim, float eps,
+                              int64_t rows, int64_t heads, int64_t dim, float eps, void *o16,
                               cudaStream_t stream);
 
 /* ---- rope.cu ---- */

@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(256) m2_decode_kernel(float *y, m2_in a, kl_ss
 #define PB 32 /* state rows (p) per scan block */
 
 /* Scratch per (chunk, head): C, Xw, B [L][D], e^lam [L], e^lam_L, lam_L. */
-__host__ __device__ static inline int64_t m2_per(int64_t D) { return 3 * L * D + L + 2; }
+__host__ __device__ static inline int64_t m2_per(int64_t D) { return (3 * L * D + L + 2 + 3) & ~(int64_t)3; }
 
 /* grid (n_chunks, H). Dynamic smem: X, B, C [L][D+1], M [L][L+1], dt, lam [L]. */
 __global__ void __launch_bounds__(256) m2_prep_kernel(float *y, m2_in a, int64_t H, kl_batch b,
@@ -128,20 +128,26 @@ __global__ void __launch_bounds__(256) m2_prep_kernel(float *y, m2_in a, int64_t
 __global__ void __launch_bounds__(256) m2_scan_kernel(float *y, int64_t Hq, int64_t D64, kl_ssm s,
                                                       kl_batch b, const float *scratch)
 {
-    extern __shared__ float S[]; /* [PB][D+1] */
+    extern __shared__ float S[]; /* [PB][D+1], then the chunk's C, B [L][D], Xw [L][PB], e^lam */
     const int D = (int)D64, LD = D + 1;
+    float *Cs = S + PB * LD, *Bs = Cs + L * D, *Xs = Bs + L * D, *els = Xs + L * PB;
     const int h = blockIdx.x, pb = blockIdx.y;
     const kl_seq sq = b.seq[blockIdx.z];
     const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + (int64_t)pb * PB * D;
     for (int idx = threadIdx.x; idx < PB * D; idx += blockDim.x)
         S[(idx / D) * LD + idx % D] = s.state[off + idx];
-    __syncthreads();
     for (int ci = 0; ci < sq.n_chunks; ci++) {
         const int ch = sq.chunk0 + ci;
         const int64_t row0 = b.chunks[3 * ch + 1];
         const int len = b.chunks[3 * ch + 2];
         const float *in = scratch + ((int64_t)ch * H + h) * m2_per(D);
-        const float *Cm = in, *Xw = Cm + L * D, *Bm = Xw + L * D, *el = Bm + L * D;
+        kl_stage(Cs, D, in, D, len, D);
+        kl_stage(Xs, PB, in + L * D + pb * PB, D, len, PB);
+        kl_stage(Bs, D, in + 2 * L * D, D, len, D);
+        for (int t = threadIdx.x; t < L + 2; t += blockDim.x)
+            els[t] = in[3 * L * D + t];
+        __syncthreads();
+        const float *Cm = Cs, *Bm = Bs, *el = els;
         kl_mm<8, 1>(len, PB, D, [&](int t, int n) { return Cm[t * D + n]; },
                     [&](int n, int p) { return S[p * LD + n]; },
                     [&](int t, int p, float x) {
@@ -149,7 +155,7 @@ __global__ void __launch_bounds__(256) m2_scan_kernel(float *y, int64_t Hq, int6
                     });
         __syncthreads();
         const float eL = el[L];
-        kl_mm<4, 4>(PB, D, len, [&](int p, int t) { return Xw[t * D + pb * PB + p]; },
+        kl_mm<4, 4>(PB, D, len, [&](int p, int t) { return Xs[t * PB + p]; },
                     [&](int t, int n) { return Bm[t * D + n]; },
                     [&](int p, int n, float x) { S[p * LD + n] = eL * S[p * LD + n] + x; });
         if (pb == 0 && threadIdx.x == 0)
@@ -200,7 +206,7 @@ extern "C" cudaError_t kl_mamba2(float *y, const float *xbc, const float *dt_raw
     if ((e = cudaGetLastError()) != cudaSuccess)
         return e;
     KL_MARK("mamba2.prep");
-    size_t scan_smem = (size_t)PB * (D + 1) * sizeof(float);
+    size_t scan_smem = (size_t)(PB * (D + 1) + 2 * L * D + L * PB + L + 2) * sizeof(float);
     if ((e = cudaFuncSetAttribute(m2_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   (int)scan_smem)) != cudaSuccess)
         return e;

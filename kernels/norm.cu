@@ -5,7 +5,8 @@
 #include "common.cuh"
 
 /* One block per row. */
-__global__ void rmsnorm_kernel(float *out, const float *x, const float *w, int64_t dim, float eps)
+__global__ void rmsnorm_kernel(float *out, const float *x, const float *w, int64_t dim, float eps,
+                               __nv_bfloat16 *out16)
 {
     __shared__ float red[32];
     const float *xr = x + (int64_t)blockIdx.x * dim;
@@ -15,8 +16,13 @@ __global__ void rmsnorm_kernel(float *out, const float *x, const float *w, int64
         ss += xr[i] * xr[i];
     ss = kl_block_sum(ss, red);
     float inv = 1.0f / sqrtf(ss / (float)dim + eps);
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
-        o[i] = w[i] * (xr[i] * inv);
+    __nv_bfloat16 *o16 = out16 ? out16 + (int64_t)blockIdx.x * dim : NULL;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = w[i] * (xr[i] * inv);
+        o[i] = v;
+        if (o16)
+            o16[i] = __float2bfloat16_rn(v);
+    }
 }
 
 /* One warp per (row, head) vector. */
@@ -39,7 +45,8 @@ __global__ void head_rmsnorm_kernel(float *x, int64_t ld, const float *w, int64_
 
 /* Mamba2: u = y * silu(z), then per head u * rstd(u) * w[h*dim + i]. */
 __global__ void gated_norm_m2_kernel(float *y, const float *z, int64_t ldz, const float *w,
-                                     int64_t rows, int64_t heads, int64_t dim, float eps)
+                                     int64_t rows, int64_t heads, int64_t dim, float eps,
+                                     __nv_bfloat16 *y16)
 {
     int64_t v = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
@@ -56,13 +63,18 @@ __global__ void gated_norm_m2_kernel(float *y, const float *z, int64_t ldz, cons
     }
     ss = kl_warp_sum(ss);
     float inv = 1.0f / sqrtf(ss / (float)dim + eps);
-    for (int64_t i = lane; i < dim; i += 32)
-        p[i] = p[i] * inv * w[h * dim + i];
+    for (int64_t i = lane; i < dim; i += 32) {
+        float v = p[i] * inv * w[h * dim + i];
+        p[i] = v;
+        if (y16)
+            y16[r * heads * dim + h * dim + i] = __float2bfloat16_rn(v);
+    }
 }
 
 /* fla: o = o * rstd(o) * w[i] * silu(g). */
 __global__ void gated_norm_fla_kernel(float *o, const float *g, int64_t ldg, const float *w,
-                                      int64_t rows, int64_t heads, int64_t dim, float eps)
+                                      int64_t rows, int64_t heads, int64_t dim, float eps,
+                                      __nv_bfloat16 *o16)
 {
     int64_t v = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
@@ -76,19 +88,24 @@ __global__ void gated_norm_fla_kernel(float *o, const float *g, int64_t ldg, con
         ss += p[i] * p[i];
     ss = kl_warp_sum(ss);
     float inv = 1.0f / sqrtf(ss / (float)dim + eps);
-    for (int64_t i = lane; i < dim; i += 32)
-        p[i] = p[i] * inv * w[i] * kl_silu(gg[i]);
+    for (int64_t i = lane; i < dim; i += 32) {
+        float v = p[i] * inv * w[i] * kl_silu(gg[i]);
+        p[i] = v;
+        if (o16)
+            o16[r * heads * dim + h * dim + i] = __float2bfloat16_rn(v);
+    }
 }
 
 /* ------------------------------------------------------------------ launchers */
 
 extern "C" cudaError_t kl_rmsnorm(float *out, const float *x, const float *w, int64_t rows,
-                                  int64_t dim, float eps, cudaStream_t stream)
+                                  int64_t dim, float eps, void *out16, cudaStream_t stream)
 {
     if (rows <= 0)
         return cudaSuccess;
     int th = dim >= 1024 ? 512 : dim >= 256 ? 256 : 64;
-    rmsnorm_kernel<<<(unsigned)rows, th, 0, stream>>>(out, x, w, dim, eps);
+    rmsnorm_kernel<<<(unsigned)rows, th, 0, stream>>>(out, x, w, dim, eps,
+                                                      (__nv_bfloat16 *)out16);
     return cudaGetLastError();
 }
 
@@ -106,22 +123,22 @@ extern "C" cudaError_t kl_head_rmsnorm(float *x, int64_t ld, const float *w, int
 
 extern "C" cudaError_t kl_gated_norm_m2(float *y, const float *z, int64_t ldz, const float *w,
                                         int64_t rows, int64_t heads, int64_t dim, float eps,
-                                        cudaStream_t stream)
+                                        void *y16, cudaStream_t stream)
 {
     if (rows * heads <= 0)
         return cudaSuccess;
-    gated_norm_m2_kernel<<<warp_blocks(rows * heads), 256, 0, stream>>>(y, z, ldz, w, rows, heads,
-                                                                        dim, eps);
+    gated_norm_m2_kernel<<<warp_blocks(rows * heads), 256, 0, stream>>>(
+        y, z, ldz, w, rows, heads, dim, eps, (__nv_bfloat16 *)y16);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t kl_gated_norm_fla(float *o, const float *g, int64_t ldg, const float *w,
                                          int64_t rows, int64_t heads, int64_t dim, float eps,
-                                         cudaStream_t stream)
+                                         void *o16, cudaStream_t stream)
 {
     if (rows * heads <= 0)
         return cudaSuccess;
-    gated_norm_fla_kernel<<<warp_blocks(rows * heads), 256, 0, stream>>>(o, g, ldg, w, rows,
-                                                                         heads, dim, eps);
+    gated_norm_fla_kernel<<<warp_blocks(rows * heads), 256, 0, stream>>>(
+        o, g, ldg, w, rows, heads, dim, eps, (__nv_bfloat16 *)o16);
     return cudaGetLastError();
 }

@@ -88,6 +88,23 @@ template <int D> struct kl_tile {
     }
 };
 
+/* dst[r*dld + c] = src[r*sld + c] for r < rows, c < cols (cols % 4 == 0, 16-byte
+ * aligned rows): the scans stage each chunk's operands in shared memory, so the
+ * products' inner loops never wait on global loads. */
+KL_DEV void kl_stage(float *dst, int dld, const float *src, int64_t sld, int rows, int cols)
+{
+    const int c4 = cols / 4;
+    for (int i = threadIdx.x; i < rows * c4; i += blockDim.x) {
+        int r = i / c4, c = (i - r * c4) * 4;
+        float4 v = *reinterpret_cast<const float4 *>(src + r * sld + c);
+        float *d = dst + r * dld + c;
+        d[0] = v.x;
+        d[1] = v.y;
+        d[2] = v.z;
+        d[3] = v.w;
+    }
+}
+
 KL_DEV double kl_warp_sum_d(double v)
 {
 #pragma unroll
@@ -124,6 +141,8 @@ KL_DEV void kl_mm(int M, int N, int K, FA A, FB B, FP put)
 #pragma unroll
         for (int c = 0; c < CN; c++)
             acc[r][c] = 0.0f;
+    /* unrolled: the loads of later k overlap the FMAs of earlier ones */
+#pragma unroll 4
     for (int k = 0; k < K; k++) {
         float a[RM], bv[CN];
 #pragma unroll

@@ -211,6 +211,36 @@ int cuda_upload(cuda_ctx *c, void *dst, const void *const *parts, const size_t *
 
 /* --------------------------------------------------------------- weights */
 
+#define SLAB_BYTES ((size_t)1 << 30)
+
+/* Space for a 16-bit matrix in the current slab (256-byte aligned), or a new slab. */
+static void *slab_alloc(cuda_ctx *c, size_t bytes)
+{
+    size_t off = (c->slab_off + 255) & ~(size_t)255;
+    if (!c->n_slabs || off + bytes > c->slab_size) {
+        size_t size = bytes > SLAB_BYTES ? bytes : SLAB_BYTES;
+        void **l = realloc(c->slabs, (c->n_slabs + 1) * sizeof *l);
+        if (!l)
+            return NULL;
+        c->slabs = l;
+        void *p = NULL;
+        if (cudaMalloc(&p, size) != cudaSuccess) {
+            cudaGetLastError();
+            /* the last slab of a model: exactly what is left to place */
+            if (size == bytes || cudaMalloc(&p, bytes) != cudaSuccess) {
+                cudaGetLastError();
+                return NULL;
+            }
+            size = bytes;
+        }
+        c->slabs[c->n_slabs++] = p;
+        c->slab_size = size;
+        off = 0;
+    }
+    c->slab_off = off + bytes;
+    return (char *)c->slabs[c->n_slabs - 1] + off;
+}
+
 static int cuda_weight_upload(cl_backend *b, const cl_st_tensor *t, int64_t rows, int64_t cols,
                               int matrix, cl_bweight *out)
 {
@@ -224,7 +254,8 @@ static int cuda_weight_upload(cl_backend *b, const cl_st_tensor *t, int64_t rows
     cl_dtype dt = keep ? t->dtype : CL_F32;
     size_t bytes = n * cl_dtype_size(dt);
     void *p = NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+    int slab = matrix && keep && bytes > 0;
+    if (slab ? !(p = slab_alloc(c, bytes)) : cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
         cudaGetLastError();
         return cl_err(CL_ERR_NOMEM, "%s: out of device memory for tensor '%s' (%zu bytes)",
                       t->file, t->name, bytes);
@@ -247,10 +278,11 @@ static int cuda_weight_upload(cl_backend *b, const cl_st_tensor *t, int64_t rows
         }
     }
     if (rc != CL_OK) {
-        cudaFree(p);
+        if (!slab)
+            cudaFree(p);
         return rc;
     }
-    *out = (cl_bweight){p, dt, rows, cols, 1};
+    *out = (cl_bweight){p, dt, rows, cols, !slab}; /* slab members go with the backend */
     return CL_OK;
 }
 
@@ -320,6 +352,9 @@ static void cuda_destroy(cl_backend *b)
         if (c->blas)
             cublasDestroy(c->blas);
         cudaFree(c->blas_ws);
+        for (size_t i = 0; i < c->n_slabs; i++)
+            cudaFree(c->slabs[i]);
+        free(c->slabs);
         if (c->stream)
             cudaStreamDestroy(c->stream);
         free(c->deferred);

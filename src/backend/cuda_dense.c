@@ -44,33 +44,46 @@ typedef struct {
     const float *x, *w, *z;
     int64_t ld, ldz, rows, heads, dim;
     float eps;
-    int kind; /* 0 rmsnorm, 1 head, 2 gated m2, 3 gated fla */
+    int kind;   /* 0 rmsnorm, 1 head, 2 gated m2, 3 gated fla */
+    void *out16; /* bf16 copy of the result for the next projection (or NULL) */
 } norm_args;
 
 static int norm_run(cuda_ctx *c, const void *p)
 {
     const norm_args *a = p;
+    int64_t cols = a->kind == 0 ? a->dim : a->heads * a->dim;
     switch (a->kind) {
-    case 0: CU_LAUNCH(kl_rmsnorm(a->out, a->x, a->w, a->rows, a->dim, a->eps, c->stream)); break;
+    case 0:
+        CU_LAUNCH(kl_rmsnorm(a->out, a->x, a->w, a->rows, a->dim, a->eps, a->out16, c->stream));
+        break;
     case 1:
         CU_LAUNCH(kl_head_rmsnorm(a->out, a->ld, a->w, a->rows, a->heads, a->dim, a->eps,
                                   c->stream));
         break;
     case 2:
         CU_LAUNCH(kl_gated_norm_m2(a->out, a->z, a->ldz, a->w, a->rows, a->heads, a->dim, a->eps,
-                                   c->stream));
+                                   a->out16, c->stream));
         break;
     default:
         CU_LAUNCH(kl_gated_norm_fla(a->out, a->z, a->ldz, a->w, a->rows, a->heads, a->dim,
-                                    a->eps, c->stream));
+                                    a->eps, a->out16, c->stream));
         break;
     }
+    if (a->out16)
+        cuda_act16_set(c, a->out, a->out16, a->rows, cols, cols);
     return CL_OK;
 }
 
 static int norm_dispatch(cl_backend *b, const char *name, norm_args *a)
 {
-    return cuda_dispatch(cuda_of(b), name, norm_run, a, sizeof *a);
+    cuda_ctx *c = cuda_of(b);
+    CL_TRY(cuda_gemm_flush(c)); /* before act16 may move */
+    if (c->bf16_gemms && a->kind != 1) { /* the result feeds a bf16 projection */
+        int64_t cols = a->kind == 0 ? a->dim : a->heads * a->dim;
+        CL_TRY(cuda_buf_reserve(c, &c->act16, (size_t)(a->rows * cols) * 2));
+        a->out16 = c->act16.p;
+    }
+    return cuda_dispatch(c, name, norm_run, a, sizeof *a);
 }
 
 static int cuda_rmsnorm(cl_backend *b, float *out, const float *x, const cl_bweight *w,
@@ -147,15 +160,19 @@ typedef struct {
     const float *y;
     int64_t n, rows, inter;
     int kind; /* 0 add, 1 swiglu */
+    void *out16; /* swiglu: bf16 copy for the down projection (or NULL) */
 } ew_args;
 
 static int ew_run(cuda_ctx *c, const void *p)
 {
     const ew_args *a = p;
-    if (a->kind == 0)
+    if (a->kind == 0) {
         CU_LAUNCH(kl_add(a->x, a->y, a->n, c->stream));
-    else
-        CU_LAUNCH(kl_swiglu(a->x, a->y, a->rows, a->inter, c->stream));
+    } else {
+        CU_LAUNCH(kl_swiglu(a->x, a->y, a->rows, a->inter, a->out16, c->stream));
+        if (a->out16)
+            cuda_act16_set(c, a->x, a->out16, a->rows, a->inter, a->inter);
+    }
     return CL_OK;
 }
 
@@ -178,7 +195,13 @@ static int cuda_swiglu(cl_backend *b, float *out, const float *gu, int64_t rows,
     a.rows = rows;
     a.inter = inter;
     a.kind = 1;
-    return cuda_dispatch(cuda_of(b), "swiglu", ew_run, &a, sizeof a);
+    cuda_ctx *c = cuda_of(b);
+    CL_TRY(cuda_gemm_flush(c)); /* before act16 may move */
+    if (c->bf16_gemms) {
+        CL_TRY(cuda_buf_reserve(c, &c->act16, (size_t)(rows * inter) * 2));
+        a.out16 = c->act16.p;
+    }
+    return cuda_dispatch(c, "swiglu", ew_run, &a, sizeof a);
 }
 
 typedef struct {

@@ -11,7 +11,16 @@
  *  - 16-bit weights, more rows: the same conversion, then cuBLAS runs a 16-bit
  *    GEMM with fp32 accumulation and fp32 output.
  * In cuBLAS's column-major terms: out^T [N x rows] = W^T(op T of the [K x N]
- * column-major view of W) * x^T [K x rows]. */
+ * column-major view of W) * x^T [K x rows].
+ *
+ * Merged projections: forward.c calls one matmul per weight (q, k, v, ...). A
+ * projection is held back; when the next one reads the same input and its
+ * weight rows and output columns continue the held one's (weights stored back
+ * to back, outputs side by side), the two become one product. Any other op, or
+ * a flush, dispatches the held one first. With weights laid out in the order
+ * forward.c uses them (random models; uploads of 16-bit matrices go to slabs in
+ * upload order, which keeps gate|up and q|k|v adjacent), a GKA layer's seven
+ * input projections are one GEMM: fewer launches and longer weight streams. */
 #include <string.h>
 
 #include "backend/cuda_internal.h"
@@ -45,12 +54,13 @@ static int matmul_run(cuda_ctx *c, const void *p)
                           c->stream));
         return CL_OK;
     }
-    int cached = c->act16_src == a->x && c->act16.p == a->act16 && c->act16_rows == a->rows &&
+    int cached = c->act16_src == a->x && c->act16_buf == a->act16 && c->act16_rows == a->rows &&
                  c->act16_ld == a->ldx && c->act16_cols == a->K && c->act16_dtype == kd;
     if (!cached) {
         CU_LAUNCH(kl_convert(a->act16, kd, a->x, a->rows, a->K, a->ldx, c->stream));
         KL_MARK("matmul.convert");
         c->act16_src = a->x;
+        c->act16_buf = a->act16;
         c->act16_rows = a->rows;
         c->act16_ld = a->ldx;
         c->act16_cols = a->K;
@@ -73,6 +83,47 @@ static int matmul_run(cuda_ctx *c, const void *p)
     return CL_OK;
 }
 
+void cuda_act16_set(cuda_ctx *c, const void *src, const void *buf, int64_t rows, int64_t ld,
+                    int64_t cols)
+{
+    c->act16_src = src;
+    c->act16_buf = buf;
+    c->act16_rows = rows;
+    c->act16_ld = ld;
+    c->act16_cols = cols;
+    c->act16_dtype = KL_BF16;
+}
+
+/* Chooses the path, reserves the conversion buffer and dispatches. */
+static int matmul_dispatch(cuda_ctx *c, matmul_args *a)
+{
+    if (a->dtype != CL_F32) {
+        a->skinny = a->dtype == CL_BF16 && a->rows <= KL_SKINNY_MAX_ROWS && a->K % 8 == 0 &&
+                    ((uintptr_t)a->w % 16) == 0;
+        int gemv = !a->skinny && a->rows <= KL_GEMV_MAX_ROWS && a->K % 8 == 0 &&
+                   a->ldx % 4 == 0 && ((uintptr_t)a->x % 16) == 0 && ((uintptr_t)a->w % 16) == 0;
+        if (!gemv) {
+            CL_TRY(cuda_buf_reserve(c, &c->act16, (size_t)(a->rows * a->K) * 2));
+            a->act16 = c->act16.p;
+        }
+    }
+    const char *name = a->dtype == CL_F32 ? "matmul_f32"
+                       : a->skinny        ? "matmul_skinny"
+                       : a->act16         ? "matmul"
+                                          : "matmul_gemv";
+    return cuda_dispatch(c, name, matmul_run, a, sizeof *a);
+}
+
+int cuda_gemm_flush(cuda_ctx *c)
+{
+    if (!c->has_pend)
+        return CL_OK;
+    matmul_args a;
+    memcpy(&a, c->pend, sizeof a);
+    c->has_pend = 0;
+    return matmul_dispatch(c, &a);
+}
+
 static int cuda_matmul(cl_backend *b, float *out, int64_t ldo, const float *x, int64_t ldx,
                        const cl_bweight *w, int64_t rows)
 {
@@ -90,21 +141,24 @@ static int cuda_matmul(cl_backend *b, float *out, int64_t ldo, const float *x, i
     a.N = w->rows;
     a.K = w->cols;
     a.rows = rows;
-    if (w->dtype != CL_F32) {
-        a.skinny = w->dtype == CL_BF16 && rows <= KL_SKINNY_MAX_ROWS && a.K % 8 == 0 &&
-                   ((uintptr_t)w->data % 16) == 0;
-        int gemv = !a.skinny && rows <= KL_GEMV_MAX_ROWS && a.K % 8 == 0 && ldx % 4 == 0 &&
-                   ((uintptr_t)x % 16) == 0 && ((uintptr_t)w->data % 16) == 0;
-        if (!gemv) {
-            CL_TRY(cuda_buf_reserve(c, &c->act16, (size_t)(rows * a.K) * 2));
-            a.act16 = c->act16.p;
+    if (w->dtype == CL_BF16)
+        c->bf16_gemms = 1;
+    if (c->has_pend) {
+        matmul_args *p = (matmul_args *)c->pend;
+        size_t es = cl_dtype_size((cl_dtype)p->dtype);
+        if (p->x == a.x && p->ldx == a.ldx && p->rows == a.rows && p->K == a.K &&
+            p->dtype == a.dtype && p->ldo == a.ldo && p->dtype != CL_F32 &&
+            (const char *)p->w + (size_t)(p->N * p->K) * es == (const char *)a.w &&
+            p->out + p->N == a.out) {
+            p->N += a.N; /* one product now */
+            return CL_OK;
         }
+        CL_TRY(cuda_gemm_flush(c));
     }
-    const char *name = w->dtype == CL_F32 ? "matmul_f32"
-                       : a.skinny         ? "matmul_skinny"
-                       : a.act16          ? "matmul"
-                                          : "matmul_gemv";
-    return cuda_dispatch(c, name, matmul_run, &a, sizeof a);
+    _Static_assert(sizeof(matmul_args) <= sizeof(((cuda_ctx *)0)->pend), "pend too small");
+    memcpy(c->pend, &a, sizeof a);
+    c->has_pend = 1;
+    return CL_OK;
 }
 
 void cuda_gemm_ops(cl_backend_ops *o) { o->matmul = cuda_matmul; }

@@ -109,6 +109,9 @@ static int list_append(cuda_rec_list *l, const char *name, cuda_run_fn fn, const
 
 int cuda_dispatch(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *args, size_t size)
 {
+    /* a held-back projection goes first (it is dispatched through here too) */
+    if (c->has_pend)
+        CL_TRY(cuda_gemm_flush(c));
     if (c->recording)
         return list_append(&c->rec, name, fn, args, size);
     return run_one(c, name, fn, args);
@@ -161,6 +164,8 @@ int cuda_flush(cuda_ctx *c)
         c->sticky_rc = 0;
         return cl_err(rc, "%s", c->sticky_msg);
     }
+    if (c->has_pend)
+        CL_TRY(cuda_gemm_flush(c));
     if (!c->recording)
         return CL_OK;
     c->recording = 0;

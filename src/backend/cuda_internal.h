@@ -90,14 +90,27 @@ struct cuda_ctx {
 
     /* scratch */
     cuda_buf act16;    /* GEMM inputs converted to the weight dtype */
-    const void *act16_src; /* fp32 source of the current act16 contents (NULL: none) */
+    /* what act16 holds: the bf16/f16 copy of fp32 `act16_src` (rows x cols at
+     * stride ld) in buffer act16_buf; NULL src: nothing (checked at run time) */
+    const void *act16_src;
+    const void *act16_buf;
     int64_t act16_rows, act16_ld, act16_cols;
     int act16_dtype;
+    int bf16_gemms; /* a bf16 projection was seen: norms also write bf16 copies */
+    /* a projection held back to be merged with the next one (cuda_gemm.c) */
+    unsigned char pend[160];
+    int has_pend;
     cuda_buf attn_part; /* decode split partials */
     cuda_buf ssm;       /* chunked SSM scratch */
     cuda_buf idx;       /* gather row indices */
     int32_t *ids_dev, *ids_pinned;
     size_t ids_cap;
+
+    /* 16-bit weight matrices are carved from slabs in upload order, so that
+     * projections uploaded one after the other (gate|up, q|k|v) are adjacent and
+     * merge into one GEMM; slabs are freed with the backend */
+    void **slabs;
+    size_t n_slabs, slab_off, slab_size;
 
     /* buffers replaced while recorded ops may still point at them */
     void **deferred;
@@ -130,6 +143,12 @@ int cuda_dispatch(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *arg
  * that needs the results or touches memory outside the op stream. */
 int cuda_flush(cuda_ctx *c);
 void cuda_graphs_free(cuda_ctx *c);
+
+/* Dispatches a held-back projection (call before any other op or a flush). */
+int cuda_gemm_flush(cuda_ctx *c);
+/* Records that act16 now holds a bf16 copy of `src` (run functions). */
+void cuda_act16_set(cuda_ctx *c, const void *src, const void *buf, int64_t rows, int64_t ld,
+                    int64_t cols);
 
 /* Grows a scratch buffer to at least `bytes` (the old one is freed later). */
 int cuda_buf_reserve(cuda_ctx *c, cuda_buf *b, size_t bytes);

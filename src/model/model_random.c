@@ -107,22 +107,28 @@ static int make_vector(builder *bd, const char *name, cl_layer_type t, int role,
     return rc;
 }
 
+static cl_dtype matrix_dtype(const builder *bd)
+{
+    return bd->cuda && bd->file != CL_F32 ? bd->file : CL_F32;
+}
+
 /* A matrix (or the embedding) rows x cols: 16-bit on the GPU for 16-bit
- * configs, fp32 otherwise; generated where it lives. */
+ * configs, fp32 otherwise; generated where it lives. `storage`: memory of a
+ * group allocation (NULL: a buffer of its own, owned by the weight). */
 static int make_matrix(builder *bd, const char *name, cl_layer_type t, int role, int64_t rows,
-                       int64_t cols, cl_bweight *out)
+                       int64_t cols, cl_bweight *out, void *storage)
 {
     cl_backend *b = bd->m->b;
     uint64_t key = cl_rng_key(bd->seed, name);
     size_t n = (size_t)(rows * cols);
-    cl_dtype dt = bd->cuda && bd->file != CL_F32 ? bd->file : CL_F32;
+    cl_dtype dt = matrix_dtype(bd);
     size_t bytes = n * cl_dtype_size(dt);
     memset(out, 0, sizeof *out);
-    void *p = b->ops->alloc(b, bytes);
+    void *p = storage ? storage : b->ops->alloc(b, bytes);
     if (!p)
         return cl_err(CL_ERR_NOMEM, "out of %s memory for '%s' (%zu bytes)", b->ops->name, name,
                       bytes);
-    *out = (cl_bweight){p, dt, rows, cols, 1};
+    *out = (cl_bweight){p, dt, rows, cols, storage ? 0 : 1};
     bd->bytes += bytes;
     if (!bd->cuda) {
         float *f = p;
@@ -157,6 +163,67 @@ static int is_matrix_role(int r)
     case CL_W_GATE: return 1;
     default: return 0;
     }
+}
+
+/* Projections forward.c applies to the same input one after the other, in its
+ * order: stored back to back, the backend merges them into one GEMM. */
+static int group_of(const cl_config *cf, cl_layer_type t, int *roles)
+{
+    int n = 0;
+    if (t == CL_LAYER_ATTN || t == CL_LAYER_SWA) {
+        roles[n++] = CL_W_Q;
+        roles[n++] = CL_W_K;
+        roles[n++] = CL_W_V;
+    } else if (t == CL_LAYER_GDN || t == CL_LAYER_GKA) {
+        roles[n++] = CL_W_Q;
+        roles[n++] = CL_W_K;
+        roles[n++] = CL_W_V;
+        roles[n++] = CL_W_GATE;
+        roles[n++] = CL_W_BETA;
+        roles[n++] = CL_W_DECAY;
+        if (t == CL_LAYER_GKA && cf->gka.use_alpha_connection)
+            roles[n++] = CL_W_ALPHA;
+    }
+    return n;
+}
+
+/* One allocation for a group of matrix roles (the first weight owns it). */
+static int make_group(builder *bd, int64_t l, const int *roles, int n, cl_layer_bw *lb)
+{
+    const cl_config *cf = bd->m->cfg;
+    cl_layer_type t = cf->layer_types[l];
+    size_t es = cl_dtype_size(matrix_dtype(bd)), total = 0;
+    int64_t shape[4];
+    for (int i = 0; i < n; i++) {
+        cl_weights_expected_shape(cf, t, (cl_wrole)roles[i], shape);
+        total += (size_t)(shape[0] * shape[1]) * es;
+    }
+    cl_backend *b = bd->m->b;
+    char *p = b->ops->alloc(b, total);
+    if (!p)
+        return cl_err(CL_ERR_NOMEM, "out of %s memory for layer %lld (%zu bytes)", b->ops->name,
+                      (long long)l, total);
+    size_t off = 0;
+    int rc = CL_OK;
+    for (int i = 0; i < n && rc == CL_OK; i++) {
+        char name[256];
+        cl_weights_tensor_name(cf, l, (cl_wrole)roles[i], name, sizeof name);
+        cl_weights_expected_shape(cf, t, (cl_wrole)roles[i], shape);
+        rc = make_matrix(bd, name, t, roles[i], shape[0], shape[1], &lb->w[roles[i]], p + off);
+        off += (size_t)(shape[0] * shape[1]) * es;
+    }
+    lb->w[roles[0]].owned = 1;
+    if (rc != CL_OK && !lb->w[roles[0]].data)
+        b->ops->free(b, p);
+    return rc;
+}
+
+static int in_group(const int *roles, int n, int r)
+{
+    for (int i = 0; i < n; i++)
+        if (roles[i] == r)
+            return 1;
+    return 0;
 }
 
 /* The fused depthwise conv [C, W] of an SSM layer (q | k | v, or Mamba2's one). */
@@ -203,7 +270,13 @@ static int build_layers(builder *bd)
         cl_layer_type t = cf->layer_types[l];
         lb->attn_index = cl_layer_is_attention(t) ? n_attn++ : -1;
         lb->ssm_index = cl_layer_is_ssm(t) ? n_ssm++ : -1;
+        int grp[8], ng = group_of(cf, t, grp), mlp[2] = {CL_W_MLP_GATE, CL_W_MLP_UP};
+        if (ng)
+            CL_TRY(make_group(bd, l, grp, ng, lb));
+        CL_TRY(make_group(bd, l, mlp, 2, lb));
         for (int r = 0; r < CL_W_ROLE_COUNT; r++) {
+            if (in_group(grp, ng, r) || in_group(mlp, 2, r))
+                continue;
             int64_t shape[4];
             int nd = cl_weights_expected_shape(cf, t, (cl_wrole)r, shape);
             if (!nd || r == CL_W_CONV || r == CL_W_Q_CONV || r == CL_W_K_CONV ||
@@ -216,7 +289,7 @@ static int build_layers(builder *bd)
             char name[256];
             cl_weights_tensor_name(cf, l, (cl_wrole)r, name, sizeof name);
             int64_t rows = nd >= 2 ? shape[0] : 1, cols = nd >= 2 ? shape[1] : shape[0];
-            CL_TRY(is_matrix_role(r) ? make_matrix(bd, name, t, r, rows, cols, &lb->w[r])
+            CL_TRY(is_matrix_role(r) ? make_matrix(bd, name, t, r, rows, cols, &lb->w[r], NULL)
                                      : make_vector(bd, name, t, r, cols, &lb->w[r]));
         }
         if (cl_layer_is_ssm(t))
@@ -264,10 +337,10 @@ int cl_model_create_random(const cl_random_model_opts *o, cl_model **out)
     const cl_config *cf = m->cfg;
     if (rc == CL_OK)
         rc = make_matrix(&bd, "model.embed_tokens.weight", CL_LAYER_ATTN, -1, cf->vocab_size,
-                         cf->hidden_size, &m->embed);
+                         cf->hidden_size, &m->embed, NULL);
     if (rc == CL_OK)
         rc = make_matrix(&bd, "lm_head.weight", CL_LAYER_ATTN, -2, cf->vocab_size,
-                         cf->hidden_size, &m->lm_head);
+                         cf->hidden_size, &m->lm_head, NULL);
     if (rc == CL_OK)
         rc = make_vector(&bd, "model.norm.weight", CL_LAYER_ATTN, -3, cf->hidden_size, &m->norm);
     if (rc == CL_OK)
