@@ -142,7 +142,7 @@ int bench_prefill(int argc, char **argv)
         {"chunk", OPT_INT, &chunk, "N", "tokens per forward call (default 8192)"},
         {"layers", OPT_INT, &layers, "N", "layer count override (0: preset)"},
         {"page-tokens", OPT_INT, &page_tokens, "N", "KV page size (default 64)"},
-        {"quick", OPT_FLAG, &quick, NULL, "8K and 32K prompts, GKA iterations at 32K only"},
+        {"quick", OPT_FLAG, &quick, NULL, "8K and 32K prompts (GKA num_iter 10/1 at 32K only)"},
         {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout"},
         {"json-out", OPT_STR, &json_out, "FILE", "also write the JSON object to FILE"},
         {0},
@@ -205,7 +205,9 @@ int bench_prefill(int argc, char **argv)
             if (gka)
                 m->gka_num_iter = iters[it];
             for (int li = 0; li < n_len && rc == CL_OK; li++) {
-                if (gka && it > 0 && quick && lens[li] != 32768 && n_len > 1)
+                /* the other iteration counts: at 32K (quick), at 32K and 128K (full) */
+                if (gka && it > 0 && n_len > 1 && lens[li] != 32768 &&
+                    (quick || lens[li] != 131072))
                     continue;
                 double secs = 0;
                 rc = run_prompt(m, lens[li], chunk, page_tokens, &secs);

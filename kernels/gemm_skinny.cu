@@ -4,7 +4,7 @@
  * Two numbers: W is N*K*2 bytes read once; the product is 2*R*N*K FLOPs, at
  * most 128 FLOP/byte here, under the ~200 where an H200 turns compute-bound:
  * the kernel must stream W at the copy bandwidth at every R from 1 to 128.
- * A block (4 warps) owns 64 rows of W and a K-slice; W and X tiles of 64 k go
+ * A block (4 or 8 warps) owns 16 rows of W per warp and a K-slice; W and X tiles of 64 k go
  * through shared memory with cp.async, four stages deep; each warp multiplies
  * its 16 W rows (the mma A operand) with all R activation rows (B operand, n8
  * tiles) on the tensor cores, fp32 accumulation. When N / 64 blocks cannot fill
@@ -12,7 +12,6 @@
  * atomics. Rows are padded to RT = 8, 16, 32, 64 or 128 with zeros. */
 #include "common.cuh"
 
-#define SK_N 64     /* W rows per block */
 #define SK_K 64     /* k per stage */
 #define SK_CH 8     /* 16-byte chunks per 64-k row */
 #define SK_STAGES 4
@@ -31,13 +30,16 @@ __device__ __forceinline__ void sk_cp16(void *dst, const void *src, int bytes)
                  "r"(bytes));
 }
 
-template <int RT>
-__global__ void __launch_bounds__(128) skinny_kernel(float *out, int64_t ldo,
+/* NW warps: W rows per block SK_N = 16 NW. Wider blocks for more activation rows
+ * keep the X tile (re-read from L2 by every block) small next to the W tile. */
+template <int RT, int NW>
+__global__ void __launch_bounds__(NW * 32) skinny_kernel(float *out, int64_t ldo,
                                                      const __nv_bfloat16 *x,
                                                      const __nv_bfloat16 *w, int N, int K, int R,
                                                      int k_per_split, int atomic)
 {
     constexpr int NT = RT / 8; /* n8 tiles of activation rows */
+    constexpr int SK_N = 16 * NW, NTH = 32 * NW;
     extern __shared__ uint4 sk_sm[];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int n0 = blockIdx.x * SK_N;
@@ -49,12 +51,12 @@ __global__ void __launch_bounds__(128) skinny_kernel(float *out, int64_t ldo,
     auto load = [&](int kt) {
         uint4 *ws = sk_sm + (size_t)(kt % SK_STAGES) * STAGE, *xs = ws + SK_N * SK_CH;
         const int kb = k0 + kt * SK_K;
-        for (int i = tid; i < SK_N * SK_CH; i += 128) {
+        for (int i = tid; i < SK_N * SK_CH; i += NTH) {
             int r = i / SK_CH, c = i % SK_CH, k = kb + c * 8;
             bool ok = n0 + r < N && k < k1;
             sk_cp16(ws + sk_swz(r, c), ok ? w + (int64_t)(n0 + r) * K + k : w, ok ? 16 : 0);
         }
-        for (int i = tid; i < RT * SK_CH; i += 128) {
+        for (int i = tid; i < RT * SK_CH; i += NTH) {
             int r = i / SK_CH, c = i % SK_CH, k = kb + c * 8;
             bool ok = r < R && k < k1;
             sk_cp16(xs + sk_swz(r, c), ok ? x + (int64_t)r * K + k : x, ok ? 16 : 0);
@@ -136,14 +138,15 @@ __global__ void __launch_bounds__(128) skinny_kernel(float *out, int64_t ldo,
         }
 }
 
-template <int RT>
+template <int RT, int NW>
 static cudaError_t skinny_launch(float *out, int64_t ldo, const void *x, const void *w, int64_t N,
                                  int64_t K, int64_t R, int sm_count, cudaStream_t stream)
 {
+    constexpr int SK_N = 16 * NW;
     size_t smem = (size_t)SK_STAGES * (SK_N + RT) * SK_CH * sizeof(uint4);
     if (!out)
-        return cudaFuncSetAttribute(skinny_kernel<RT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)smem);
+        return cudaFuncSetAttribute(skinny_kernel<RT, NW>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     int nb = (int)((N + SK_N - 1) / SK_N), kt = (int)((K + SK_K - 1) / SK_K);
     /* enough blocks for two per SM, each with at least 4 k tiles */
     int split = (2 * sm_count + nb - 1) / nb;
@@ -160,9 +163,9 @@ static cudaError_t skinny_launch(float *out, int64_t ldo, const void *x, const v
             return e;
     }
     dim3 grid((unsigned)nb, (unsigned)split);
-    skinny_kernel<RT><<<grid, 128, smem, stream>>>(out, ldo, (const __nv_bfloat16 *)x,
-                                                   (const __nv_bfloat16 *)w, (int)N, (int)K,
-                                                   (int)R, kps, split > 1);
+    skinny_kernel<RT, NW><<<grid, NW * 32, smem, stream>>>(out, ldo, (const __nv_bfloat16 *)x,
+                                                           (const __nv_bfloat16 *)w, (int)N,
+                                                           (int)K, (int)R, kps, split > 1);
     return cudaGetLastError();
 }
 
@@ -174,23 +177,23 @@ extern "C" cudaError_t kl_gemm_skinny(float *out, int64_t ldo, const void *x16, 
         ((uintptr_t)x16 % 16) || ((uintptr_t)w % 16))
         return cudaErrorNotSupported;
     if (rows <= 8)
-        return skinny_launch<8>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+        return skinny_launch<8, 4>(out, ldo, x16, w, N, K, rows, sm_count, stream);
     if (rows <= 16)
-        return skinny_launch<16>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+        return skinny_launch<16, 4>(out, ldo, x16, w, N, K, rows, sm_count, stream);
     if (rows <= 32)
-        return skinny_launch<32>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+        return skinny_launch<32, 8>(out, ldo, x16, w, N, K, rows, sm_count, stream);
     if (rows <= 64)
-        return skinny_launch<64>(out, ldo, x16, w, N, K, rows, sm_count, stream);
-    return skinny_launch<128>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+        return skinny_launch<64, 8>(out, ldo, x16, w, N, K, rows, sm_count, stream);
+    return skinny_launch<128, 8>(out, ldo, x16, w, N, K, rows, sm_count, stream);
 }
 
 extern "C" cudaError_t kl_gemm_skinny_prepare(void)
 {
     cudaError_t e;
-    if ((e = skinny_launch<8>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess ||
-        (e = skinny_launch<16>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess ||
-        (e = skinny_launch<32>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess ||
-        (e = skinny_launch<64>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess)
+    if ((e = skinny_launch<8, 4>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess ||
+        (e = skinny_launch<16, 4>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess ||
+        (e = skinny_launch<32, 8>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess ||
+        (e = skinny_launch<64, 8>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0)) != cudaSuccess)
         return e;
-    return skinny_launch<128>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0);
+    return skinny_launch<128, 8>(NULL, 0, NULL, NULL, 0, 0, 0, 0, 0);
 }

@@ -54,17 +54,29 @@ KL_DEV void cheb_coef(float phi, float ridge, float *lambda, float *tau, float *
 
 /* ------------------------------------------------------------------ decode */
 
+/* The h_kv tile is copied to shared memory with cp.async as the block starts,
+ * so its load overlaps the solve (dynamic shared memory: D * D floats). */
 template <int D>
 __global__ void __launch_bounds__(256) gka_decode_kernel(float *o, gka_in a, kl_ssm s, kl_batch b)
 {
     __shared__ float q[D], k[D], v[D], x[D], xp[D], r[D], red[8 * D];
     __shared__ float sc[4];
     __shared__ double dred[8];
+    extern __shared__ float4 s_pref[]; /* [D * D / 4] */
     const int h = blockIdx.x;
     const kl_seq sq = b.seq[blockIdx.y];
     const int64_t row = sq.tok_start, H = s.n_heads;
     const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
     constexpr int RPW = kl_tile<D>::RPW, CPL = kl_tile<D>::CPL;
+    {
+        const float4 *src = reinterpret_cast<const float4 *>(
+            s.state + ((int64_t)sq.slot * H + h) * D * D);
+        for (int i = threadIdx.x; i < D * D / 4; i += blockDim.x)
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
+                             (uint32_t)__cvta_generic_to_shared(s_pref + i)),
+                         "l"(src + i));
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
     if (threadIdx.x < 32) {
         float alpha, g;
         gka_token(a, row, h, q, k, v, &alpha, &g);
@@ -149,9 +161,10 @@ __global__ void __launch_bounds__(256) gka_decode_kernel(float *o, gka_in a, kl_
     __syncthreads();
     for (int i = threadIdx.x; i < D; i += blockDim.x)
         xp[i] = q[i] * a.scale;
-    kl_tile<D> S;
-    S.load(s.state + off);
+    asm volatile("cp.async.wait_all;\n" ::);
     __syncthreads();
+    kl_tile<D> S;
+    S.load(reinterpret_cast<const float *>(s_pref));
 #pragma unroll
     for (int rr = 0; rr < RPW; rr++)
 #pragma unroll
@@ -469,12 +482,13 @@ extern "C" cudaError_t kl_gka(float *o, const float *qkv, const float *a_raw, co
         return cudaErrorNotSupported;
     if (b->decode) {
         dim3 grid((unsigned)H, (unsigned)b->n_seq);
+        size_t pref = (size_t)D * D * sizeof(float);
         if (D == 128)
-            gka_decode_kernel<128><<<grid, 256, 0, stream>>>(o, a, *s, *b);
+            gka_decode_kernel<128><<<grid, 256, pref, stream>>>(o, a, *s, *b);
         else if (D == 64)
-            gka_decode_kernel<64><<<grid, 256, 0, stream>>>(o, a, *s, *b);
+            gka_decode_kernel<64><<<grid, 256, pref, stream>>>(o, a, *s, *b);
         else
-            gka_decode_kernel<32><<<grid, 256, 0, stream>>>(o, a, *s, *b);
+            gka_decode_kernel<32><<<grid, 256, pref, stream>>>(o, a, *s, *b);
         return cudaGetLastError();
     }
     if (b->n_chunks <= 0)
@@ -499,6 +513,13 @@ extern "C" cudaError_t kl_gka(float *o, const float *qkv, const float *a_raw, co
     if (D == 64)
         return out_launch<64>(o, p, b, sc, stream);
     return out_launch<32>(o, p, b, sc, stream);
+}
+
+extern "C" cudaError_t kl_ssm_prepare(void)
+{
+    /* the decode kernel's h_kv prefetch needs 64 KB at D = 128 (set outside any graph capture) */
+    return cudaFuncSetAttribute(gka_decode_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                128 * 128 * (int)sizeof(float));
 }
 
 #undef L

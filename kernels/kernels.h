@@ -171,6 +171,9 @@ cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t ldq, const k
 /* Floats of scratch the chunked (prefill) forms need for n_chunks chunks of H
  * heads (decode batches need none). */
 enum { KL_SSM_M2 = 0, KL_SSM_GDN = 1, KL_SSM_GKA = 2 };
+/* Host-side setup of the SSM decode kernels (shared-memory limits); once,
+ * outside graph capture. */
+cudaError_t kl_ssm_prepare(void);
 size_t kl_m2_scratch_floats(int64_t n_chunks, int64_t H, int64_t D);
 size_t kl_gdn_scratch_floats(int64_t n_chunks, int64_t H, int64_t D);
 size_t kl_gka_scratch_floats(int64_t n_chunks, int64_t H, int64_t D, int64_t num_iter);

@@ -18,14 +18,22 @@ struct m2_in {
 
 /* ------------------------------------------------------------------ decode */
 
+/* grid (H, n_seq, 2): each block owns half of the head's state rows (p), so a
+ * block holds 32 KB of state in registers and more blocks fit on an SM, which
+ * keeps more of the state stream in flight (the rows are independent: y[p]
+ * only needs row p). */
 template <int D>
 __global__ void __launch_bounds__(256) m2_decode_kernel(float *y, m2_in a, kl_ssm s, kl_batch b)
 {
-    __shared__ float x[D], B[D], C[D], yo[D];
-    const int h = blockIdx.x;
+    constexpr int ROWS = D / 2;
+    __shared__ float x[D], B[D], C[D], yo[ROWS];
+    const int h = blockIdx.x, half = blockIdx.z, p0 = half * ROWS;
     const kl_seq sq = b.seq[blockIdx.y];
     const int64_t row = sq.tok_start, H = s.n_heads, g = h / (a.Hq / a.Hkv);
     const float *r = a.xbc + row * a.conv_dim;
+    const int64_t off = ((int64_t)sq.slot * H + h) * D * D + (int64_t)p0 * D;
+    kl_tile<D, ROWS> S;
+    S.load(s.state + off);
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
         x[i] = r[g * D + i];
         B[i] = r[a.Hkv * D + g * D + i];
@@ -34,24 +42,22 @@ __global__ void __launch_bounds__(256) m2_decode_kernel(float *y, m2_in a, kl_ss
     const float A = -expf(a.a_log[h]);
     const float dt = kl_softplus(a.dt_raw[row * a.lddt + h] + a.dt_bias[h]);
     const float decay = expf(dt * A);
-    const int64_t off = ((int64_t)sq.slot * H + h) * D * D;
-    kl_tile<D> S;
-    S.load(s.state + off);
     __syncthreads();
     const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    constexpr int RPW = kl_tile<D, ROWS>::RPW, CPL = kl_tile<D, ROWS>::CPL;
 #pragma unroll
-    for (int rr = 0; rr < kl_tile<D>::RPW; rr++) {
-        float xp = dt * x[w * kl_tile<D>::RPW + rr];
+    for (int rr = 0; rr < RPW; rr++) {
+        float xp = dt * x[p0 + w * RPW + rr];
 #pragma unroll
-        for (int c = 0; c < kl_tile<D>::CPL; c++)
-            S.v[rr][c] = decay * S.v[rr][c] + xp * B[l * kl_tile<D>::CPL + c];
+        for (int c = 0; c < CPL; c++)
+            S.v[rr][c] = decay * S.v[rr][c] + xp * B[l * CPL + c];
     }
     S.row_dot(C, yo);
     S.store(s.state + off);
     __syncthreads();
-    for (int p = threadIdx.x; p < D; p += blockDim.x)
-        y[row * a.Hq * D + h * D + p] = yo[p] + a.d_skip[h] * x[p];
-    if (threadIdx.x == 0)
+    for (int p = threadIdx.x; p < ROWS; p += blockDim.x)
+        y[row * a.Hq * D + h * D + p0 + p] = yo[p] + a.d_skip[h] * x[p0 + p];
+    if (threadIdx.x == 0 && half == 0)
         s.log_decay[(int64_t)sq.slot * H + h] += dt * A;
 }
 
@@ -184,7 +190,7 @@ extern "C" cudaError_t kl_mamba2(float *y, const float *xbc, const float *dt_raw
     if (b->n_seq <= 0)
         return cudaSuccess;
     if (b->decode && (D == 32 || D == 64 || D == 128)) {
-        dim3 grid((unsigned)H, (unsigned)b->n_seq);
+        dim3 grid((unsigned)H, (unsigned)b->n_seq, 2);
         if (D == 128)
             m2_decode_kernel<128><<<grid, 256, 0, stream>>>(y, a, *s, *b);
         else if (D == 64)

@@ -17,27 +17,46 @@
 
 /* Register-resident D x D state of a decode block (8 warps): warp w owns rows
  * [w*RPW, (w+1)*RPW), lane l owns columns [l*CPL, (l+1)*CPL). */
-template <int D> struct kl_tile {
-    static constexpr int RPW = D / 8, CPL = D / 32;
+template <int D, int ROWS = D> struct kl_tile {
+    static constexpr int RPW = ROWS / 8, CPL = D / 32;
     float v[RPW][CPL];
 
+    /* S: the first of this tile's ROWS rows of a row-major [.][D] state */
     __device__ __forceinline__ void load(const float *S)
     {
         const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
 #pragma unroll
-        for (int r = 0; r < RPW; r++)
+        for (int r = 0; r < RPW; r++) {
+            const float *row = S + (w * RPW + r) * D + l * CPL;
+            if (CPL == 4) { /* one 16-byte access per lane: coalesced, conflict-free */
+                float4 t = *reinterpret_cast<const float4 *>(row);
+                v[r][0] = t.x;
+                v[r][CPL > 1 ? 1 : 0] = t.y;
+                v[r][CPL > 2 ? 2 : 0] = t.z;
+                v[r][CPL > 3 ? 3 : 0] = t.w;
+            } else {
 #pragma unroll
-            for (int c = 0; c < CPL; c++)
-                v[r][c] = S[(w * RPW + r) * D + l * CPL + c];
+                for (int c = 0; c < CPL; c++)
+                    v[r][c] = row[c];
+            }
+        }
     }
     __device__ __forceinline__ void store(float *S) const
     {
         const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
 #pragma unroll
-        for (int r = 0; r < RPW; r++)
+        for (int r = 0; r < RPW; r++) {
+            float *row = S + (w * RPW + r) * D + l * CPL;
+            if (CPL == 4) {
+                *reinterpret_cast<float4 *>(row) =
+                    make_float4(v[r][0], v[r][CPL > 1 ? 1 : 0], v[r][CPL > 2 ? 2 : 0],
+                                v[r][CPL > 3 ? 3 : 0]);
+            } else {
 #pragma unroll
-            for (int c = 0; c < CPL; c++)
-                S[(w * RPW + r) * D + l * CPL + c] = v[r][c];
+                for (int c = 0; c < CPL; c++)
+                    row[c] = v[r][c];
+            }
+        }
     }
     /* out[j] = sum_i v[i][j] * x[i] (column sums; red is 8 x D shared floats). */
     __device__ __forceinline__ void col_dot(const float *x, float *red, float *out) const

@@ -399,6 +399,7 @@ static int cuda_init(cuda_ctx *c, int device)
      * call (no TF32: fp32 checkpoints must match the CPU to 1e-4) */
     CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
     CU_CHECK(kl_gemm_skinny_prepare());
+    CU_CHECK(kl_ssm_prepare());
     c->profile = env_flag("COLLAGE_CUDA_PROFILE", 0);
     c->graphs = env_flag("COLLAGE_CUDA_GRAPHS", 1) && !c->profile;
     return CL_OK;
