@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "cli_ctx.h"
 #include "common/fileio.h"
 #include "common/ids.h"
 #include "common/json.h"
@@ -19,41 +20,6 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/chat.h"
 #include "verbs.h"
-
-typedef struct {
-    cl_textstream ts;
-    int failed;
-} chat_ctx;
-
-static int on_token(void *user, int32_t id)
-{
-    chat_ctx *r = user;
-    int rc = cl_textstream_push(&r->ts, id);
-    if (rc < 0) {
-        r->failed = -rc;
-        return 1;
-    }
-    return rc;
-}
-
-static int render_turn(const cl_chat_template *t, const char *system, const char *user,
-                       int no_think, char **out)
-{
-    cJSON *msgs = cJSON_CreateArray();
-    if (system) {
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "role", "system");
-        cJSON_AddStringToObject(m, "content", system);
-        cJSON_AddItemToArray(msgs, m);
-    }
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", "user");
-    cJSON_AddStringToObject(m, "content", user);
-    cJSON_AddItemToArray(msgs, m);
-    int rc = cl_chat_render(t, msgs, NULL, 1, no_think ? 0 : -1, out);
-    cJSON_Delete(msgs);
-    return rc;
-}
 
 int cmd_chat(int argc, char **argv)
 {
@@ -100,41 +66,25 @@ int cmd_chat(int argc, char **argv)
             msgs.v[msgs.n++] = line;
         }
     }
-    cl_model *m = NULL;
-    if ((rc = cli_load_model("chat", &mf, &m)) != 0) {
-        free(msgs.v);
-        free(input);
-        return rc;
-    }
+    cli_ctx x;
+    int exit_code = cli_ctx_open(&x, "chat", &mf, &stf, 1, NULL);
+    cl_model *m = x.m;
     cl_tokenizer *tok = NULL;
     cl_chat_template *tpl = NULL;
-    cl_cache *c = NULL;
-    cl_store *store = NULL;
-    cl_prefix pc;
-    cl_seq s = {0};
     cl_ids hist = {0};
-    int exit_code = 0;
-    rc = cl_tokenizer_load_dir(mf.model, &tok);
-    if (rc == CL_OK)
+    rc = CL_OK;
+    if (!exit_code)
+        rc = cl_tokenizer_load_dir(mf.model, &tok);
+    if (rc == CL_OK && !exit_code)
         rc = cl_chat_template_load_dir(mf.model, &tpl);
-    if (rc == CL_OK)
-        rc = cl_cache_create(m, NULL, &c);
-    if (rc == CL_OK)
-        rc = cl_seq_init(&s, c);
-    if (rc == CL_OK)
-        exit_code = cli_open_store("chat", &stf, 1, m, c, &store, &pc);
     int32_t im_end = tok ? cl_tokenizer_find(tok, "<|im_end|>") : -1;
-    int64_t eos[CL_MAX_EOS + 1];
-    int n_eos = 0;
-    for (int i = 0; i < m->cfg->n_eos; i++)
-        eos[n_eos++] = m->cfg->eos_ids[i];
-    if (im_end >= 0)
-        eos[n_eos++] = im_end;
+    int64_t eos[CL_MAX_EOS + 2];
+    int n_eos = tok ? cli_stop_ids(m, tok, eos) : 0;
     if (json && rc == CL_OK && !exit_code)
         printf("{\"turns\":[");
     for (int turn = 0; turn < msgs.n && rc == CL_OK && !exit_code; turn++) {
         char *text = NULL;
-        rc = render_turn(tpl, turn == 0 ? system : NULL, msgs.v[turn], no_think, &text);
+        rc = cli_render_user_turn(tpl, turn == 0 ? system : NULL, msgs.v[turn], no_think, &text);
         cl_ids prompt = {0};
         if (rc == CL_OK && turn > 0) { /* close the previous answer, then the new turn */
             if (im_end >= 0 && (hist.n == 0 || hist.v[hist.n - 1] != im_end))
@@ -147,7 +97,7 @@ int cmd_chat(int argc, char **argv)
         if (rc == CL_OK)
             rc = cl_tokenizer_encode(tok, text, strlen(text), 1, &prompt);
         free(text);
-        chat_ctx ctx;
+        cli_text ctx;
         memset(&ctx, 0, sizeof ctx);
         cl_textstream_init(&ctx.ts, tok, json ? NULL : stdout, NULL, 0, eos, n_eos);
         cl_gen_opts go;
@@ -157,20 +107,20 @@ int cmd_chat(int argc, char **argv)
         go.sampling.seed += (uint64_t)turn;
         go.eos_ids = eos;
         go.n_eos = n_eos;
-        go.on_token = on_token;
+        go.on_token = cli_text_on_token;
         go.user = &ctx;
         go.max_context = mf.max_context;
         cl_ids ans = {0};
         cl_session_stats ss = {0};
-        if (rc == CL_OK && store) {
-            rc = cl_seq_reset(&s);
+        if (rc == CL_OK && x.store) {
+            rc = cl_seq_reset(&x.s);
             if (rc == CL_OK)
-                rc = cl_session_generate(m, &s, &pc, NULL, prompt.v, (int64_t)prompt.n, &go, &ans,
-                                         &ss);
+                rc = cl_session_generate(m, &x.s, &x.pc, NULL, prompt.v, (int64_t)prompt.n, &go,
+                                         &ans, &ss);
         } else if (rc == CL_OK) { /* no store: continue the live state */
-            int64_t had = s.kv_len;
+            int64_t had = x.s.kv_len;
             go.feed_last = 1;
-            rc = cl_generate(m, &s, prompt.v + had, (int64_t)prompt.n - had, &go, &ans, &ss.gen);
+            rc = cl_generate(m, &x.s, prompt.v + had, (int64_t)prompt.n - had, &go, &ans, &ss.gen);
             ss.cached_tokens = had;
             ss.prefill_tokens = (int64_t)prompt.n - had;
             ss.prefill_s = ss.gen.prefill_s;
@@ -203,16 +153,10 @@ int cmd_chat(int argc, char **argv)
     }
     if (json && rc == CL_OK && !exit_code)
         printf("]}\n");
-    if (c) {
-        cl_seq_release(&s);
-        cl_cache_free(c);
-    }
-    if (store)
-        cl_store_close(store);
     cl_chat_template_free(tpl);
     cl_tokenizer_free(tok);
     cl_ids_free(&hist);
-    cl_model_free(m);
+    cli_ctx_close(&x);
     free(msgs.v);
     free(input);
     return rc != CL_OK ? cli_fail(rc) : exit_code;

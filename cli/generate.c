@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "cli_ctx.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/json.h"
@@ -175,13 +176,9 @@ int cmd_generate(int argc, char **argv)
         cl_ids_free(&ids);
         return cli_fail(rc);
     }
-    cl_model *m;
-    if ((rc = cli_load_model("generate", &mf, &m)) != 0) {
-        cl_ids_free(&ids);
-        cl_ids_free(&force);
-        return rc;
-    }
-    int64_t V = m->cfg->vocab_size;
+    cli_ctx x;
+    int exit_code = cli_ctx_open(&x, "generate", &mf, &stf, 0, NULL);
+    int64_t V = x.m ? x.m->cfg->vocab_size : 0;
     cl_gen_opts go;
     cl_gen_opts_default(&go);
     go.max_new_tokens = max_new;
@@ -191,55 +188,30 @@ int cmd_generate(int argc, char **argv)
     go.ignore_eos = ignore_eos;
     go.max_context = mf.max_context;
     float *lg = NULL;
-    if (logits_out && max_new > 0 &&
+    if (!exit_code && logits_out && max_new > 0 &&
         !(lg = go.logits_out = calloc((size_t)(max_new * V), sizeof(float))))
         rc = cl_err(CL_ERR_NOMEM, "out of memory for logits");
-    cl_cache *c = NULL;
-    cl_seq s = {0};
-    cl_session_stats ss = {0};
-    cl_store *store = NULL;
-    cl_prefix pc;
-    int exit_code = 0;
-    if (rc == CL_OK)
-        rc = cl_cache_create(m, NULL, &c);
-    if (rc == CL_OK)
-        rc = cl_seq_init(&s, c);
-    if (rc == CL_OK)
-        exit_code = cli_open_store("generate", &stf, 0, m, c, &store, &pc);
+    cl_session_stats ss;
+    memset(&ss, 0, sizeof ss);
     if (rc == CL_OK && !exit_code)
-        rc = cl_session_generate(m, &s, store ? &pc : NULL, NULL, ids.v, (int64_t)ids.n, &go,
+        rc = cl_session_generate(x.m, &x.s, cli_ctx_prefix(&x), NULL, ids.v, (int64_t)ids.n, &go,
                                  &out, &ss);
-    cl_gen_stats st = ss.gen;
     if (rc == CL_OK && !exit_code && logits_out)
-        rc = cli_write_logits(logits_out, lg, st.new_tokens, V);
+        rc = cli_write_logits(logits_out, lg, ss.gen.new_tokens, V);
     if (rc == CL_OK && !exit_code) {
         if (json) {
-            printf("{\"ids\":[");
-            for (size_t i = 0; i < out.n; i++)
-                printf("%s%d", i ? "," : "", out.v[i]);
-            printf("],\"prompt_tokens\":%lld,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
-                   "\"new_tokens\":%lld,\"prefill_s\":%.6f,\"decode_s\":%.6f,"
-                   "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"stop\":\"%s\"}\n",
-                   (long long)ids.n, (long long)ss.cached_tokens, (long long)ss.prefill_tokens,
-                   (long long)st.new_tokens, ss.prefill_s, st.decode_s,
-                   ss.prefill_s > 0 ? (double)ss.prefill_tokens / ss.prefill_s : 0.0,
-                   st.decode_s > 0 && st.new_tokens > 1 ? (double)(st.new_tokens - 1) / st.decode_s
-                                                        : 0.0,
-                   st.stop == CL_STOP_EOS ? "eos" : st.stop == CL_STOP_CALLBACK ? "stop" : "length");
+            printf("{");
+            cli_json_ids("ids", &out);
+            cli_json_gen_stats((int64_t)ids.n, &ss, NULL);
+            printf("}\n");
         } else {
             for (size_t i = 0; i < out.n; i++)
                 printf("%s%d", i ? " " : "", out.v[i]);
             printf("\n");
         }
     }
-    if (c) {
-        cl_seq_release(&s);
-        cl_cache_free(c);
-    }
-    if (store)
-        cl_store_close(store);
     free(lg);
-    cl_model_free(m);
+    cli_ctx_close(&x);
     cl_ids_free(&ids);
     cl_ids_free(&force);
     cl_ids_free(&out);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "cli_ctx.h"
 #include "common/ids.h"
 #include "common/status.h"
 #include "engine/generate.h"
@@ -47,64 +48,49 @@ int cmd_logits(int argc, char **argv)
         cl_ids_free(&ids);
         return cli_usage_error("logits", "--input-ids is empty");
     }
-    cl_model *m;
-    if ((rc = cli_load_model("logits", &mf, &m)) != 0) {
-        cl_ids_free(&ids);
-        return rc;
-    }
-    int64_t V = m->cfg->vocab_size, T = (int64_t)ids.n;
-    float *logits = malloc((size_t)(T * V) * sizeof *logits);
-    cl_cache *c = NULL;
-    cl_seq s = {0};
-    rc = logits ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory for %lld x %lld logits",
-                                 (long long)T, (long long)V);
-    if (rc == CL_OK)
-        rc = cl_cache_create(m, NULL, &c);
-    if (rc == CL_OK)
-        rc = cl_seq_init(&s, c);
-    if (rc == CL_OK)
-        rc = cl_check_prompt(m, &s, ids.v, T, mf.max_context);
-    cl_store *store = NULL;
-    cl_prefix pc;
+    cli_ctx x;
+    int exit_code = cli_ctx_open(&x, "logits", &mf, &stf, 0, NULL);
+    cl_model *m = x.m;
+    cl_seq *s = &x.s;
+    int64_t V = m ? m->cfg->vocab_size : 0, T = (int64_t)ids.n;
+    float *logits = NULL;
+    if (!exit_code && !(logits = malloc((size_t)(T * V) * sizeof *logits)))
+        rc = cl_err(CL_ERR_NOMEM, "out of memory for %lld x %lld logits", (long long)T,
+                    (long long)V);
+    if (rc == CL_OK && !exit_code)
+        rc = cl_check_prompt(m, s, ids.v, T, mf.max_context);
+    cl_prefix *pc = cli_ctx_prefix(&x);
     cl_prefix_capture caps[2];
-    int ncap = 0, exit_code = 0;
-    if (rc == CL_OK)
-        exit_code = cli_open_store("logits", &stf, 0, m, c, &store, &pc);
+    int ncap = 0;
     if (rc == CL_OK && !exit_code) {
         if (decode) {
             for (int64_t t = 0; t < T && rc == CL_OK; t++) {
-                rc = cl_seq_feed(m, &s, ids.v + t, 1, 1, CL_LOGITS_LAST, logits + t * V);
-                if (rc == CL_OK && store && (t == T - 2 || t == T - 1))
-                    rc = cl_prefix_capture_now(&pc, &s, &caps[ncap++]);
+                rc = cl_seq_feed(m, s, ids.v + t, 1, 1, CL_LOGITS_LAST, logits + t * V);
+                if (rc == CL_OK && pc && (t == T - 2 || t == T - 1))
+                    rc = cl_prefix_capture_now(pc, s, &caps[ncap++]);
             }
         } else {
             /* with a store: stop one token early to capture where the same prompt resumes */
-            int64_t first = store && T > 1 ? T - 1 : T;
-            rc = cl_seq_feed(m, &s, ids.v, first, 0, CL_LOGITS_ALL, logits);
+            int64_t first = pc && T > 1 ? T - 1 : T;
+            rc = cl_seq_feed(m, s, ids.v, first, 0, CL_LOGITS_ALL, logits);
             if (rc == CL_OK && first < T) {
-                rc = cl_prefix_capture_now(&pc, &s, &caps[ncap++]);
+                rc = cl_prefix_capture_now(pc, s, &caps[ncap++]);
                 if (rc == CL_OK)
-                    rc = cl_seq_feed(m, &s, ids.v + first, 1, 1, CL_LOGITS_ALL,
+                    rc = cl_seq_feed(m, s, ids.v + first, 1, 1, CL_LOGITS_ALL,
                                      logits + first * V);
             }
-            if (rc == CL_OK && store)
-                rc = cl_prefix_capture_now(&pc, &s, &caps[ncap++]);
+            if (rc == CL_OK && pc)
+                rc = cl_prefix_capture_now(pc, s, &caps[ncap++]);
         }
-        if (rc == CL_OK && store)
-            rc = cl_prefix_save(&pc, &s, ids.v, T, caps, ncap);
+        if (rc == CL_OK && pc)
+            rc = cl_prefix_save(pc, s, ids.v, T, caps, ncap);
     }
     for (int i = 0; i < ncap; i++)
         cl_prefix_capture_free(&caps[i]);
-    if (store)
-        cl_store_close(store);
     if (rc == CL_OK && !exit_code)
         rc = cli_write_logits(out, logits, T, V);
-    if (c) {
-        cl_seq_release(&s);
-        cl_cache_free(c);
-    }
     free(logits);
-    cl_model_free(m);
+    cli_ctx_close(&x);
     cl_ids_free(&ids);
     return rc != CL_OK ? cli_fail(rc) : exit_code;
 }

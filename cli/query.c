@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "cli_ctx.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -201,12 +202,13 @@ int cmd_query(int argc, char **argv)
     if (rc == CL_OK && !exit_code && q.n > 1)
         rc = cl_compose_feed_query(m, &comp, q.v, (int64_t)q.n - 1, &co);
     info.query_s = cl_now() - tq;
-    int64_t eos[CL_MAX_EOS + 1];
+    int64_t eos[CL_MAX_EOS + 2];
     int n_eos = 0;
-    for (int i = 0; i < m->cfg->n_eos; i++)
-        eos[n_eos++] = m->cfg->eos_ids[i];
-    if (tok && cl_tokenizer_find(tok, "<|im_end|>") >= 0)
-        eos[n_eos++] = cl_tokenizer_find(tok, "<|im_end|>");
+    if (tok)
+        n_eos = cli_stop_ids(m, tok, eos);
+    else
+        for (int i = 0; i < m->cfg->n_eos; i++)
+            eos[n_eos++] = m->cfg->eos_ids[i];
     if (rc == CL_OK && !exit_code) {
         cl_gen_opts go;
         cl_gen_opts_default(&go);
