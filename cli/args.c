@@ -152,3 +152,14 @@ int cli_fail(int status)
     fprintf(stderr, "collage: %s\n", m[0] ? m : cl_status_name(status));
     return status == CL_ERR_ARG ? 2 : 1;
 }
+
+void cli_human_bytes(char *buf, size_t n, double b)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024 && i < 4) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", b, u[i]);
+}

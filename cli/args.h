@@ -4,6 +4,7 @@
 #ifndef CLI_ARGS_H
 #define CLI_ARGS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
@@ -43,6 +44,8 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, int *npos, char ***po
 int cli_fail(int status);
 /* Usage error: prints "collage <verb>: <msg>" and returns 2. */
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "1.50 MiB"-style size into buf. */
+void cli_human_bytes(char *buf, size_t n, double bytes);
 /* Was the flag given on the command line (for flags whose default is meaningful)? */
 int cli_given(const cli_spec *spec, const char *name);
 

@@ -55,17 +55,6 @@ static void print_json(const cl_checkpoint *ck)
     printf("],\"unused_tensors\":%lld}\n", (long long)ck->w.n_unused);
 }
 
-static void human_bytes(char *buf, size_t n, double b)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int i = 0;
-    while (b >= 1024 && i < 4) {
-        b /= 1024;
-        i++;
-    }
-    snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", b, u[i]);
-}
-
 static void print_text(const cl_checkpoint *ck, int verbose)
 {
     const cl_config *c = &ck->cfg;
@@ -93,12 +82,12 @@ static void print_text(const cl_checkpoint *ck, int verbose)
                    : t == CL_LAYER_SWA ? " (window)"
                                        : "");
     }
-    human_bytes(b1, sizeof b1, (double)cl_st_total_bytes(ck->st));
+    cli_human_bytes(b1, sizeof b1, (double)cl_st_total_bytes(ck->st));
     printf("parameters     %lld (%s of weights)\n", (long long)ck->w.n_params, b1);
     printf("rope theta     %.6g\n", c->rope_theta);
-    human_bytes(b2, sizeof b2, (double)cl_config_kv_bytes_per_token(c, CL_BF16));
-    human_bytes(b3, sizeof b3, (double)cl_config_kv_bytes_per_token(c, CL_F32));
-    human_bytes(b4, sizeof b4, (double)cl_config_ssm_state_bytes(c));
+    cli_human_bytes(b2, sizeof b2, (double)cl_config_kv_bytes_per_token(c, CL_BF16));
+    cli_human_bytes(b3, sizeof b3, (double)cl_config_kv_bytes_per_token(c, CL_F32));
+    cli_human_bytes(b4, sizeof b4, (double)cl_config_ssm_state_bytes(c));
     printf("KV per token   %s (bf16), %s (fp32)\n", b2, b3);
     printf("SSM state      %s per sequence (fp32, conv included)\n", b4);
     for (int64_t l = 0; l < c->num_layers; l++) {

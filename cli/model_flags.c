@@ -15,13 +15,15 @@ void cli_model_flags_init(cli_model_flags *f)
 
 void cli_sampling_flags_init(cli_sampling_flags *s)
 {
-    s->greedy = 0;
-    s->temperature = 1.0;
-    s->top_p = 1.0;
-    s->min_p = 0.0;
-    s->repetition_penalty = 1.0;
-    s->top_k = 0;
-    s->seed = 0;
+    cl_sampler_opts d;
+    cl_sampler_opts_default(&d);
+    s->greedy = d.greedy;
+    s->temperature = d.temperature;
+    s->top_p = d.top_p;
+    s->min_p = d.min_p;
+    s->repetition_penalty = d.repetition_penalty;
+    s->top_k = d.top_k;
+    s->seed = (int64_t)d.seed;
 }
 
 void cli_sampling_to_opts(const cli_sampling_flags *s, cl_sampler_opts *o)

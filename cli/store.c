@@ -68,17 +68,6 @@ static int parse_bytes(const char *s, uint64_t *out)
     return 0;
 }
 
-static void human(char *buf, size_t n, double b)
-{
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int i = 0;
-    while (b >= 1024 && i < 4) {
-        b /= 1024;
-        i++;
-    }
-    snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", b, u[i]);
-}
-
 static void fmt_time(char *buf, size_t n, int64_t ns)
 {
     if (!ns) {
@@ -132,7 +121,7 @@ static int ls_one(void *user, const cl_store_entry *e)
                (double)e->last_use_ns * 1e-9, e->header_ok ? "true" : "false");
     } else {
         char b[32], t[32];
-        human(b, sizeof b, (double)e->bytes);
+        cli_human_bytes(b, sizeof b, (double)e->bytes);
         fmt_time(t, sizeof t, e->last_use_ns);
         printf("%-7s %s %11s %8lld %-3s %s%s\n", cl_store_kind_table(e->kind), hex, b,
                (long long)e->info.tokens, e->pinned ? "yes" : "no", t,
@@ -164,7 +153,7 @@ static int do_ls(cl_store *st, const store_args *a)
                (unsigned long long)c.bytes);
     } else {
         char b[32];
-        human(b, sizeof b, (double)c.bytes);
+        cli_human_bytes(b, sizeof b, (double)c.bytes);
         printf("%llu entr%s, %s\n", (unsigned long long)c.n, c.n == 1 ? "y" : "ies", b);
     }
     return 0;
@@ -201,25 +190,25 @@ static int do_stat(cl_store *st, const store_args *a)
     }
     char b1[32], b2[32], b3[32], b4[32];
     printf("store     %s\n", a->dir);
-    human(b1, sizeof b1, (double)s.total_bytes);
-    human(b2, sizeof b2, (double)s.pinned_bytes);
+    cli_human_bytes(b1, sizeof b1, (double)s.total_bytes);
+    cli_human_bytes(b2, sizeof b2, (double)s.pinned_bytes);
     printf("entries   %llu (%s), pinned %llu (%s)\n", (unsigned long long)s.total_count, b1,
            (unsigned long long)s.pinned_count, b2);
     for (int k = 1; k <= CL_STORE_NKINDS; k++) {
-        human(b1, sizeof b1, (double)s.bytes[k]);
+        cli_human_bytes(b1, sizeof b1, (double)s.bytes[k]);
         printf("  %-7s %llu (%s)\n", cl_store_kind_table((cl_store_kind)k),
                (unsigned long long)s.count[k], b1);
     }
     if (s.max_bytes) {
-        human(b1, sizeof b1, (double)s.max_bytes);
+        cli_human_bytes(b1, sizeof b1, (double)s.max_bytes);
         printf("size cap  %s%s\n", b1, s.max_bytes == s.saved_max_bytes ? " (saved)" : "");
     } else {
         printf("size cap  none\n");
     }
-    human(b1, sizeof b1, (double)s.map_bytes);
-    human(b2, sizeof b2, (double)s.map_max_bytes);
-    human(b3, sizeof b3, (double)s.file_bytes);
-    human(b4, sizeof b4, (double)s.used_bytes);
+    cli_human_bytes(b1, sizeof b1, (double)s.map_bytes);
+    cli_human_bytes(b2, sizeof b2, (double)s.map_max_bytes);
+    cli_human_bytes(b3, sizeof b3, (double)s.file_bytes);
+    cli_human_bytes(b4, sizeof b4, (double)s.used_bytes);
     printf("map       %s (growth limit %s)\nfile      %s (LMDB pages in use %s, page %u B)\n", b1,
            b2, b3, b4, s.page_bytes);
     printf("readers   %u of %u slots used, last txn %llu\n", s.readers, s.max_readers,
@@ -291,7 +280,7 @@ static int do_verify(cl_store *st, const store_args *a)
                (unsigned long long)r.index_fixed, ok ? "true" : "false", c.json ? c.json : "");
     } else {
         char b[32];
-        human(b, sizeof b, (double)r.checked_bytes);
+        cli_human_bytes(b, sizeof b, (double)r.checked_bytes);
         printf("verified %llu entries (%s): %llu bad, %llu removed, %llu index records "
                "repaired\n",
                (unsigned long long)r.checked, b, (unsigned long long)r.bad,
@@ -401,9 +390,9 @@ static int do_gc(cl_store *st, const store_args *a)
                a->save ? "true" : "false");
     } else {
         char b1[32], b2[32], b3[32];
-        human(b1, sizeof b1, (double)bytes);
-        human(b2, sizeof b2, (double)s.total_bytes);
-        human(b3, sizeof b3, (double)cap);
+        cli_human_bytes(b1, sizeof b1, (double)bytes);
+        cli_human_bytes(b2, sizeof b2, (double)s.total_bytes);
+        cli_human_bytes(b3, sizeof b3, (double)cap);
         printf("evicted %llu entr%s (%s); %s in %llu entr%s now, cap %s%s\n",
                (unsigned long long)n, n == 1 ? "y" : "ies", b1, b2,
                (unsigned long long)s.total_count, s.total_count == 1 ? "y" : "ies", b3,

@@ -36,7 +36,7 @@ int cl_check_prompt(const cl_model *m, const cl_seq *s, const int32_t *ids, int6
     return cl_check_context(m, s, n, max_context);
 }
 
-static int is_eos(const cl_gen_opts *o, const cl_config *cfg, int32_t id)
+int cl_gen_is_eos(const cl_gen_opts *o, const cl_config *cfg, int32_t id)
 {
     if (o->ignore_eos)
         return 0;
@@ -87,7 +87,7 @@ int cl_generate(cl_model *m, cl_seq *s, const int32_t *prompt, int64_t n, const 
             break;
         st->new_tokens++;
         int stop = 0;
-        if (k >= o->n_force && is_eos(o, m->cfg, id)) {
+        if (k >= o->n_force && cl_gen_is_eos(o, m->cfg, id)) {
             st->stop = CL_STOP_EOS;
             stop = 1;
         }

@@ -47,6 +47,8 @@ void cl_gen_opts_default(cl_gen_opts *o);
 int cl_generate(cl_model *m, cl_seq *s, const int32_t *prompt, int64_t n, const cl_gen_opts *o,
                 cl_ids *out, cl_gen_stats *st);
 
+/* 1 if id ends generation under o (its eos ids, else the config's; never with ignore_eos). */
+int cl_gen_is_eos(const cl_gen_opts *o, const cl_config *cfg, int32_t id);
 /* Checks that n more tokens fit in the context (clear error otherwise). */
 int cl_check_context(const cl_model *m, const cl_seq *s, int64_t n, int64_t max_context);
 /* Checks ids are in the vocabulary and fit in the context. */

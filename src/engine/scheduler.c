@@ -151,18 +151,6 @@ static int admit(cl_sched *s)
     return CL_OK;
 }
 
-static int is_eos(const cl_gen_opts *o, const cl_config *cfg, int32_t id)
-{
-    if (o->ignore_eos)
-        return 0;
-    const int64_t *ids = o->eos_ids ? o->eos_ids : cfg->eos_ids;
-    int n = o->eos_ids ? o->n_eos : cfg->n_eos;
-    for (int i = 0; i < n; i++)
-        if (ids[i] == id)
-            return 1;
-    return 0;
-}
-
 int cl_sched_step(cl_sched *s, int *active)
 {
     CL_TRY(admit(s));
@@ -242,7 +230,7 @@ int cl_sched_step(cl_sched *s, int *active)
             break;
         r->next = id;
         r->ph = R_DECODE;
-        if (is_eos(g, s->m->cfg, id))
+        if (cl_gen_is_eos(g, s->m->cfg, id))
             finish(s, r, CL_STOP_EOS);
         else if (g->on_token && g->on_token(g->user, id))
             finish(s, r, CL_STOP_CALLBACK);
