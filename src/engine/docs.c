@@ -9,15 +9,12 @@
 #include "common/status.h"
 #include "engine/state.h"
 
-static const char DOC_TAG[] = "collage/doc-settings/v1";
-
 void cl_doc_key(const cl_prefix *p, const int32_t *prefix, int64_t n_prefix, const int32_t *doc,
                 int64_t n_doc, cl_key *out)
 {
     /* the chain root already hashes model id + settings: use it as the "settings" */
     cl_key_document(&p->model_id, prefix, (size_t)n_prefix, doc, (size_t)n_doc, &p->k0,
                     sizeof p->k0, out);
-    (void)DOC_TAG;
 }
 
 void cl_doc_prefix_hash(const int32_t *prefix, int64_t n_prefix, cl_key *out)
