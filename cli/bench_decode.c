@@ -38,6 +38,7 @@ int bench_decode(int argc, char **argv)
 typedef struct {
     char preset[32];
     int64_t num_iter, context, batch, batch_arith, steps;
+    uint64_t graph_captures, graph_replays;
     double tps, limit_tps, step_ms, bytes_step, weight_bytes, kv_bytes, ssm_bytes;
 } dec_result;
 
@@ -212,8 +213,13 @@ static int run_point(cl_model *m, const dec_setup *su, int64_t L, int64_t B_want
     if (rc == CL_OK)
         rc = fill_cache(m, c);
     double secs = 0;
+    uint64_t cap0, rep0;
+    cl_cuda_graph_stats(m->b, &cap0, &rep0);
     if (rc == CL_OK)
         rc = decode_steps(m, c, seqs, B, su->warm, su->steps, &secs);
+    cl_cuda_graph_stats(m->b, &r->graph_captures, &r->graph_replays);
+    r->graph_captures -= cap0;
+    r->graph_replays -= rep0;
     if (rc == CL_OK) {
         snprintf(r->preset, sizeof r->preset, "%s", "");
         r->num_iter = m->gka_num_iter;
@@ -265,17 +271,19 @@ static void print_result(FILE *f, const dec_result *r, int json, int first)
                "\"batch_arith\": %lld, \"steps\": %lld, \"tokens_per_s\": %.1f, "
                "\"limit_tokens_per_s\": %.1f, \"pct_of_limit\": %.1f, \"step_ms\": %.3f, "
                "\"bytes_per_step\": %.4g, \"weight_bytes\": %.4g, \"kv_bytes\": %.4g, "
-               "\"ssm_bytes\": %.4g}",
+               "\"ssm_bytes\": %.4g, \"graph_captures\": %llu, \"graph_replays\": %llu}",
                first ? "" : ",\n", r->preset, (long long)r->num_iter, (long long)r->context,
                (long long)r->batch, (long long)r->batch_arith, (long long)r->steps, r->tps,
                r->limit_tps, pct, r->step_ms, r->bytes_step, r->weight_bytes, r->kv_bytes,
-               r->ssm_bytes);
+               r->ssm_bytes, (unsigned long long)r->graph_captures,
+               (unsigned long long)r->graph_replays);
         return;
     }
-    fprintf(f, "%-8s %4lld %7lld %6lld %6lld %10.1f %10.1f %6.1f%% %9.2f %8.1f\n", r->preset,
-           (long long)r->num_iter, (long long)r->context, (long long)r->batch,
-           (long long)r->batch_arith, r->tps, r->limit_tps, pct, r->step_ms,
-           r->bytes_step / 1e9);
+    fprintf(f, "%-8s %4lld %7lld %6lld %6lld %10.1f %10.1f %6.1f%% %9.2f %8.1f %3llu/%llu\n",
+            r->preset, (long long)r->num_iter, (long long)r->context, (long long)r->batch,
+            (long long)r->batch_arith, r->tps, r->limit_tps, pct, r->step_ms,
+            r->bytes_step / 1e9, (unsigned long long)r->graph_captures,
+            (unsigned long long)r->graph_replays);
 }
 
 int bench_decode(int argc, char **argv)
@@ -342,8 +350,8 @@ int bench_decode(int argc, char **argv)
     if (!json) {
         printf("device %s, %.1f GiB; copy %.0f GB/s (read + write); bf16 GEMM %.0f TFLOP/s\n",
                info.name, (double)info.mem_total / (1 << 30), su.copy_gbps, gemm);
-        printf("%-8s %4s %7s %6s %6s %10s %10s %7s %9s %8s\n", "preset", "iter", "context",
-               "batch", "arith", "tok/s", "limit", "%", "step ms", "GB/step");
+        printf("%-8s %4s %7s %6s %6s %10s %10s %7s %9s %8s %s\n", "preset", "iter", "context",
+               "batch", "arith", "tok/s", "limit", "%", "step ms", "GB/step", "graphs cap/rep");
     }
     int first = 1;
     char *plist = strdup(presets);

@@ -2,7 +2,7 @@
 # parity.sh - the CUDA backend against the CPU backend, on the GPU machine, in
 # one call: fp32 models (golden checkpoints, mkmodel tiny presets) within 1e-4
 # of the CPU and within the golden tolerances of the reference; bf16 models
-# (tiny presets, 2-layer 8B shapes) within 2e-2; prefill in one and in many
+# (tiny presets) within 2e-2, 2-layer 8B shapes within 3e-2; prefill in one and in many
 # calls, token-by-token decode (CUDA graphs), batched decode, states, and
 # decode after a snapshot/restore round trip; then the CLI (collage logits /
 # generate --backend cuda vs cpu). Prints a short table last; logs in

@@ -33,7 +33,7 @@ static int cuda_embed(cl_backend *b, float *out, const cl_bweight *table, const 
     a.table = table->data;
     a.dtype = cuda_kdtype(table->dtype);
     a.dim = table->cols;
-    a.kb = c->kb;
+    memcpy(&a.kb, &c->kb, sizeof a.kb); /* padding bytes too: args are compared bytewise */
     return cuda_dispatch(c, "embed", embed_run, &a, sizeof a);
 }
 
@@ -231,7 +231,7 @@ static int cuda_rope(cl_backend *b, float *x, int64_t ld, const cl_batch *batch,
     a.heads = heads;
     a.dim = dim;
     a.theta = theta;
-    a.kb = c->kb;
+    memcpy(&a.kb, &c->kb, sizeof a.kb); /* padding bytes too: args are compared bytewise */
     return cuda_dispatch(c, "rope", rope_run, &a, sizeof a);
 }
 

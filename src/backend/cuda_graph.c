@@ -182,6 +182,25 @@ int cuda_flush(cuda_ctx *c)
             return CL_OK;
         }
     }
+    if (getenv("COLLAGE_CUDA_GRAPH_DEBUG")) /* why did no graph match? */
+        for (int i = 0; i < CUDA_GRAPH_CACHE; i++) {
+            const cuda_rec_list *l = &c->cache[i].list;
+            if (!c->cache[i].exec || l->n_ops != c->rec.n_ops)
+                continue;
+            for (size_t k = 0; k < l->n_ops; k++) {
+                const cuda_rec_op *a = &l->ops[k], *b = &c->rec.ops[k];
+                if (a->fn != b->fn || a->size != b->size ||
+                    memcmp(l->bytes + a->off, c->rec.bytes + b->off, a->size)) {
+                    size_t j = 0;
+                    while (a->fn == b->fn && j < a->size &&
+                           l->bytes[a->off + j] == c->rec.bytes[b->off + j])
+                        j++;
+                    fprintf(stderr, "cuda graph: op %zu (%s) differs at byte %zu\n", k, b->name,
+                            j);
+                    break;
+                }
+            }
+        }
     cudaGraphExec_t exec = NULL;
     int rc = capture(c, &exec);
     c->act16_src = NULL;

@@ -7,37 +7,39 @@
 
 #include "backend/cuda_internal.h"
 
-static kl_mix mix_of(const cl_mixer_params *p)
+/* Argument structs are filled in place, never returned by value: a recorded
+ * decode step is matched by its argument bytes, and a struct copy need not
+ * carry its padding bytes (a copied kl_mix made every step look new). */
+static void mix_fill(kl_mix *m, const cl_mixer_params *p)
 {
-    kl_mix m;
-    memset(&m, 0, sizeof m);
-    m.n_heads = p->n_heads;
-    m.n_kv_heads = p->n_kv_heads;
-    m.head_dim = p->head_dim;
-    m.scale = p->scale;
-    m.window = p->window;
-    m.allow_neg_eigval = p->allow_neg_eigval;
-    m.num_iter = p->num_iter;
-    m.ridge = p->ridge_strength;
-    m.use_alpha = p->use_alpha;
-    return m;
+    memset(m, 0, sizeof *m);
+    m->n_heads = p->n_heads;
+    m->n_kv_heads = p->n_kv_heads;
+    m->head_dim = p->head_dim;
+    m->scale = p->scale;
+    m->window = p->window;
+    m->allow_neg_eigval = p->allow_neg_eigval;
+    m->num_iter = p->num_iter;
+    m->ridge = p->ridge_strength;
+    m->use_alpha = p->use_alpha;
 }
 
-static kl_ssm ssm_of(const cl_ssm_layer *s)
+static void ssm_fill(kl_ssm *k, const cl_ssm_layer *s)
 {
-    kl_ssm k;
-    memset(&k, 0, sizeof k);
-    k.conv = s->conv;
-    k.state = s->state;
-    k.state2 = s->state2;
-    k.log_decay = s->log_decay;
-    k.trans = s->trans;
-    k.conv_channels = s->conv_channels;
-    k.conv_width = s->conv_width;
-    k.n_heads = s->n_heads;
-    k.head_dim = s->head_dim;
-    return k;
+    memset(k, 0, sizeof *k);
+    k->conv = s->conv;
+    k->state = s->state;
+    k->state2 = s->state2;
+    k->log_decay = s->log_decay;
+    k->trans = s->trans;
+    k->conv_channels = s->conv_channels;
+    k->conv_width = s->conv_width;
+    k->n_heads = s->n_heads;
+    k->head_dim = s->head_dim;
 }
+
+/* The batch as the kernels see it, byte for byte (padding included). */
+static void kb_fill(kl_batch *dst, const cuda_ctx *c) { memcpy(dst, &c->kb, sizeof *dst); }
 
 static const float *wptr(const cl_bweight *w) { return w && w->data ? w->data : NULL; }
 
@@ -101,8 +103,8 @@ static int cuda_attention(cl_backend *b, float *out, const float *q, int64_t ldq
     a.kv.n_kv_heads = kv->n_kv_heads;
     a.kv.head_dim = kv->head_dim;
     a.kv.dtype = cuda_kdtype(kv->kv_dtype);
-    a.kb = c->kb;
-    a.mix = mix_of(p);
+    kb_fill(&a.kb, c);
+    mix_fill(&a.mix, p);
     if (c->kb.decode) {
         CU_CHECK(kl_attn_decode_prepare(&a.kv, &a.mix));
         a.n_split = kl_attn_decode_splits(c->kb.n_seq, p->n_kv_heads, c->sm_count);
@@ -144,8 +146,8 @@ static int cuda_conv1d(cl_backend *b, float *out, const float *x, int64_t ldx,
     a.ldx = ldx;
     a.w = w->data;
     a.bias = wptr(bias);
-    a.s = ssm_of(s);
-    a.kb = c->kb;
+    ssm_fill(&a.s, s);
+    kb_fill(&a.kb, c);
     return cuda_dispatch(c, "conv1d", conv_run, &a, sizeof a);
 }
 
@@ -186,7 +188,7 @@ static int ssm_run(cuda_ctx *c, const void *p)
 
 static int ssm_dispatch(cuda_ctx *c, ssm_args *a, const char *name)
 {
-    a->kb = c->kb;
+    kb_fill(&a->kb, c);
     if (!c->kb.decode && c->kb.n_chunks > 0) {
         int64_t H = a->mix.n_heads, D = a->mix.head_dim, n = c->kb.n_chunks;
         size_t floats = a->kind == KL_SSM_M2    ? kl_m2_scratch_floats(n, H, D)
@@ -214,8 +216,8 @@ static int cuda_mamba2(cl_backend *b, float *y, const float *xbc, const float *d
     a.w1 = wptr(dt_bias);
     a.w2 = wptr(a_log);
     a.w3 = wptr(d_skip);
-    a.s = ssm_of(s);
-    a.mix = mix_of(p);
+    ssm_fill(&a.s, s);
+    mix_fill(&a.mix, p);
     return ssm_dispatch(cuda_of(b), &a, "mamba2");
 }
 
@@ -235,8 +237,8 @@ static int cuda_gdn(cl_backend *b, float *o, const float *qkv, const float *beta
     a.ld = ldg;
     a.w1 = wptr(a_log);
     a.w2 = wptr(dt_bias);
-    a.s = ssm_of(s);
-    a.mix = mix_of(p);
+    ssm_fill(&a.s, s);
+    mix_fill(&a.mix, p);
     return ssm_dispatch(cuda_of(b), &a, "gdn");
 }
 
@@ -260,8 +262,8 @@ static int cuda_gka(cl_backend *b, float *o, const float *qkv, const float *a_ra
     a.w2 = p->use_alpha ? wptr(alpha_bias) : NULL;
     a.w3 = wptr(a_log);
     a.w4 = wptr(dt_bias);
-    a.s = ssm_of(s);
-    a.mix = mix_of(p);
+    ssm_fill(&a.s, s);
+    mix_fill(&a.mix, p);
     return ssm_dispatch(cuda_of(b), &a, "gka");
 }
 

@@ -3,7 +3,8 @@
  * from non-zero states), token-by-token decode (CUDA graphs), batched decode of
  * sequences at different lengths, the SSM/KV state after the prompt, and decode
  * after a snapshot/restore round trip; fp32 models within 1e-4 (and the golden
- * cases within their tolerance of the reference), bf16 models within 2e-2.
+ * cases within their tolerance of the reference), bf16 tiny models within 2e-2
+ * (2-layer 8B shapes within 3e-2, see test_8b_shapes).
  * Skips (77) without a GPU. Prints a table last.
  *
  * Models: the golden checkpoints (COLLAGE_SHARED/golden/<case>), mkmodel tiny
@@ -385,7 +386,11 @@ static void test_8b_shapes(void **state)
     for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
         char name[64];
         snprintf(name, sizeof name, "%s x2 layers bf16", args[i].preset);
-        model_case mc = {name, load_random, &args[i], 2e-2, NULL, 0, 300, 1};
+        /* 3e-2, not the tiny presets' 2e-2: two 8B-shaped layers of random weights put the
+         * bf16 rounding of every GEMM input (the CPU keeps fp32 activations) in the
+         * far tail of 300 x 151936 logits; measured 1.1e-2 (GKA, GDN) to 2.5e-2 (M2,
+         * 37-token calls) on an H200, 2026-11-23 */
+        model_case mc = {name, load_random, &args[i], 3e-2, NULL, 0, 300, 1};
         run_case(&mc);
     }
 }
