@@ -102,6 +102,9 @@ static int list_append(cuda_rec_list *l, const char *name, cuda_run_fn fn, const
         l->cap_bytes = cap;
     }
     memcpy(l->bytes + l->n_bytes, args, size);
+    /* zero the alignment gap: lists are compared byte for byte, and the arena's
+     * memory is reused from older lists (stale gap bytes made equal steps differ) */
+    memset(l->bytes + l->n_bytes + size, 0, need - l->n_bytes - size);
     l->ops[l->n_ops++] = (cuda_rec_op){fn, name, l->n_bytes, size};
     l->n_bytes = need;
     return CL_OK;
