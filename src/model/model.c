@@ -68,6 +68,18 @@ static int is_matrix_role(int r)
     }
 }
 
+/* Roles in the order forward.c uses them: a backend that stores 16-bit matrices
+ * back to back can then run projections of the same input (q|k|v|gate|beta|decay|
+ * alpha, gate|up) as one product. */
+static const int upload_order[CL_W_ROLE_COUNT] = {
+    CL_W_IN_NORM,  CL_W_POST_NORM, CL_W_Q,          CL_W_K,        CL_W_V,
+    CL_W_GATE,     CL_W_BETA,      CL_W_DECAY,      CL_W_ALPHA,    CL_W_O,
+    CL_W_MLP_GATE, CL_W_MLP_UP,    CL_W_MLP_DOWN,   CL_W_Q_NORM,   CL_W_K_NORM,
+    CL_W_M2_IN,    CL_W_CONV,      CL_W_CONV_BIAS,  CL_W_DT_BIAS,  CL_W_A_LOG,
+    CL_W_M2_D,     CL_W_M2_NORM,   CL_W_B_NORM,     CL_W_C_NORM,   CL_W_Q_CONV,
+    CL_W_K_CONV,   CL_W_V_CONV,    CL_W_BETA_BIAS,  CL_W_ALPHA_BIAS, CL_W_O_NORM,
+};
+
 int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
 {
     cl_model_opts def;
@@ -104,7 +116,8 @@ int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
         cl_layer_type t = m->cfg->layer_types[l];
         lb->attn_index = cl_layer_is_attention(t) ? n_attn++ : -1;
         lb->ssm_index = cl_layer_is_ssm(t) ? n_ssm++ : -1;
-        for (int r = 0; r < CL_W_ROLE_COUNT; r++) {
+        for (int i = 0; i < CL_W_ROLE_COUNT; i++) {
+            int r = upload_order[i];
             const cl_st_tensor *st = m->ck.w.layers[l].t[r];
             if (!st || r == CL_W_CONV || r == CL_W_Q_CONV || r == CL_W_K_CONV || r == CL_W_V_CONV)
                 continue;
