@@ -1,0 +1,34 @@
+/* config_parse.h - internals shared by config.c, config_types.c and config_util.c
+ * (not a public contract: use config.h). Every function returns a status and
+ * names the file and key at fault. */
+#ifndef CL_CONFIG_PARSE_H
+#define CL_CONFIG_PARSE_H
+
+#include <cjson/cJSON.h>
+
+#include "model/config.h"
+
+int cfg_add_unknown(cl_config *cfg, const char *prefix, const char *key);
+/* Adds the keys of obj not in the NULL-terminated `known` list as "<prefix>.<key>". */
+int cfg_collect_unknown(cl_config *cfg, const cJSON *obj, const char *prefix,
+                        const char *const *known);
+/* A per-type dict's derived value must equal the top-level one (absent: fine). */
+int cfg_check_derived(const cJSON *sub, const char *subname, const char *key, int64_t want,
+                      const char *file);
+/* A boolean whose other value is not implemented: error naming the key. */
+int cfg_unsupported_bool(const cJSON *sub, const char *subname, const char *key, int def,
+                         int supported_value, const char *file, int *out);
+int cfg_reject_kv_rank(const cJSON *sub, const char *subname, const char *file);
+int cfg_parse_dtype(const char *s, const char *file, const char *key, cl_dtype *out);
+int cfg_parse_token_ids(const cJSON *root, const char *key, const char *file, int64_t *ids,
+                        int *n, int max);
+/* JSON with sorted object keys, numbers as %.17g (malloc'd). */
+int cfg_canonical_json(const cJSON *root, char **out);
+
+int cfg_parse_gka(cl_config *cfg, const cJSON *root, const char *file);
+int cfg_parse_gdn(cl_config *cfg, const cJSON *root, const char *file);
+int cfg_parse_m2(cl_config *cfg, const cJSON *root, const char *file);
+int cfg_parse_swa(cl_config *cfg, const cJSON *root, const char *file);
+int cfg_parse_bmf(cl_config *cfg, const cJSON *root, const char *file);
+
+#endif
