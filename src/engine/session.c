@@ -48,6 +48,13 @@ int cl_session_generate(cl_model *m, cl_seq *s, cl_prefix *pc, const cl_session_
         at = end;
         if (rc == CL_OK && pc && ncap < MAXCAP && (end == n - 1 || (every && end % every == 0)))
             rc = cl_prefix_capture_now(pc, s, &caps[ncap++]);
+        /* snapshots of a big model are tens of MiB: store them as we go, keep few in memory */
+        if (rc == CL_OK && pc && ncap >= 4 && at < n - 1) {
+            rc = cl_prefix_save(pc, s, prompt, at, caps, ncap);
+            for (int i = 0; i < ncap; i++)
+                cl_prefix_capture_free(&caps[i]);
+            ncap = 0;
+        }
     }
     cl_gen_opts g = *go;
     g.feed_last = g.feed_last || (pc && so->store_answer);
