@@ -71,7 +71,7 @@ int cmd_query(int argc, char **argv)
         {"prompt", OPT_STR, &prompt, "TEXT", "the query text (follows the documents)"},
         {"suffix-ids", OPT_STR, &suffix_arg, "IDS", "the query as token ids"},
         {"sequential-positions", OPT_FLAG, &sequential, NULL,
-         "RoPE positions continue across documents"},
+         "RoPE positions continue across documents (not yet supported here)"},
         {"sw-mask-query", OPT_FLAG, &sw_mask_query, NULL, "sw: hide the gap from the query too"},
         {"max-new-tokens", OPT_INT, &max_new, "N", "tokens to generate (default 64)"},
         {"print-ids", OPT_FLAG, &print_ids, NULL, "print ids instead of text"},
@@ -97,6 +97,10 @@ int cmd_query(int argc, char **argv)
         return cli_usage_error("query", "query composes stored documents: it needs the store");
     if (max_new < 0)
         return cli_usage_error("query", "--max-new-tokens must be >= 0");
+    if (sequential) /* stored keys carry their document-local RoPE rotation */
+        return cli_usage_error("query", "--sequential-positions is not yet supported for stored "
+                                        "documents (their keys were rotated at positions from 0; "
+                                        "use collage compose)");
     cl_compose_opts co;
     cl_compose_opts_default(&co);
     co.sequential_positions = sequential;
