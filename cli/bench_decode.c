@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "args.h"
 #include "bench.h"
@@ -154,10 +155,21 @@ static int decode_steps(cl_model *m, cl_cache *c, cl_seq *seqs, int64_t B, int64
 }
 
 typedef struct {
-    int64_t steps, warm, page_tokens;
+    int64_t steps, warm, page_tokens, settle_ms;
     double copy_gbps;
     size_t mem_total;
 } dec_setup;
+
+/* An idle pause before a point's steps: right after a memory-full point the
+ * GPU ran a batch-1 step 10% slower than from idle (H200, 2026-11-23: 6.37 vs
+ * 5.74 ms), so without it each figure would depend on the point before it. */
+static void settle(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
 
 /* One (context, batch) point; B = 0 means the memory-full batch. */
 static int run_point(cl_model *m, const dec_setup *su, int64_t L, int64_t B_want, dec_result *r)
@@ -212,6 +224,7 @@ static int run_point(cl_model *m, const dec_setup *su, int64_t L, int64_t B_want
     }
     if (rc == CL_OK)
         rc = fill_cache(m, c);
+    settle(su->settle_ms);
     double secs = 0;
     uint64_t cap0, rep0;
     cl_cuda_graph_stats(m->b, &cap0, &rep0);
@@ -291,7 +304,7 @@ int bench_decode(int argc, char **argv)
     const char *presets = "gka-8b,gdn-8b,m2-8b", *ctx_arg = NULL, *iters_arg = NULL;
     int quick = 0, json = 0;
     const char *json_out = NULL;
-    int64_t steps = 0, batch = -1, layers = 0, page_tokens = 64;
+    int64_t steps = 0, batch = -1, layers = 0, page_tokens = 64, settle_ms = 1000;
     cli_opt opts[] = {
         {"preset", OPT_STR, &presets, "NAMES", "comma-separated presets (default gka-8b,gdn-8b,m2-8b)"},
         {"contexts", OPT_STR, &ctx_arg, "LIST", "context lengths (default 16384,32768,65536,131072)"},
@@ -300,6 +313,7 @@ int bench_decode(int argc, char **argv)
         {"batch", OPT_INT, &batch, "N", "one batch size instead of memory-full and 1"},
         {"layers", OPT_INT, &layers, "N", "layer count override (0: preset)"},
         {"page-tokens", OPT_INT, &page_tokens, "N", "KV page size (default 64)"},
+        {"settle-ms", OPT_INT, &settle_ms, "MS", "idle pause before each point (default 1000)"},
         {"quick", OPT_FLAG, &quick, NULL, "16K and 32K contexts, GKA iterations at 16K only"},
         {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout"},
         {"json-out", OPT_STR, &json_out, "FILE", "also write the JSON object to FILE"},
@@ -323,7 +337,7 @@ int bench_decode(int argc, char **argv)
     cl_backend *probe;
     if ((rc = cl_backend_create("cuda", 1, &probe)) != CL_OK)
         return cli_fail(rc);
-    dec_setup su = {steps, 2, page_tokens, 0, 0};
+    dec_setup su = {steps, 2, page_tokens, settle_ms, 0, 0};
     cl_cuda_info info;
     double gemm = 0;
     rc = cl_cuda_get_info(probe, &info);
@@ -344,9 +358,11 @@ int bench_decode(int argc, char **argv)
             fprintf(js[k],
                     "{\n  \"bench\": \"decode\", \"device\": \"%s\", \"sm_count\": %d, "
                     "\"mem_total_bytes\": %zu, \"copy_GBps\": %.1f, \"gemm_bf16_TFLOPs\": %.1f,\n"
-                    "  \"quick\": %s, \"page_tokens\": %lld, \"steps\": %lld,\n  \"results\": [\n",
+                    "  \"quick\": %s, \"page_tokens\": %lld, \"steps\": %lld, "
+                    "\"settle_ms\": %lld,\n  \"results\": [\n",
                     info.name, info.sm_count, info.mem_total, su.copy_gbps, gemm,
-                    quick ? "true" : "false", (long long)page_tokens, (long long)steps);
+                    quick ? "true" : "false", (long long)page_tokens, (long long)steps,
+                    (long long)settle_ms);
     if (!json) {
         printf("device %s, %.1f GiB; copy %.0f GB/s (read + write); bf16 GEMM %.0f TFLOP/s\n",
                info.name, (double)info.mem_total / (1 << 30), su.copy_gbps, gemm);

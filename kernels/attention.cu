@@ -248,6 +248,8 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(
 __global__ void attn_combine_kernel(float *out, const float *partial, int n_split, int64_t Hq,
                                     int64_t D, kl_batch b)
 {
+    kl_pdl_wait();
+    kl_pdl_trigger();
     extern __shared__ float cw[]; /* m[n_split], l[n_split] -> weights */
     const int64_t s = blockIdx.x / Hq, qh = blockIdx.x % Hq;
     const float *pp = partial + (s * Hq + qh) * n_split * (D + 2);
@@ -370,9 +372,20 @@ extern "C" cudaError_t kl_kv_append(const kl_kv *kv, const float *k, const float
     return cudaGetLastError();
 }
 
+extern "C" {
+int kl_attn_splits_old = 0;
+}
+
 extern "C" int kl_attn_decode_splits(int n_seq, int64_t n_kv_heads, int sm_count)
 {
     int64_t pairs = (int64_t)n_seq * n_kv_heads;
+    /* Few (sequence, KV head) pairs: one wave of the tensor-core kernel (two
+     * 96 KB blocks per SM). 8 blocks per SM, as before, made 512 blocks at batch 1
+     * (1.94 waves of 264): the second wave ran half empty. */
+    if (4 * pairs <= (int64_t)sm_count && !kl_attn_splits_old) {
+        int64_t want = 2 * (int64_t)sm_count / pairs;
+        return (int)(want < 1 ? 1 : want > 64 ? 64 : want);
+    }
     int64_t want = (8 * (int64_t)sm_count + pairs - 1) / pairs;
     return (int)(want < 1 ? 1 : want > 64 ? 64 : want);
 }
@@ -409,9 +422,9 @@ static cudaError_t decode_launch(float *out, const float *q, int64_t ldq, const 
     if (e != cudaSuccess || n_split == 1)
         return e;
     KL_MARK("attention.decode");
-    attn_combine_kernel<<<(unsigned)(b->n_seq * p->n_heads), 128,
-                          2 * n_split * sizeof(float), stream>>>(out, partial, n_split,
-                                                                 p->n_heads, D, *b);
+    (void)kl_launch(attn_combine_kernel, dim3((unsigned)(b->n_seq * p->n_heads)), dim3(128),
+                    2 * n_split * sizeof(float), stream, out, (const float *)partial, n_split,
+                    p->n_heads, (int64_t)D, *b);
     return cudaGetLastError();
 }
 
@@ -454,9 +467,9 @@ extern "C" cudaError_t kl_attn_decode(float *out, const float *q, int64_t ldq, c
     cudaError_t e = kl_attn_decode_mma(out, q, ldq, kv, b, p, partial, n_split, stream);
     if (e == cudaSuccess && out && n_split > 1) {
         KL_MARK("attention.decode");
-        attn_combine_kernel<<<(unsigned)(b->n_seq * p->n_heads), 128,
-                              2 * n_split * sizeof(float), stream>>>(out, partial, n_split,
-                                                                     p->n_heads, p->head_dim, *b);
+        (void)kl_launch(attn_combine_kernel, dim3((unsigned)(b->n_seq * p->n_heads)), dim3(128),
+                        2 * n_split * sizeof(float), stream, out, (const float *)partial, n_split,
+                        p->n_heads, p->head_dim, *b);
         return cudaGetLastError();
     }
     if (e != cudaErrorNotSupported)

@@ -44,6 +44,12 @@ __device__ __forceinline__ void fa_ldm4(uint32_t *r, const void *p)
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(fa_smem(p)));
 }
+__device__ __forceinline__ void fa_ldm2(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(fa_smem(p)));
+}
 __device__ __forceinline__ void fa_ldm4t(uint32_t *r, const void *p)
 {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -74,10 +80,13 @@ __global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int
 {
     extern __shared__ uint4 fa_sm[];
     uint4 *Qs = fa_sm, *Ks = Qs + FA_ROWS * FA_CH, *Vs = Ks + 2 * FA_KEYS * FA_CH;
-    const int tile = blockIdx.x, h = blockIdx.y;
-    const int si = b.tiles[2 * tile], r0 = b.tiles[2 * tile + 1];
+    /* the batch's query tiles are KL_ATTN_TILE = 128 rows: two blocks per tile */
+    const int tile = blockIdx.x >> 1, h = blockIdx.y;
+    const int si = b.tiles[2 * tile], r0 = b.tiles[2 * tile + 1] + (blockIdx.x & 1) * FA_ROWS;
     const kl_seq sq = b.seq[si];
     const int nrows = (int)(sq.n_tok - r0 < FA_ROWS ? sq.n_tok - r0 : FA_ROWS);
+    if (nrows <= 0)
+        return;
     const int64_t g = h / (Hq / Hkv);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
 
@@ -274,6 +283,272 @@ __global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int
     }
 }
 
+/* ------------------------------------------------- prefill, 32 rows per warp */
+
+/* The same flash attention with 128 query rows per block (4 warps x 32 rows):
+ * every K and V fragment read from shared memory feeds two m16 products instead
+ * of one, which halves the ldmatrix traffic per mma (fa_kernel: 64 ldmatrix per
+ * 128 mma per key tile and warp; here 80 per 256). Q stays in shared memory and
+ * is re-read per k step (registers hold O: 128, S: 64). K and V tiles are double
+ * buffered (tile j+1 streams in during all of tile j's work: 96 KB, two blocks per
+ * SM); a first version with one K and one V buffer (V(j) loading during S, K(j+1)
+ * during P V) was latency-bound, +5% over fa_kernel. Blocks start with the last
+ * query tiles (the most keys) to shorten the causal tail; a warp whose rows see
+ * none of a key tile skips its products. */
+#define F2_ROWS 128
+
+template <bool PACK>
+__global__ void __launch_bounds__(128, 2) fa2_kernel(float *out, const float *q, int64_t ldq,
+                                                     const __nv_bfloat16 *kp,
+                                                     const __nv_bfloat16 *vp, int64_t P,
+                                                     int p_shift, int64_t Hq, int64_t Hkv,
+                                                     float scale_log2, int64_t window, kl_batch b)
+{
+    extern __shared__ uint4 fa_sm[];
+    uint4 *Qs = fa_sm, *Ks = Qs + F2_ROWS * FA_CH, *Vs = Ks + 2 * FA_KEYS * FA_CH;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    /* PACK (4 query heads per KV head): the block is the 4 heads of KV head g over
+     * 32 positions of a 128-position tile, one head per warp, so every K/V tile
+     * read serves 4 heads; else 128 positions of one head, 32 per warp. Positions
+     * of this warp's rows: poff + 0..31; its head hw. */
+    const int tile = b.n_tiles - 1 - (int)(PACK ? blockIdx.x / 4 : blockIdx.x);
+    const int qq = PACK ? 3 - (int)(blockIdx.x % 4) : 0;
+    const int64_t g = PACK ? (int64_t)blockIdx.y : (int64_t)blockIdx.y / (Hq / Hkv);
+    const int64_t h0 = PACK ? g * 4 : (int64_t)blockIdx.y, hw = PACK ? h0 + warp : h0;
+    const int si = b.tiles[2 * tile], r0 = b.tiles[2 * tile + 1] + 32 * qq;
+    const kl_seq sq = b.seq[si];
+    const int npos_max = PACK ? 32 : F2_ROWS;
+    const int nrows = (int)(sq.n_tok - r0 < npos_max ? sq.n_tok - r0 : npos_max);
+    if (nrows <= 0)
+        return;
+    const int poff = PACK ? 0 : warp * 32;
+
+    for (int i = tid; i < F2_ROWS * FA_CH; i += 128) {
+        int r = i / FA_CH, c = i % FA_CH;
+        const int pos = PACK ? r % 32 : r;
+        const int64_t hr = PACK ? h0 + r / 32 : h0;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (pos < nrows) {
+            const float4 *src = reinterpret_cast<const float4 *>(
+                q + (sq.tok_start + r0 + pos) * ldq + hr * FA_D + c * 8);
+            float4 x0 = src[0], x1 = src[1];
+            v.x = fa_pack(x0.x, x0.y);
+            v.y = fa_pack(x0.z, x0.w);
+            v.z = fa_pack(x1.x, x1.y);
+            v.w = fa_pack(x1.z, x1.w);
+        }
+        Qs[fa_swz(r, c)] = v;
+    }
+
+    const int32_t q_first = (int32_t)(sq.kv_start + r0), q_last = q_first + nrows - 1;
+    const int32_t lo = window > 0 && q_first - window + 1 > 0 ? q_first - (int32_t)window + 1 : 0;
+    const int32_t hi = q_last + 1;
+    const int32_t hide_lo = (int32_t)sq.hide_lo, hide_hi = (int32_t)sq.hide_hi;
+    const int32_t *btab = b.blocks + sq.blocks_off;
+    const int32_t pmask = p_shift >= 0 ? (1 << p_shift) - 1 : 0;
+    const int n_kt = (int)((hi - lo + FA_KEYS - 1) / FA_KEYS);
+    const int64_t row_elems = Hkv * FA_D;
+    /* this warp's rows: first and last query slot it holds */
+    const int wrows = nrows - poff < 32 ? nrows - poff : 32;
+    const int32_t wq_first = q_first + poff, wq_last = wq_first + (wrows > 0 ? wrows : 1) - 1;
+
+    auto load = [&](int kt, int st) { /* K and V of key tile kt into stage st */
+        const int32_t base = lo + kt * FA_KEYS;
+        const int c = tid % FA_CH; /* each thread copies one 16-byte column of 8 rows */
+        uint4 *kd = Ks + st * FA_KEYS * FA_CH, *vd = Vs + st * FA_KEYS * FA_CH;
+#pragma unroll 1
+        for (int r = tid / FA_CH; r < FA_KEYS; r += 128 / FA_CH) {
+            int32_t j = base + r;
+            const __nv_bfloat16 *ks = kp, *vs = vp;
+            int sz = 0;
+            if (j < hi) {
+                int32_t pi = p_shift >= 0 ? j >> p_shift : (int32_t)(j / P);
+                int32_t po = p_shift >= 0 ? j & pmask : (int32_t)(j % P);
+                int64_t off = ((int64_t)btab[pi] * P + po) * row_elems + g * FA_D + c * 8;
+                ks = kp + off;
+                vs = vp + off;
+                sz = 16;
+            }
+            fa_cp16(kd + fa_swz(r, c), ks, sz);
+            fa_cp16(vd + fa_swz(r, c), vs, sz);
+        }
+        fa_commit();
+    };
+
+    if (n_kt > 0)
+        load(0, 0);
+
+    float o[2][16][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int d = 0; d < 16; d++)
+            o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.0f;
+    float m[2][2], l[2][2];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            m[mt][k] = -INFINITY;
+            l[mt][k] = 0.0f;
+        }
+
+    for (int kt = 0; kt < n_kt; kt++) {
+        const int st = kt & 1;
+        if (kt + 1 < n_kt) {
+            load(kt + 1, st ^ 1);
+            fa_wait<1>();
+        } else {
+            fa_wait<0>();
+        }
+        __syncthreads(); /* tile kt visible */
+        const uint4 *kt_s = Ks + st * FA_KEYS * FA_CH, *vt_s = Vs + st * FA_KEYS * FA_CH;
+        const int32_t kbase = lo + kt * FA_KEYS;
+        /* keys after the warp's last row, or all before its window: nothing to add */
+        const bool skip = wrows <= 0 || kbase > wq_last ||
+                          (window > 0 && kbase + FA_KEYS - 1 < wq_first - window + 1 - 32);
+        float s[2][8][4];
+        if (!skip) {
+#pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+                    s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
+#pragma unroll
+            for (int ks = 0; ks < 8; ks++) { /* k16 steps: Q (2 m tiles) then K n-tiles */
+                uint32_t qa[2][4];
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++) {
+                    int row = warp * 32 + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                    fa_ldm4(qa[mt], Qs + fa_swz(row, 2 * ks + (lane >> 4)));
+                }
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++) {
+                    uint32_t bk[2];
+                    fa_ldm2(bk, kt_s + fa_swz(nt * 8 + (lane & 7), 2 * ks + ((lane >> 3) & 1)));
+#pragma unroll
+                    for (int mt = 0; mt < 2; mt++)
+                        fa_mma(s[mt][nt], qa[mt], bk[0], bk[1]);
+                }
+            }
+            /* mask, scale (log2 domain), online softmax: as fa_kernel, per m tile */
+            const bool whole = wrows == 32 && kbase + FA_KEYS - 1 <= wq_first &&
+                               (window <= 0 || kbase >= wq_last - (int32_t)window + 1) &&
+                               (kbase + FA_KEYS <= hide_lo || kbase >= hide_hi);
+#pragma unroll
+            for (int mt = 0; mt < 2; mt++) {
+                float mx[2] = {-INFINITY, -INFINITY};
+                if (whole) {
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            float v = s[mt][nt][e] * scale_log2;
+                            s[mt][nt][e] = v;
+                            mx[e >> 1] = fmaxf(mx[e >> 1], v);
+                        }
+                } else {
+                    int32_t qs[2], qlo[2]; /* the two rows of this lane, -1: past the tile */
+#pragma unroll
+                    for (int k = 0; k < 2; k++) {
+                        const int rl = poff + mt * 16 + (lane >> 2) + 8 * k;
+                        qs[k] = rl < nrows ? q_first + rl : -1;
+                        qlo[k] = window > 0 && qs[k] - window + 1 > 0 ? qs[k] - (int32_t)window + 1
+                                                                      : 0;
+                    }
+#pragma unroll
+                    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            const int k = e >> 1;
+                            const int32_t key = kbase + nt * 8 + (lane & 3) * 2 + (e & 1);
+                            bool ok = key >= qlo[k] && key <= qs[k] &&
+                                      !(key >= hide_lo && key < hide_hi);
+                            float v = ok ? s[mt][nt][e] * scale_log2 : -INFINITY;
+                            s[mt][nt][e] = v;
+                            mx[k] = fmaxf(mx[k], v);
+                        }
+                }
+                float corr[2];
+#pragma unroll
+                for (int k = 0; k < 2; k++) {
+                    mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 1));
+                    mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 2));
+                    float mn = fmaxf(m[mt][k], mx[k]);
+                    float mu = mn == -INFINITY ? 0.0f : mn;
+                    corr[k] = exp2f(m[mt][k] - mu);
+                    m[mt][k] = mn;
+                    mx[k] = mu;
+                    l[mt][k] *= corr[k];
+                }
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        float pv = exp2f(s[mt][nt][e] - mx[e >> 1]);
+                        s[mt][nt][e] = pv;
+                        l[mt][e >> 1] += pv;
+                    }
+#pragma unroll
+                for (int d = 0; d < 16; d++) {
+                    o[mt][d][0] *= corr[0];
+                    o[mt][d][1] *= corr[0];
+                    o[mt][d][2] *= corr[1];
+                    o[mt][d][3] *= corr[1];
+                }
+            }
+        }
+        if (!skip) {
+#pragma unroll
+            for (int k2 = 0; k2 < 4; k2++) {
+                uint32_t a[2][4];
+#pragma unroll
+                for (int mt = 0; mt < 2; mt++) {
+                    a[mt][0] = fa_pack(s[mt][2 * k2][0], s[mt][2 * k2][1]);
+                    a[mt][1] = fa_pack(s[mt][2 * k2][2], s[mt][2 * k2][3]);
+                    a[mt][2] = fa_pack(s[mt][2 * k2 + 1][0], s[mt][2 * k2 + 1][1]);
+                    a[mt][3] = fa_pack(s[mt][2 * k2 + 1][2], s[mt][2 * k2 + 1][3]);
+                }
+#pragma unroll
+                for (int dt = 0; dt < 16; dt += 2) {
+                    uint32_t bv[4];
+                    int key = k2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                    fa_ldm4t(bv, vt_s + fa_swz(key, dt + (lane >> 4)));
+#pragma unroll
+                    for (int mt = 0; mt < 2; mt++) {
+                        fa_mma(o[mt][dt], a[mt], bv[0], bv[1]);
+                        fa_mma(o[mt][dt + 1], a[mt], bv[2], bv[3]);
+                    }
+                }
+            }
+        }
+        __syncthreads(); /* stage st is loaded again next iteration */
+    }
+
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            float lk = l[mt][k];
+            lk += __shfl_xor_sync(0xffffffffu, lk, 1);
+            lk += __shfl_xor_sync(0xffffffffu, lk, 2);
+            const int rl = poff + mt * 16 + (lane >> 2) + 8 * k;
+            if (rl >= nrows)
+                continue;
+            float inv = lk > 0.0f ? 1.0f / lk : 0.0f;
+            float *dst = out + (sq.tok_start + r0 + rl) * Hq * FA_D + hw * FA_D + (lane & 3) * 2;
+#pragma unroll
+            for (int dt = 0; dt < 16; dt++) {
+                float2 v = make_float2(o[mt][dt][2 * k] * inv, o[mt][dt][2 * k + 1] * inv);
+                *reinterpret_cast<float2 *>(dst + dt * 8) = v;
+            }
+        }
+}
+
+extern "C" {
+int kl_fa_old = 0;
+}
+
 extern "C" cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t ldq,
                                            const kl_kv *kv, const kl_batch *b, const kl_mix *p,
                                            cudaStream_t stream)
@@ -283,25 +558,48 @@ extern "C" cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t l
         return b->n_tiles <= 0 && kv->dtype == KL_BF16 && p->head_dim == FA_D
                    ? cudaSuccess
                    : cudaErrorNotSupported;
-    size_t smem = (size_t)(FA_ROWS + 4 * FA_KEYS) * FA_CH * sizeof(uint4);
+    const size_t smem_old = (size_t)(FA_ROWS + 4 * FA_KEYS) * FA_CH * sizeof(uint4);
+    const size_t smem_new = (size_t)(F2_ROWS + 4 * FA_KEYS) * FA_CH * sizeof(uint4);
     static int attr_set = 0;
     if (!attr_set) {
         cudaError_t e = cudaFuncSetAttribute(fa_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)smem);
+                                             (int)smem_old);
+        if (e == cudaSuccess)
+            e = cudaFuncSetAttribute(fa2_kernel<false>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_new);
+        if (e == cudaSuccess)
+            e = cudaFuncSetAttribute(fa2_kernel<true>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_new);
         if (e != cudaSuccess)
             return e;
         attr_set = 1;
     }
     const float log2e = 1.4426950408889634f;
-    dim3 grid((unsigned)b->n_tiles, (unsigned)p->n_heads);
     int64_t P = kv->page_tokens;
     int p_shift = -1;
     if (P > 0 && !(P & (P - 1)))
         for (p_shift = 0; (1ll << p_shift) < P; p_shift++)
             ;
-    fa_kernel<<<grid, 128, smem, stream>>>(out, q, ldq, (const __nv_bfloat16 *)kv->k,
-                                           (const __nv_bfloat16 *)kv->v, P, p_shift, p->n_heads,
-                                           p->n_kv_heads, p->scale * log2e, p->window, *b);
+    if (kl_fa_old == 1) { /* COLLAGE_CUDA_FA=old: the first round's kernel (A/B) */
+        dim3 grid((unsigned)(2 * b->n_tiles), (unsigned)p->n_heads);
+        fa_kernel<<<grid, 128, smem_old, stream>>>(out, q, ldq, (const __nv_bfloat16 *)kv->k,
+                                                   (const __nv_bfloat16 *)kv->v, P, p_shift,
+                                                   p->n_heads, p->n_kv_heads, p->scale * log2e,
+                                                   p->window, *b);
+        return cudaGetLastError();
+    }
+    if (p->n_heads == 4 * p->n_kv_heads && kl_fa_old != 2) { /* GQA 4: heads packed */
+        dim3 grid((unsigned)(4 * b->n_tiles), (unsigned)p->n_kv_heads);
+        fa2_kernel<true><<<grid, 128, smem_new, stream>>>(
+            out, q, ldq, (const __nv_bfloat16 *)kv->k, (const __nv_bfloat16 *)kv->v, P, p_shift,
+            p->n_heads, p->n_kv_heads, p->scale * log2e, p->window, *b);
+        return cudaGetLastError();
+    }
+    dim3 grid((unsigned)b->n_tiles, (unsigned)p->n_heads);
+    fa2_kernel<false><<<grid, 128, smem_new, stream>>>(out, q, ldq, (const __nv_bfloat16 *)kv->k,
+                                                       (const __nv_bfloat16 *)kv->v, P, p_shift,
+                                                       p->n_heads, p->n_kv_heads,
+                                                       p->scale * log2e, p->window, *b);
     return cudaGetLastError();
 }
 
@@ -362,12 +660,22 @@ __global__ void __launch_bounds__(128) attn_decode_mma_kernel(
             fa_cp16(vd + fa_swz(r, c), vs, sz);
         }
     };
+    /* The kernel before (qk_prep) appends this step's K, V at slot qslot; older
+     * slots were written by earlier steps. A split that ends before qslot starts
+     * its pipeline before the dependency wait (the batch metadata it reads was
+     * uploaded before the step). */
+    const bool early = t1 <= qslot;
+    if (!early)
+        kl_pdl_wait();
 #pragma unroll
     for (int k = 0; k < DM_STAGES - 1; k++) {
         if (k < n_tiles)
             load_tile(k);
         fa_commit();
     }
+    if (early)
+        kl_pdl_wait();
+    kl_pdl_trigger();
 
     /* Q rows g < G as A fragments, straight from the fp32 activations */
     uint32_t qa[8][4];
@@ -529,9 +837,9 @@ static cudaError_t decode_mma_launch(float *out, const float *q, int64_t ldq, co
         for (p_shift = 0; (1ll << p_shift) < P; p_shift++)
             ;
     dim3 grid((unsigned)n_split, (unsigned)kv->n_kv_heads, (unsigned)b->n_seq);
-    attn_decode_mma_kernel<G><<<grid, 128, smem, stream>>>(
-        out, q, ldq, (const __nv_bfloat16 *)kv->k, (const __nv_bfloat16 *)kv->v, P, p_shift,
-        kv->n_kv_heads, p->scale * 1.4426950408889634f, p->window, *b, partial);
+    (void)kl_launch(attn_decode_mma_kernel<G>, dim3(grid), dim3(128), smem, stream, out, q, ldq,
+                    (const __nv_bfloat16 *)kv->k, (const __nv_bfloat16 *)kv->v, P, p_shift,
+                    kv->n_kv_heads, p->scale * 1.4426950408889634f, p->window, *b, partial);
     return cudaGetLastError();
 }
 

@@ -48,8 +48,15 @@ __global__ void __launch_bounds__(256) gdn_decode_kernel(float *o, gdn_in a, kl_
     __shared__ float q[D], k[D], v[D], u[D], red[8 * D];
     __shared__ float sc[2];
     const int h = blockIdx.x;
-    const kl_seq sq = b.seq[blockIdx.y];
+    const kl_seq sq = b.seq[blockIdx.y]; /* batch metadata: uploaded before the step */
     const int64_t row = sq.tok_start, H = s.n_heads;
+    const int64_t off = ((int64_t)sq.slot * H + h) * D * D;
+    /* the state is this kernel's alone (the previous step wrote it): load it while
+     * the kernel before (conv1d) finishes */
+    kl_tile<D> S;
+    S.load(s.state + off);
+    kl_pdl_wait();
+    kl_pdl_trigger();
     if (threadIdx.x < 32) {
         float beta, g;
         gdn_token(a, row, h, q, k, v, &beta, &g);
@@ -58,9 +65,6 @@ __global__ void __launch_bounds__(256) gdn_decode_kernel(float *o, gdn_in a, kl_
             sc[1] = g;
         }
     }
-    const int64_t off = ((int64_t)sq.slot * H + h) * D * D;
-    kl_tile<D> S;
-    S.load(s.state + off);
     __syncthreads();
     const float beta = sc[0], g = sc[1], eg = expf(g);
 #pragma unroll
@@ -278,11 +282,11 @@ extern "C" cudaError_t kl_gdn(float *o, const float *qkv, const float *beta_raw,
     if (b->decode && (D == 32 || D == 64 || D == 128)) {
         dim3 grid((unsigned)H, (unsigned)b->n_seq);
         if (D == 128)
-            gdn_decode_kernel<128><<<grid, 256, 0, stream>>>(o, a, *s, *b);
+            (void)kl_launch(gdn_decode_kernel<128>, dim3(grid), dim3(256), 0, stream, o, a, *s, *b);
         else if (D == 64)
-            gdn_decode_kernel<64><<<grid, 256, 0, stream>>>(o, a, *s, *b);
+            (void)kl_launch(gdn_decode_kernel<64>, dim3(grid), dim3(256), 0, stream, o, a, *s, *b);
         else
-            gdn_decode_kernel<32><<<grid, 256, 0, stream>>>(o, a, *s, *b);
+            (void)kl_launch(gdn_decode_kernel<32>, dim3(grid), dim3(256), 0, stream, o, a, *s, *b);
         return cudaGetLastError();
     }
     if (D % VB || D > 128 || b->n_chunks <= 0)

@@ -64,19 +64,26 @@ __global__ void __launch_bounds__(256) gka_decode_kernel(float *o, gka_in a, kl_
     __shared__ double dred[8];
     extern __shared__ float4 s_pref[]; /* [D * D / 4] */
     const int h = blockIdx.x;
-    const kl_seq sq = b.seq[blockIdx.y];
+    const kl_seq sq = b.seq[blockIdx.y]; /* batch metadata: uploaded before the step */
     const int64_t row = sq.tok_start, H = s.n_heads;
     const int w = threadIdx.x >> 5, l = threadIdx.x & 31;
     constexpr int RPW = kl_tile<D>::RPW, CPL = kl_tile<D>::CPL;
+    const int64_t off = ((int64_t)sq.slot * H + h) * D * D;
+    /* both states are this kernel's alone (the previous step wrote them): start
+     * loading them while the kernel before (conv1d) finishes */
     {
-        const float4 *src = reinterpret_cast<const float4 *>(
-            s.state + ((int64_t)sq.slot * H + h) * D * D);
+        const float4 *src = reinterpret_cast<const float4 *>(s.state + off);
         for (int i = threadIdx.x; i < D * D / 4; i += blockDim.x)
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
                              (uint32_t)__cvta_generic_to_shared(s_pref + i)),
                          "l"(src + i));
         asm volatile("cp.async.commit_group;\n" ::);
     }
+    kl_tile<D> Hm;
+    if (a.num_iter > 0)
+        Hm.load(s.state2 + off);
+    kl_pdl_wait();
+    kl_pdl_trigger();
     if (threadIdx.x < 32) {
         float alpha, g;
         gka_token(a, row, h, q, k, v, &alpha, &g);
@@ -85,12 +92,9 @@ __global__ void __launch_bounds__(256) gka_decode_kernel(float *o, gka_in a, kl_
             sc[1] = g;
         }
     }
-    const int64_t off = ((int64_t)sq.slot * H + h) * D * D;
     __syncthreads();
     const float alpha = sc[0], g = sc[1], eg = expf(g);
     if (a.num_iter > 0) {
-        kl_tile<D> Hm;
-        Hm.load(s.state2 + off);
         double fro = 0.0;
 #pragma unroll
         for (int rr = 0; rr < RPW; rr++)
@@ -484,11 +488,14 @@ extern "C" cudaError_t kl_gka(float *o, const float *qkv, const float *a_raw, co
         dim3 grid((unsigned)H, (unsigned)b->n_seq);
         size_t pref = (size_t)D * D * sizeof(float);
         if (D == 128)
-            gka_decode_kernel<128><<<grid, 256, pref, stream>>>(o, a, *s, *b);
+            (void)kl_launch(gka_decode_kernel<128>, dim3(grid), dim3(256), pref, stream, o, a,
+                            *s, *b);
         else if (D == 64)
-            gka_decode_kernel<64><<<grid, 256, pref, stream>>>(o, a, *s, *b);
+            (void)kl_launch(gka_decode_kernel<64>, dim3(grid), dim3(256), pref, stream, o, a,
+                            *s, *b);
         else
-            gka_decode_kernel<32><<<grid, 256, pref, stream>>>(o, a, *s, *b);
+            (void)kl_launch(gka_decode_kernel<32>, dim3(grid), dim3(256), pref, stream, o, a,
+                            *s, *b);
         return cudaGetLastError();
     }
     if (b->n_chunks <= 0)

@@ -24,7 +24,7 @@ enum { KL_F32 = 0, KL_F16 = 1, KL_BF16 = 2 };
 
 /* Rows per query tile of the prefill attention, tokens per chunk of the chunked
  * SSM forms (the CPU backend chunks the same way, so both round alike). */
-#define KL_ATTN_TILE 64
+#define KL_ATTN_TILE 128
 #define KL_SSM_CHUNK 64
 
 /* One sequence of a batch, on the device. */
@@ -87,6 +87,10 @@ extern void (*kl_mark)(const char *name);
             kl_mark(name);    \
     } while (0)
 
+/* Programmatic dependent launch for the decode-path kernels (COLLAGE_CUDA_PDL,
+ * default 1; set by the backend before the first launch). */
+extern int kl_pdl;
+
 /* ---- elementwise.cu ---- */
 /* dst[r*cols + c] = src[r*ld_src + c] converted to dtype (KL_BF16 / KL_F16 / KL_F32). */
 cudaError_t kl_convert(void *dst, int dtype, const float *src, int64_t rows, int64_t cols,
@@ -108,6 +112,11 @@ cudaError_t kl_argmax(int32_t *ids, const float *logits, int64_t rows, int64_t V
  * bf16, so the projection that follows needs no conversion pass. */
 cudaError_t kl_rmsnorm(float *out, const float *x, const float *w, int64_t rows, int64_t dim,
                        float eps, void *out16, cudaStream_t stream);
+/* x += y, then out = rmsnorm(x) * w (+ out16): the residual add and the norm after
+ * it in one pass (cudaErrorNotSupported unless dim % 4 == 0, dim <= 16384 and the
+ * pointers are 16-byte aligned). */
+cudaError_t kl_add_rmsnorm(float *x, const float *y, float *out, const float *w, int64_t rows,
+                           int64_t dim, float eps, void *out16, cudaStream_t stream);
 cudaError_t kl_head_rmsnorm(float *x, int64_t ld, const float *w, int64_t rows, int64_t heads,
                             int64_t dim, float eps, cudaStream_t stream);
 cudaError_t kl_gated_norm_m2(float *y, const float *z, int64_t ldz, const float *w, int64_t rows,
@@ -120,6 +129,14 @@ cudaError_t kl_gated_norm_fla(float *o, const float *g, int64_t ldg, const float
 /* ---- rope.cu ---- */
 cudaError_t kl_rope(float *x, int64_t ld, const int64_t *positions, int64_t rows, int64_t heads,
                     int64_t dim, double theta, cudaStream_t stream);
+
+/* q/k head RMSNorms (weights wq [D], wk [D]), RoPE of q and k, and the append of
+ * k and v to the KV cache, for rows x (Hq | Hkv | Hkv) head vectors at row stride
+ * ld starting at q (k and v follow q in the row). D in {32, 64, 128, 256}, else
+ * cudaErrorNotSupported. */
+cudaError_t kl_qk_prep(float *q, int64_t ld, const float *wq, const float *wk, int64_t rows,
+                       int64_t Hq, int64_t Hkv, int64_t D, float eps, double theta,
+                       const kl_kv *kv, const kl_batch *b, cudaStream_t stream);
 
 /* ---- conv.cu ---- */
 cudaError_t kl_conv1d(float *out, const float *x, int64_t ldx, const float *w, const float *bias,
@@ -142,6 +159,29 @@ cudaError_t kl_gemm_skinny(float *out, int64_t ldo, const void *x16, const void 
 /* Host-side setup (shared-memory limits); once, outside graph capture. */
 cudaError_t kl_gemm_skinny_prepare(void);
 
+/* ---- gemm_small.cu ---- */
+/* out[r*ldo + n] = sum_k X[r, k] W[n, k] for r < rows <= KL_SMALL_MAX_ROWS, W bf16
+ * [N][K] (K % 8 == 0, 16-byte aligned); X fp32 (x_bf16 = 0, ldx % 4 == 0) or bf16
+ * (ldx % 8 == 0), 16-byte aligned. No scratch, no memset; launched with
+ * programmatic dependent launch when kl_pdl is set. */
+#define KL_SMALL_MAX_ROWS 32
+/* block shape of the <= 8-row kernel (tuning runs): 0 = 8 warps x 2 chunks per load
+ * group (fastest in the batch-1 decode graph), 1 = 4 warps x 4, 2 = 8 x 4, 3 = 16 x 4,
+ * 4 = 16 x 2, 5 = 4 x 2, 6 = 8 x 1 */
+extern int kl_small_variant;
+cudaError_t kl_gemm_small(float *out, int64_t ldo, const void *x, int x_bf16, int64_t ldx,
+                          const void *w, int64_t N, int64_t K, int64_t rows, cudaStream_t stream);
+
+/* ---- gemm_wgmma.cu ---- */
+/* The same product for rows <= 128 with wgmma (sm_90a builds only: otherwise
+ * kl_gemm_wgmma_available() is 0 and kl_gemm_wgmma returns cudaErrorNotSupported).
+ * X bf16 [rows][K] packed; out is zeroed (memset) and accumulated. */
+int kl_gemm_wgmma_available(void);
+cudaError_t kl_gemm_wgmma(float *out, int64_t ldo, const void *x16, const void *w, int64_t N,
+                          int64_t K, int64_t rows, int sm_count, cudaStream_t stream);
+/* Host-side setup (shared-memory limits); once, outside graph capture. */
+cudaError_t kl_gemm_wgmma_prepare(void);
+
 /* ---- attention.cu ---- */
 /* Writes k, v rows [n_tok, Hkv*D] (row stride ldk) at each sequence's kv_start.. */
 cudaError_t kl_kv_append(const kl_kv *kv, const float *k, const float *v, int64_t ldk,
@@ -149,6 +189,8 @@ cudaError_t kl_kv_append(const kl_kv *kv, const float *k, const float *v, int64_
 /* Decode (one query per sequence): split-KV partials then a combine. `partial`
  * holds n_seq * Hq * n_split * (D + 2) floats. */
 int kl_attn_decode_splits(int n_seq, int64_t n_kv_heads, int sm_count);
+/* 1 (COLLAGE_CUDA_SPLITS=old): the first round's split count at small batches (A/B) */
+extern int kl_attn_splits_old;
 cudaError_t kl_attn_decode(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                            const kl_batch *b, const kl_mix *p, float *partial, int n_split,
                            cudaStream_t stream);
@@ -163,7 +205,10 @@ cudaError_t kl_attn_decode_prepare(const kl_kv *kv, const kl_mix *p);
 /* Prefill / mixed batches: every row against its sequence's visible slots (any KV dtype). */
 cudaError_t kl_attn_prefill(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                             const kl_batch *b, const kl_mix *p, cudaStream_t stream);
-/* Tensor-core flash attention for bf16 KV, D == 128 (returns cudaErrorNotSupported otherwise). */
+/* Tensor-core flash attention for bf16 KV, D == 128 (returns cudaErrorNotSupported otherwise).
+ * kl_fa_old = 1 (COLLAGE_CUDA_FA=old): the first round's 64-row kernel; 2: 128 rows of
+ * one head per block also when 4 query heads share a KV head (A/B runs). */
+extern int kl_fa_old;
 cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                                 const kl_batch *b, const kl_mix *p, cudaStream_t stream);
 

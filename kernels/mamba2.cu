@@ -28,12 +28,15 @@ __global__ void __launch_bounds__(256) m2_decode_kernel(float *y, m2_in a, kl_ss
     constexpr int ROWS = D / 2;
     __shared__ float x[D], B[D], C[D], yo[ROWS];
     const int h = blockIdx.x, half = blockIdx.z, p0 = half * ROWS;
-    const kl_seq sq = b.seq[blockIdx.y];
+    const kl_seq sq = b.seq[blockIdx.y]; /* batch metadata: uploaded before the step */
     const int64_t row = sq.tok_start, H = s.n_heads, g = h / (a.Hq / a.Hkv);
     const float *r = a.xbc + row * a.conv_dim;
     const int64_t off = ((int64_t)sq.slot * H + h) * D * D + (int64_t)p0 * D;
+    /* the state is this kernel's alone: load it while the kernel before finishes */
     kl_tile<D, ROWS> S;
     S.load(s.state + off);
+    kl_pdl_wait();
+    kl_pdl_trigger();
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
         x[i] = r[g * D + i];
         B[i] = r[a.Hkv * D + g * D + i];
@@ -192,11 +195,11 @@ extern "C" cudaError_t kl_mamba2(float *y, const float *xbc, const float *dt_raw
     if (b->decode && (D == 32 || D == 64 || D == 128)) {
         dim3 grid((unsigned)H, (unsigned)b->n_seq, 2);
         if (D == 128)
-            m2_decode_kernel<128><<<grid, 256, 0, stream>>>(y, a, *s, *b);
+            (void)kl_launch(m2_decode_kernel<128>, dim3(grid), dim3(256), 0, stream, y, a, *s, *b);
         else if (D == 64)
-            m2_decode_kernel<64><<<grid, 256, 0, stream>>>(y, a, *s, *b);
+            (void)kl_launch(m2_decode_kernel<64>, dim3(grid), dim3(256), 0, stream, y, a, *s, *b);
         else
-            m2_decode_kernel<32><<<grid, 256, 0, stream>>>(y, a, *s, *b);
+            (void)kl_launch(m2_decode_kernel<32>, dim3(grid), dim3(256), 0, stream, y, a, *s, *b);
         return cudaGetLastError();
     }
     if (D % PB || D > 128 || b->n_chunks <= 0)

@@ -5,8 +5,9 @@
 # (tiny presets) within 2e-2, 2-layer 8B shapes within 3e-2; prefill in one and in many
 # calls, token-by-token decode (CUDA graphs), batched decode, states, and
 # decode after a snapshot/restore round trip; then the CLI (collage logits /
-# generate --backend cuda vs cpu). Prints a short table last; logs in
-# /tmp/collage-gpu-out (parity.log, cli.log).
+# generate --backend cuda vs cpu), and the decode GEMM kernels against cuBLAS
+# (cuda_test_kernels). Prints a short table last; logs in /tmp/collage-gpu-out
+# (parity.log, cli.log, kernels.log).
 #
 #   scripts/gpu/bundle.sh           # here, once per code change (no GPU needed)
 #   device run: carry [".device"], command "scripts/gpu/parity.sh"
@@ -54,6 +55,16 @@ if [ -d "$g/gka" ]; then
   done
 fi
 
+echo "== decode GEMM kernels vs cuBLAS (cuda_test_kernels)"
+kernel_rows=()
+if timeout 120 "$CL_TESTS/cuda_test_kernels" > "$out/kernels.log" 2>&1; then
+  kernel_rows+=("ok   $(grep 'gemm checks' "$out/kernels.log")")
+else
+  kernel_rows+=("FAIL $(grep 'gemm checks' "$out/kernels.log" || echo 'cuda_test_kernels failed')")
+  status=1
+  grep FAIL "$out/kernels.log" | head -10
+fi
+
 echo "== in-process parity (cuda_test_parity)"
 COLLAGE_REQUIRE_SHARED=${COLLAGE_REQUIRE_SHARED:-0} timeout ${PARITY_TEST_TIMEOUT:-240} "$CL_TESTS/cuda_test_parity" > "$out/parity.log" 2>&1
 rc=$?
@@ -62,6 +73,6 @@ grep -E "SKIP|FAIL|error|Error" "$out/parity.log" | grep -v "^.*ok$" | head -20
 
 echo
 echo "== parity summary (rc $rc; full log $out/parity.log)"
-for r in "${cli_rows[@]}"; do echo "$r"; done
+for r in "${cli_rows[@]}" "${kernel_rows[@]}"; do echo "$r"; done
 sed -n '/^model .*check/,$p' "$out/parity.log"
 exit $status

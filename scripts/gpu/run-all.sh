@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # run-all.sh - the one GPU-machine script: parity (scripts/gpu/parity.sh), then
-# the decode and prefill benchmarks (--quick unless FULL=1), optionally a per-op
-# profile (PROFILE=1), and a short table last. Everything is logged under
-# /tmp/collage-gpu-out; $OUT (when set) gets summary.txt, parity.log,
-# decode.json, prefill.json and profile.txt (the device tool returns 8 files).
+# the decode and prefill benchmarks (--quick unless FULL=1), optionally the
+# decode GEMM kernel table (KERNEL_BENCH=1) and a per-op profile (PROFILE=1), and
+# a short table last. Everything is logged under /tmp/collage-gpu-out; $OUT (when
+# set) gets summary.txt, parity.txt, parity.log, decode.json, prefill.json,
+# kernels-bench.txt and profile.txt (the device tool returns 8 files).
 #
 #   scripts/gpu/bundle.sh                 # here (no GPU needed)
 #   device run: carry [".device"], command "scripts/gpu/run-all.sh"
@@ -27,6 +28,9 @@ timeout ${DECODE_TIMEOUT:-400} "$CL_BIN" bench decode $quick ${DECODE_ARGS:-} \
   --json-out "$out/decode.json" > "$out/decode.txt" 2>"$out/decode.err" || status=1
 timeout ${PREFILL_TIMEOUT:-400} "$CL_BIN" bench prefill $quick ${PREFILL_ARGS:-} \
   --json-out "$out/prefill.json" > "$out/prefill.txt" 2>"$out/prefill.err" || status=1
+if [ "${KERNEL_BENCH:-0}" = 1 ]; then # decode GEMM paths, us and TB/s per shape and row count
+  timeout 200 "$CL_TESTS/cuda_test_kernels" --bench > "$out/kernels-bench.txt" 2>&1 || status=1
+fi
 if [ "${PROFILE:-0}" = 1 ]; then # per-op device time of one decode and one prefill point
   for b in 64 1; do
     COLLAGE_CUDA_PROFILE=1 timeout 100 "$CL_BIN" bench decode --preset ${PROFILE_PRESETS:-gka-8b,m2-8b} \
@@ -47,5 +51,6 @@ echo "== prefill"; cat "$out/prefill.txt"; tail -3 "$out/prefill.err"
 if [ -n "${OUT:-}" ]; then
   cp "$out/parity.txt" "$out/summary.txt" "$out/decode.json" "$out/prefill.json" "$OUT/" 2>/dev/null
   cp "$out/parity.log" "$OUT/" 2>/dev/null; cp "$out/profile.txt" "$OUT/" 2>/dev/null
+  cp "$out/kernels-bench.txt" "$OUT/" 2>/dev/null
 fi
 exit $status

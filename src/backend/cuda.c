@@ -16,6 +16,7 @@
 
 #include "backend/cuda_internal.h"
 #include "common/half.h"
+#include "common/log.h"
 
 #define CUBLAS_WORKSPACE_BYTES ((size_t)64 << 20)
 
@@ -399,7 +400,36 @@ static int cuda_init(cuda_ctx *c, int device)
      * call (no TF32: fp32 checkpoints must match the CPU to 1e-4) */
     CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
     CU_CHECK(kl_gemm_skinny_prepare());
+    CU_CHECK(kl_gemm_wgmma_prepare());
     CU_CHECK(kl_ssm_prepare());
+    /* decode GEMM paths (A/B comparisons): COLLAGE_CUDA_GEMM=skinny (the first
+     * round's kernel for every decode batch), wgmma, small, cublas; default: see
+     * cuda_gemm.c */
+    const char *gm = getenv("COLLAGE_CUDA_GEMM");
+    c->gemm_mode = !gm || !*gm                ? CUDA_GEMM_AUTO
+                   : !strcmp(gm, "skinny")    ? CUDA_GEMM_SKINNY
+                   : !strcmp(gm, "wgmma")     ? CUDA_GEMM_WGMMA
+                   : !strcmp(gm, "small")     ? CUDA_GEMM_SMALL
+                   : !strcmp(gm, "cublas")    ? CUDA_GEMM_CUBLAS
+                                              : CUDA_GEMM_AUTO;
+    /* prefill attention kernel for A/B runs: COLLAGE_CUDA_FA=old (the first
+     * round's), =nopack (32 rows per warp, heads not packed) */
+    const char *fa = getenv("COLLAGE_CUDA_FA");
+    kl_fa_old = fa && !strcmp(fa, "old") ? 1 : fa && !strcmp(fa, "nopack") ? 2 : 0;
+    /* tuning: block shape of the small-batch GEMM, first-round decode split count */
+    const char *sv = getenv("COLLAGE_CUDA_SMALL_VARIANT");
+    kl_small_variant = sv ? atoi(sv) : 0;
+    const char *sp = getenv("COLLAGE_CUDA_SPLITS");
+    kl_attn_splits_old = sp && !strcmp(sp, "old");
+    /* programmatic dependent launch of the decode-path kernels (COLLAGE_CUDA_PDL=0: off) */
+    kl_pdl = env_flag("COLLAGE_CUDA_PDL", 1);
+    /* the decode-step fusions of the op stream (COLLAGE_CUDA_FUSE=0: off) */
+    c->fuse = env_flag("COLLAGE_CUDA_FUSE", 1);
+    const char *skip = getenv("COLLAGE_CUDA_SKIP");
+    if (skip) {
+        snprintf(c->skip, sizeof c->skip, "%s", skip);
+        cl_log_warn("cuda: COLLAGE_CUDA_SKIP=%s: those ops are not run (results are wrong)", skip);
+    }
     c->profile = env_flag("COLLAGE_CUDA_PROFILE", 0);
     c->graphs = env_flag("COLLAGE_CUDA_GRAPHS", 1) && !c->profile;
     return CL_OK;

@@ -1,7 +1,15 @@
 /* cuda_dense.c - the row-wise ops of the op table on the device: embedding,
  * RMSNorms, residual add, SwiGLU, RoPE, row gather, gated norms, argmax. Each
  * op packs its arguments (device pointers and sizes only) and dispatches them;
- * the kernels are in kernels/elementwise.cu, norm.cu and rope.cu. */
+ * the kernels are in kernels/elementwise.cu, norm.cu and rope.cu.
+ *
+ * Fusion (COLLAGE_CUDA_FUSE, default on): forward.c calls one op per step, and
+ * at decode each op is a launch of a few us for a few KB. Some ops are held
+ * back instead of dispatched: a residual add (the RMSNorm after it, when it
+ * normalises the sum, becomes one add+norm kernel), and the q/k head norms and
+ * RoPEs of an attention layer (the attention op then runs them with its KV
+ * append, cuda_take_qk). Any other op, a matmul or a flush dispatches the
+ * held ops first, unchanged and in order. */
 #include <string.h>
 
 #include "backend/cuda_internal.h"
@@ -37,6 +45,52 @@ static int cuda_embed(cl_backend *b, float *out, const cl_bweight *table, const 
     return cuda_dispatch(c, "embed", embed_run, &a, sizeof a);
 }
 
+/* ------------------------------------------------------------------ held ops */
+
+typedef struct {
+    float *x;
+    const float *y;
+    int64_t n, rows, inter;
+    int kind; /* 0 add, 1 swiglu */
+    void *out16; /* swiglu: bf16 copy for the down projection (or NULL) */
+} ew_args;
+
+typedef struct {
+    float *x;
+    int64_t ld, heads, dim;
+    double theta;
+    kl_batch kb;
+} rope_args;
+
+int cuda_held_flush(cuda_ctx *c)
+{
+    int n = c->n_held;
+    c->n_held = 0; /* cuda_dispatch below must not flush them again */
+    for (int i = 0; i < n; i++) {
+        const cuda_held_op *h = &c->held[i];
+        CL_TRY(cuda_dispatch(c, h->name, h->fn, h->args, h->size));
+    }
+    return CL_OK;
+}
+
+/* Holds an op (after dispatching a held projection, so that order is kept). */
+static int hold(cuda_ctx *c, int kind, const char *name, cuda_run_fn fn, const void *args,
+                size_t size)
+{
+    CL_TRY(cuda_gemm_flush(c));
+    if (c->n_held == CUDA_HELD_MAX || size > CUDA_HELD_BYTES)
+        CL_TRY(cuda_held_flush(c));
+    if (size > CUDA_HELD_BYTES)
+        return cuda_dispatch(c, name, fn, args, size);
+    cuda_held_op *h = &c->held[c->n_held++];
+    h->fn = fn;
+    h->name = name;
+    h->size = size;
+    h->kind = kind;
+    memcpy(h->args, args, size);
+    return CL_OK;
+}
+
 /* ------------------------------------------------------------------ norms */
 
 typedef struct {
@@ -44,15 +98,29 @@ typedef struct {
     const float *x, *w, *z;
     int64_t ld, ldz, rows, heads, dim;
     float eps;
-    int kind;   /* 0 rmsnorm, 1 head, 2 gated m2, 3 gated fla */
+    int kind;   /* 0 rmsnorm, 1 head, 2 gated m2, 3 gated fla, 4 residual add + rmsnorm */
     void *out16; /* bf16 copy of the result for the next projection (or NULL) */
+    const float *y; /* kind 4: x += y first */
 } norm_args;
 
 static int norm_run(cuda_ctx *c, const void *p)
 {
     const norm_args *a = p;
-    int64_t cols = a->kind == 0 ? a->dim : a->heads * a->dim;
+    int64_t cols = a->kind == 0 || a->kind == 4 ? a->dim : a->heads * a->dim;
+    cudaError_t e;
     switch (a->kind) {
+    case 4:
+        /* the residual stream x is the add's output: writable (const only in norm_args) */
+        e = kl_add_rmsnorm((float *)a->x, a->y, a->out, a->w, a->rows, a->dim, a->eps, a->out16,
+                           c->stream);
+        if (e != cudaErrorNotSupported) {
+            CU_LAUNCH(e);
+            break;
+        }
+        cudaGetLastError();
+        CU_LAUNCH(kl_add((float *)a->x, a->y, a->rows * a->dim, c->stream));
+        CU_LAUNCH(kl_rmsnorm(a->out, a->x, a->w, a->rows, a->dim, a->eps, a->out16, c->stream));
+        break;
     case 0:
         CU_LAUNCH(kl_rmsnorm(a->out, a->x, a->w, a->rows, a->dim, a->eps, a->out16, c->stream));
         break;
@@ -79,7 +147,7 @@ static int norm_dispatch(cl_backend *b, const char *name, norm_args *a)
     cuda_ctx *c = cuda_of(b);
     CL_TRY(cuda_gemm_flush(c)); /* before act16 may move */
     if (c->bf16_gemms && a->kind != 1) { /* the result feeds a bf16 projection */
-        int64_t cols = a->kind == 0 ? a->dim : a->heads * a->dim;
+        int64_t cols = a->kind == 0 || a->kind == 4 ? a->dim : a->heads * a->dim;
         CL_TRY(cuda_buf_reserve(c, &c->act16, (size_t)(a->rows * cols) * 2));
         a->out16 = c->act16.p;
     }
@@ -98,6 +166,17 @@ static int cuda_rmsnorm(cl_backend *b, float *out, const float *x, const cl_bwei
     a.dim = dim;
     a.eps = eps;
     a.kind = 0;
+    cuda_ctx *c = cuda_of(b);
+    if (c->n_held == 1 && c->held[0].kind == CUDA_HELD_ADD) {
+        const ew_args *ad = (const ew_args *)c->held[0].args;
+        if (ad->x == x && ad->n == rows * dim && out != x) {
+            /* this norm reads the sum the held add makes: one pass for both */
+            a.kind = 4;
+            a.y = ad->y;
+            c->n_held = 0;
+            return norm_dispatch(b, "add_rmsnorm", &a);
+        }
+    }
     return norm_dispatch(b, "rmsnorm", &a);
 }
 
@@ -114,6 +193,10 @@ static int cuda_head_rmsnorm(cl_backend *b, float *x, int64_t ld, const cl_bweig
     a.dim = dim;
     a.eps = eps;
     a.kind = 1;
+    cuda_ctx *c = cuda_of(b);
+    /* q and k norms of an attention layer: held for cuda_take_qk */
+    if (c->fuse && (c->n_held == 0 || (c->n_held == 1 && c->held[0].kind == CUDA_HELD_HEAD_NORM)))
+        return hold(c, CUDA_HELD_HEAD_NORM, "head_rmsnorm", norm_run, &a, sizeof a);
     return norm_dispatch(b, "head_rmsnorm", &a);
 }
 
@@ -155,13 +238,6 @@ static int cuda_gated_norm_fla(cl_backend *b, float *o, const float *g, int64_t 
 
 /* ------------------------------------------------------------ elementwise */
 
-typedef struct {
-    float *x;
-    const float *y;
-    int64_t n, rows, inter;
-    int kind; /* 0 add, 1 swiglu */
-    void *out16; /* swiglu: bf16 copy for the down projection (or NULL) */
-} ew_args;
 
 static int ew_run(cuda_ctx *c, const void *p)
 {
@@ -183,7 +259,13 @@ static int cuda_add(cl_backend *b, float *x, const float *y, int64_t n)
     a.x = x;
     a.y = y;
     a.n = n;
-    return cuda_dispatch(cuda_of(b), "add", ew_run, &a, sizeof a);
+    cuda_ctx *c = cuda_of(b);
+    if (c->fuse) { /* the RMSNorm after a residual add usually reads the sum */
+        if (c->n_held)
+            CL_TRY(cuda_held_flush(c));
+        return hold(c, CUDA_HELD_ADD, "add", ew_run, &a, sizeof a);
+    }
+    return cuda_dispatch(c, "add", ew_run, &a, sizeof a);
 }
 
 static int cuda_swiglu(cl_backend *b, float *out, const float *gu, int64_t rows, int64_t inter)
@@ -203,13 +285,6 @@ static int cuda_swiglu(cl_backend *b, float *out, const float *gu, int64_t rows,
     }
     return cuda_dispatch(c, "swiglu", ew_run, &a, sizeof a);
 }
-
-typedef struct {
-    float *x;
-    int64_t ld, heads, dim;
-    double theta;
-    kl_batch kb;
-} rope_args;
 
 static int rope_run(cuda_ctx *c, const void *p)
 {
@@ -232,7 +307,37 @@ static int cuda_rope(cl_backend *b, float *x, int64_t ld, const cl_batch *batch,
     a.dim = dim;
     a.theta = theta;
     memcpy(&a.kb, &c->kb, sizeof a.kb); /* padding bytes too: args are compared bytewise */
+    if (c->fuse && (c->n_held == 2 || c->n_held == 3) &&
+        c->held[0].kind == CUDA_HELD_HEAD_NORM && c->held[1].kind == CUDA_HELD_HEAD_NORM)
+        return hold(c, CUDA_HELD_ROPE, "rope", rope_run, &a, sizeof a);
     return cuda_dispatch(c, "rope", rope_run, &a, sizeof a);
+}
+
+int cuda_take_qk(cuda_ctx *c, const float *q, int64_t ld, int64_t rows, int64_t Hq, int64_t Hkv,
+                 int64_t D, cuda_qk_fuse *f)
+{
+    if (c->n_held != 4 || c->held[0].kind != CUDA_HELD_HEAD_NORM ||
+        c->held[1].kind != CUDA_HELD_HEAD_NORM || c->held[2].kind != CUDA_HELD_ROPE ||
+        c->held[3].kind != CUDA_HELD_ROPE || !(D == 32 || D == 64 || D == 128 || D == 256))
+        return 0;
+    const norm_args *nq = (const norm_args *)c->held[0].args;
+    const norm_args *nk = (const norm_args *)c->held[1].args;
+    const rope_args *rq = (const rope_args *)c->held[2].args;
+    const rope_args *rk = (const rope_args *)c->held[3].args;
+    const float *k = q + Hq * D;
+    if (nq->out != q || nq->ld != ld || nq->rows != rows || nq->heads != Hq || nq->dim != D ||
+        nk->out != k || nk->ld != ld || nk->rows != rows || nk->heads != Hkv || nk->dim != D ||
+        nk->eps != nq->eps || rq->x != q || rq->ld != ld || rq->heads != Hq || rq->dim != D ||
+        rk->x != k || rk->ld != ld || rk->heads != Hkv || rk->dim != D ||
+        rk->theta != rq->theta || rq->kb.n_tok != rows || rk->kb.n_tok != rows)
+        return 0;
+    memset(f, 0, sizeof *f);
+    f->wq = nq->w;
+    f->wk = nk->w;
+    f->eps = nq->eps;
+    f->theta = rq->theta;
+    c->n_held = 0;
+    return 1;
 }
 
 /* ------------------------------------------------------------------ gather */

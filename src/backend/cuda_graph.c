@@ -53,8 +53,26 @@ static void prof_mark(const char *name)
     cudaEventRecord(c->prof_ev[0], c->stream);
 }
 
+/* COLLAGE_CUDA_SKIP=op,op,...: those ops are not run (timing experiments only: the
+ * results are wrong; the step time without an op tells what the op costs inside
+ * the decode graph, which the synchronous profile cannot). */
+static int skipped(const cuda_ctx *c, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = c->skip; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n))
+            return 1;
+        p += len + (e ? 1 : 0);
+    }
+    return 0;
+}
+
 static int run_one(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *args)
 {
+    if (c->skip[0] && skipped(c, name))
+        return CL_OK;
     /* any op but a projection may rewrite the fp32 input a cached conversion came from */
     if (strncmp(name, "matmul", 6) != 0)
         c->act16_src = NULL;
@@ -112,7 +130,9 @@ static int list_append(cuda_rec_list *l, const char *name, cuda_run_fn fn, const
 
 int cuda_dispatch(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *args, size_t size)
 {
-    /* a held-back projection goes first (it is dispatched through here too) */
+    /* held-back ops go first (they are dispatched through here too) */
+    if (c->n_held)
+        CL_TRY(cuda_held_flush(c));
     if (c->has_pend)
         CL_TRY(cuda_gemm_flush(c));
     if (c->recording)
@@ -167,6 +187,8 @@ int cuda_flush(cuda_ctx *c)
         c->sticky_rc = 0;
         return cl_err(rc, "%s", c->sticky_msg);
     }
+    if (c->n_held)
+        CL_TRY(cuda_held_flush(c));
     if (c->has_pend)
         CL_TRY(cuda_gemm_flush(c));
     if (!c->recording)

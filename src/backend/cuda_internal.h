@@ -67,6 +67,28 @@ typedef struct {
     uint64_t last_used;
 } cuda_graph_entry;
 
+/* An op held back for fusion with the ops after it (cuda_dense.c). */
+#define CUDA_HELD_MAX 4
+#define CUDA_HELD_BYTES 256
+typedef struct {
+    cuda_run_fn fn;
+    const char *name;
+    size_t size;
+    int kind; /* CUDA_HELD_* */
+    unsigned char args[CUDA_HELD_BYTES];
+} cuda_held_op;
+enum { CUDA_HELD_ADD = 1, CUDA_HELD_HEAD_NORM, CUDA_HELD_ROPE };
+
+/* What the held q/k norms and RoPEs of an attention layer were (cuda_take_qk). */
+typedef struct {
+    const float *wq, *wk;
+    double theta;
+    float eps;
+    int pad_;
+} cuda_qk_fuse;
+
+enum { CUDA_GEMM_AUTO = 0, CUDA_GEMM_SKINNY, CUDA_GEMM_WGMMA, CUDA_GEMM_SMALL, CUDA_GEMM_CUBLAS };
+
 #define CUDA_GRAPH_CACHE 8
 #define CUDA_PROFILE_MAX 48
 
@@ -97,9 +119,15 @@ struct cuda_ctx {
     int64_t act16_rows, act16_ld, act16_cols;
     int act16_dtype;
     int bf16_gemms; /* a bf16 projection was seen: norms also write bf16 copies */
+    int gemm_mode;  /* CUDA_GEMM_* (COLLAGE_CUDA_GEMM) */
+    int fuse; /* COLLAGE_CUDA_FUSE: residual add + RMSNorm, q/k norm + RoPE + KV append */
     /* a projection held back to be merged with the next one (cuda_gemm.c) */
     unsigned char pend[160];
     int has_pend;
+    /* ops held back for fusion: a residual add (fused with the RMSNorm after it),
+     * q/k head norms and RoPEs (fused with the attention op's KV append) */
+    cuda_held_op held[CUDA_HELD_MAX];
+    int n_held;
     cuda_buf attn_part; /* decode split partials */
     cuda_buf ssm;       /* chunked SSM scratch */
     cuda_buf idx;       /* gather row indices */
@@ -126,6 +154,8 @@ struct cuda_ctx {
     uint64_t clock;
     uint64_t graph_hits, graph_captures;
 
+    char skip[256]; /* COLLAGE_CUDA_SKIP: ops not run (timing experiments) */
+
     /* COLLAGE_CUDA_PROFILE=1: synchronous per-op timing (graphs off) */
     int profile;
     int n_prof;
@@ -143,6 +173,15 @@ int cuda_dispatch(cuda_ctx *c, const char *name, cuda_run_fn fn, const void *arg
  * that needs the results or touches memory outside the op stream. */
 int cuda_flush(cuda_ctx *c);
 void cuda_graphs_free(cuda_ctx *c);
+
+/* Dispatches the ops held back for fusion, in order. */
+int cuda_held_flush(cuda_ctx *c);
+/* If the held ops are exactly the q and k head norms and RoPEs of an attention
+ * layer whose q, k, v start at q (row stride ld, k = q + Hq D, v = k + Hkv D),
+ * drops them and describes them in *f (the attention op then runs them fused
+ * with its KV append); returns 1 then, else 0. */
+int cuda_take_qk(cuda_ctx *c, const float *q, int64_t ld, int64_t rows, int64_t Hq, int64_t Hkv,
+                 int64_t D, cuda_qk_fuse *f);
 
 /* Dispatches a held-back projection (call before any other op or a flush). */
 int cuda_gemm_flush(cuda_ctx *c);

@@ -54,13 +54,40 @@ typedef struct {
     kl_mix mix;
     float *partial;
     int n_split;
+    int fused;        /* 1: q/k norms + RoPE + KV append in one kernel (qk below) */
+    int pad_;
+    cuda_qk_fuse qk;
 } attn_args;
 
 static int attn_run(cuda_ctx *c, const void *p)
 {
     const attn_args *a = p;
-    CU_LAUNCH(kl_kv_append(&a->kv, a->k, a->v, a->ldk, &a->kb, c->stream));
-    KL_MARK("attention.append");
+    if (a->fused) {
+        /* q, k, v rows are the projection's output (writable; const in attn_args only) */
+        float *q = (float *)a->q;
+        int64_t D = a->mix.head_dim, T = a->kb.n_tok;
+        cudaError_t e = kl_qk_prep(q, a->ldq, a->qk.wq, a->qk.wk, T, a->mix.n_heads,
+                                   a->mix.n_kv_heads, D, a->qk.eps, a->qk.theta, &a->kv, &a->kb,
+                                   c->stream);
+        if (e == cudaErrorNotSupported) { /* the five unfused kernels */
+            cudaGetLastError();
+            float *k = (float *)a->k;
+            CU_LAUNCH(kl_head_rmsnorm(q, a->ldq, a->qk.wq, T, a->mix.n_heads, D, a->qk.eps,
+                                      c->stream));
+            CU_LAUNCH(kl_head_rmsnorm(k, a->ldq, a->qk.wk, T, a->mix.n_kv_heads, D, a->qk.eps,
+                                      c->stream));
+            CU_LAUNCH(kl_rope(q, a->ldq, a->kb.positions, T, a->mix.n_heads, D, a->qk.theta,
+                              c->stream));
+            CU_LAUNCH(kl_rope(k, a->ldq, a->kb.positions, T, a->mix.n_kv_heads, D, a->qk.theta,
+                              c->stream));
+            e = kl_kv_append(&a->kv, a->k, a->v, a->ldk, &a->kb, c->stream);
+        }
+        CU_LAUNCH(e);
+        KL_MARK("attention.qk_prep");
+    } else {
+        CU_LAUNCH(kl_kv_append(&a->kv, a->k, a->v, a->ldk, &a->kb, c->stream));
+        KL_MARK("attention.append");
+    }
     if (a->kb.decode) {
         cudaError_t e = kl_attn_decode(a->out, a->q, a->ldq, &a->kv, &a->kb, &a->mix, a->partial,
                                        a->n_split, c->stream);
@@ -105,6 +132,12 @@ static int cuda_attention(cl_backend *b, float *out, const float *q, int64_t ldq
     a.kv.dtype = cuda_kdtype(kv->kv_dtype);
     kb_fill(&a.kb, c);
     mix_fill(&a.mix, p);
+    /* the held q/k norms and RoPEs of this layer run fused with the KV append */
+    if (c->n_held && ldk == ldq && k == q + p->n_heads * p->head_dim &&
+        v == k + p->n_kv_heads * p->head_dim && kv->head_dim == p->head_dim &&
+        kv->n_kv_heads == p->n_kv_heads &&
+        cuda_take_qk(c, q, ldq, c->kb.n_tok, p->n_heads, p->n_kv_heads, p->head_dim, &a.qk))
+        a.fused = 1;
     if (c->kb.decode) {
         CU_CHECK(kl_attn_decode_prepare(&a.kv, &a.mix));
         a.n_split = kl_attn_decode_splits(c->kb.n_seq, p->n_kv_heads, c->sm_count);
