@@ -97,7 +97,9 @@ typedef struct cl_backend_ops {
 
     /* ---- weights ---- */
     /* Uploads a checkpoint tensor viewed as rows x cols (vector: rows 1) in the
-     * backend's weight dtype for matmuls (`matrix` = 1) or fp32 (`matrix` = 0). */
+     * backend's weight dtype for matmuls (`matrix` = 1) or fp32 (`matrix` = 0),
+     * except that a backend may keep a 2-D table (the embedding) in the
+     * checkpoint's 16-bit type; out->dtype says which. */
     int (*weight_upload)(cl_backend *b, const cl_st_tensor *t, int64_t rows, int64_t cols,
                          int matrix, cl_bweight *out);
     /* Uploads fp32 host data (rows x cols) as an fp32 weight (fused small tensors). */
