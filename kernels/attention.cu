@@ -436,8 +436,11 @@ static cudaError_t decode_g(float *out, const float *q, int64_t ldq, const kl_kv
     switch (p->n_heads / p->n_kv_heads) {
     case 1: return decode_launch<T, D, 1>(out, q, ldq, kv, b, p, partial, n_split, stream);
     case 2: return decode_launch<T, D, 2>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 3: return decode_launch<T, D, 3>(out, q, ldq, kv, b, p, partial, n_split, stream);
     case 4: return decode_launch<T, D, 4>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 6: return decode_launch<T, D, 6>(out, q, ldq, kv, b, p, partial, n_split, stream);
     case 8: return decode_launch<T, D, 8>(out, q, ldq, kv, b, p, partial, n_split, stream);
+    case 16: return decode_launch<T, D, 16>(out, q, ldq, kv, b, p, partial, n_split, stream);
     default: return cudaErrorNotSupported;
     }
 }

@@ -139,6 +139,11 @@ static int cuda_attention(cl_backend *b, float *out, const float *q, int64_t ldq
         cuda_take_qk(c, q, ldq, c->kb.n_tok, p->n_heads, p->n_kv_heads, p->head_dim, &a.qk))
         a.fused = 1;
     if (c->kb.decode) {
+        if (kl_attn_decode_prepare(&a.kv, &a.mix) == cudaErrorNotSupported)
+            return cl_err(CL_ERR_UNSUPPORTED,
+                          "cuda attention decode: head_dim %lld with %lld query heads per KV head "
+                          "is not yet supported (head_dim 32/64/128/256, groups 1-4, 6, 8, 16)",
+                          (long long)p->head_dim, (long long)(p->n_heads / p->n_kv_heads));
         CU_CHECK(kl_attn_decode_prepare(&a.kv, &a.mix));
         a.n_split = kl_attn_decode_splits(c->kb.n_seq, p->n_kv_heads, c->sm_count);
         size_t bytes = (size_t)c->kb.n_seq * (size_t)p->n_heads * (size_t)a.n_split *
