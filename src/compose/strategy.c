@@ -157,22 +157,34 @@ static int gdn_matrix(const cl_compose_ssm_view *v, cl_compose_ssm ssm, const fl
             return cl_err(CL_ERR_ARG, "compose: GDN document %d has no transition product (its "
                           "state was made or restored without track_transition)", i);
     }
-    const float **P = malloc((size_t)n * 2 * sizeof *P);
-    if (!P)
+    /* Heads are independent: one per thread (the products are single-threaded
+     * OpenBLAS calls; GDN fuse is O(n^2) D x D products per head). Errors are
+     * only allocation failures, reported here because the message buffer is
+     * per thread. */
+    const float **ptr = malloc((size_t)H * n * 2 * sizeof *ptr);
+    if (!ptr)
         return cl_err(CL_ERR_NOMEM, "out of memory");
-    const float **S = P + n;
-    int rc = CL_OK;
-    for (int64_t h = 0; h < H && rc == CL_OK; h++) {
+    int failed = 0;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t h = 0; h < H; h++) {
+        const float **P = ptr + (size_t)h * n * 2, **S = P + n;
         head_ptrs(docs, n, v->trans, h, D, P);
         head_ptrs(docs, n, v->state, h, D, S);
         float *o = out + v->state + (size_t)(h * D * D);
-        rc = ssm == CL_COMPOSE_SSM_FUSE ? cl_picaso_matrix_combine(n, D, D, P, S, o)
-                                        : cl_caso_matrix_combine(n, D, D, P, S, o);
+        int rc = ssm == CL_COMPOSE_SSM_FUSE ? cl_picaso_matrix_combine(n, D, D, P, S, o)
+                                            : cl_caso_matrix_combine(n, D, D, P, S, o);
         if (rc == CL_OK && ssm == CL_COMPOSE_SSM_CASO)
             rc = cl_caso_matrix_product(n, D, P, out + v->trans + (size_t)(h * D * D));
+        if (rc != CL_OK) {
+#pragma omp atomic write
+            failed = 1;
+        }
     }
-    free(P);
-    return rc;
+    free(ptr);
+    if (failed)
+        return cl_err(CL_ERR_NOMEM, "out of memory for GDN %s of %d documents",
+                      ssm == CL_COMPOSE_SSM_FUSE ? "fuse" : "caso", n);
+    return CL_OK;
 }
 
 static int combine_layer(const cl_compose_ssm_view *v, cl_compose_ssm ssm,
