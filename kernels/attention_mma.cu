@@ -580,6 +580,12 @@ extern "C" cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t l
     if (P > 0 && !(P & (P - 1)))
         for (p_shift = 0; (1ll << p_shift) < P; p_shift++)
             ;
+    if (kl_fa_old == 0) { /* Hopper: the wgmma kernel (attention_wgmma.cu) */
+        cudaError_t e = kl_attn_prefill_wgmma(out, q, ldq, kv, b, p, stream);
+        if (e != cudaErrorNotSupported)
+            return e;
+        (void)cudaGetLastError();
+    }
     if (kl_fa_old == 1) { /* COLLAGE_CUDA_FA=old: the first round's kernel (A/B) */
         dim3 grid((unsigned)(2 * b->n_tiles), (unsigned)p->n_heads);
         fa_kernel<<<grid, 128, smem_old, stream>>>(out, q, ldq, (const __nv_bfloat16 *)kv->k,

@@ -206,9 +206,15 @@ cudaError_t kl_attn_decode_prepare(const kl_kv *kv, const kl_mix *p);
 cudaError_t kl_attn_prefill(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                             const kl_batch *b, const kl_mix *p, cudaStream_t stream);
 /* Tensor-core flash attention for bf16 KV, D == 128 (returns cudaErrorNotSupported otherwise).
- * kl_fa_old = 1 (COLLAGE_CUDA_FA=old): the first round's 64-row kernel; 2: 128 rows of
- * one head per block also when 4 query heads share a KV head (A/B runs). */
+ * kl_fa_old = 0: the wgmma kernel where built for sm_90a, else fa2; 1 (COLLAGE_CUDA_FA=old):
+ * the first round's 64-row kernel; 2 (=nopack): fa2 with 128 rows of one head per block also
+ * when 4 query heads share a KV head; 3 (=fa2): fa2 (A/B runs). */
 extern int kl_fa_old;
+/* The wgmma kernel alone (cudaErrorNotSupported without sm_90a or for other shapes);
+ * kl_fa3_keys: keys per tile, 128 (default) or 64 (COLLAGE_CUDA_FA=wg64). */
+extern int kl_fa3_keys;
+cudaError_t kl_attn_prefill_wgmma(float *out, const float *q, int64_t ldq, const kl_kv *kv,
+                                  const kl_batch *b, const kl_mix *p, cudaStream_t stream);
 cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                                 const kl_batch *b, const kl_mix *p, cudaStream_t stream);
 

@@ -30,12 +30,12 @@ fi
 
 cmake -S "$root" -B "$build" -DCOLLAGE_CUDA=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)" --target collage cuda_test_parity cuda_test_random_model \
-  cuda_test_kernels
+  cuda_test_kernels cuda_test_attention
 
 rm -rf "$stage"
 mkdir -p "$stage/bin" "$stage/lib" "$stage/shared/golden"
 cp "$build/collage" "$build/tests/cuda_test_parity" "$build/tests/cuda_test_random_model" \
-   "$build/tests/cuda_test_kernels" "$stage/bin/"
+   "$build/tests/cuda_test_kernels" "$build/tests/cuda_test_attention" "$stage/bin/"
 strip "$stage/bin/"*
 # shared libraries outside glibc and the CUDA toolkit (the GPU image has those)
 for bin in "$stage/bin/"*; do

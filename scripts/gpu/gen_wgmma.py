@@ -47,3 +47,40 @@ for n in NS:
     print("#endif")
     print("    }")
     print("};")
+
+# Register-A variant for attention's O += P V: A (64x16) from registers in the
+# m16n8k16 fragment layout per warp, B (16xN) from shared memory MN-major
+# (imm-trans-b = 1: V rows are keys, d contiguous).
+RS = [128]
+print("")
+print("/* kl_wgmma_rs<N>::run(d, a, db): d[N/2] += A(64x16, 4 registers per thread) *")
+print(" * B(16xN, desc db, MN-major). */")
+print("template <int N> struct kl_wgmma_rs;")
+for n in RS:
+    r = n // 2
+    print("template <> struct kl_wgmma_rs<%d> {" % n)
+    print("    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t db)")
+    print("    {")
+    print("#ifdef KL_WGMMA")
+    print("        asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n\"" % (r + 5))
+    print("                     \"wgmma.mma_async.sync.aligned.m64n%dk16.f32.bf16.bf16 \"" % n)
+    chunks = [list(range(i, min(i + 8, r))) for i in range(0, r, 8)]
+    print("                     \"{\"")
+    for ci, c in enumerate(chunks):
+        s = ", ".join("%%%d" % i for i in c)
+        sep = ", " if ci + 1 < len(chunks) else ""
+        print("                     \"%s%s\"" % (s, sep))
+    print("                     \"}, {%%%d, %%%d, %%%d, %%%d}, %%%d, p, 1, 1, 1;\\n}\\n\""
+          % (r, r + 1, r + 2, r + 3, r + 4))
+    out_items = ["\"+f\"(d[%d])" % i for i in range(r)]
+    lines = []
+    for i in range(0, r, 6):
+        lines.append(", ".join(out_items[i:i + 6]))
+    print("                     : " + (",\n                       ".join(lines)))
+    print("                     : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(db), \"r\"(1));")
+    print("#else")
+    print("        (void)d, (void)a, (void)db;")
+    print("        __trap();")
+    print("#endif")
+    print("    }")
+    print("};")

@@ -6,7 +6,9 @@
 # calls, token-by-token decode (CUDA graphs), batched decode, states, and
 # decode after a snapshot/restore round trip; then the CLI (collage logits /
 # generate --backend cuda vs cpu), and the decode GEMM kernels against cuBLAS
-# (cuda_test_kernels). Prints a short table last; logs in /tmp/collage-gpu-out
+# (cuda_test_kernels), the prefill attention kernels against the plain one
+# (cuda_test_attention; ATTN_BENCH=1 adds their timing). Prints a short table
+# last; logs in /tmp/collage-gpu-out
 # (parity.log, cli.log, kernels.log).
 #
 #   scripts/gpu/bundle.sh           # here, once per code change (no GPU needed)
@@ -64,6 +66,16 @@ else
   status=1
   grep FAIL "$out/kernels.log" | head -10
 fi
+
+echo "== prefill attention kernels vs the plain kernel (cuda_test_attention)"
+if timeout 120 "$CL_TESTS/cuda_test_attention" ${ATTN_BENCH:+--bench} > "$out/attention.log" 2>&1; then
+  kernel_rows+=("ok   $(grep 'attention checks' "$out/attention.log")")
+else
+  kernel_rows+=("FAIL $(grep 'attention checks' "$out/attention.log" || echo 'cuda_test_attention failed')")
+  status=1
+  grep FAIL "$out/attention.log" | head -10
+fi
+[ -n "${ATTN_BENCH:-}" ] && sed -n '/^prefill attention/,$p' "$out/attention.log"
 
 echo "== in-process parity (cuda_test_parity)"
 COLLAGE_REQUIRE_SHARED=${COLLAGE_REQUIRE_SHARED:-0} timeout ${PARITY_TEST_TIMEOUT:-240} "$CL_TESTS/cuda_test_parity" > "$out/parity.log" 2>&1
