@@ -3,22 +3,30 @@
  *
  * Why: the mma.sync kernel (attention_mma.cu, fa2) holds 32 query rows per warp
  * in registers (O 128 + S 64 floats per thread), runs at 255 registers with
- * spills and reaches ~210 TFLOP/s. A warpgroup (4 warps) multiplies 64 rows at
- * once with wgmma, reading Q, K and V straight from shared memory: per thread
- * O is 64 floats and S KT/2, no ldmatrix, and the tensor-core work of one
- * warpgroup overlaps the softmax of the other.
+ * spills and reaches ~250 TFLOP/s. A warpgroup (4 warps) multiplies 64 rows at
+ * once with wgmma, reading Q and K (and V) straight from shared memory: per
+ * thread O is 64 floats and S KT/2, and no ldmatrix.
  *
  * A block (2 warpgroups, 256 threads) takes 128 query rows of one sequence and
  * one head; warpgroup w owns rows 64w..64w+63. Q (converted to bf16) and K/V
- * tiles of KT keys (cp.async through the block table, double-buffered) live in
- * shared memory as two 64-wide column halves with 128-byte rows in the 128-byte
- * swizzle (chunk c of row r at c ^ (r mod 8)), the layout wgmma reads:
+ * tiles of KT keys (cp.async through the block table; 3 stages, 2 in the
+ * variant without overlap) live in shared memory as two 64-wide column halves
+ * with 128-byte rows in the 128-byte swizzle (chunk c of row r at c ^ (r mod 8)),
+ * the layout wgmma reads:
  *   S = Q K^T  : A = Q and B = K, both K-major (d contiguous);
- *   O += P V   : A = P from registers (the S accumulators rescaled, rounded to
- *                bf16: the accumulator layout is the A fragment layout), B = V,
- *                MN-major (keys are the k dimension, d contiguous).
- * Masking, online softmax and the output are those of fa2 (same arithmetic up
- * to the order of the fp32 sums inside the tensor cores). */
+ *   O += P V   : A = P from registers (the softmax of S rounded to bf16: the
+ *                accumulator layout is the A fragment layout), B = V, MN-major
+ *                (keys are the k dimension, d contiguous).
+ * Default order (PIPE, FlashAttention-3's intra-warpgroup overlap): S(kt+1) and
+ * P(kt) V(kt) are issued together and the softmax of tile kt+1 runs while the
+ * tensor cores work. Masking, online softmax and the output are those of fa2
+ * (same arithmetic up to the order of fp32 sums inside the tensor cores).
+ *
+ * Two numbers (H100, 8B shape, causal 32K in 8192-row calls,
+ * `cuda_test_attention --bench`): fa2 253 TFLOP/s; this kernel without overlap
+ * 346, with it 376 (dense bf16 peak ~990: softmax, masking and the K/V copies
+ * still share the warps' issue slots with nothing to hide them but the other
+ * warpgroup). */
 #include "common.cuh"
 #include "kernels.h"
 #include "wgmma_gen.cuh"
@@ -77,12 +85,13 @@ __device__ __forceinline__ uint32_t f3_pack(float lo, float hi)
     return *reinterpret_cast<uint32_t *>(&v);
 }
 
-template <int KT>
+template <int KT, bool PIPE>
 __global__ void __launch_bounds__(256, 1)
     fa3_kernel(float *out, const float *q, int64_t ldq, const __nv_bfloat16 *kp,
                const __nv_bfloat16 *vp, int64_t P, int p_shift, int64_t Hq, int64_t Hkv,
                float scale_log2, int64_t window, kl_batch b)
 {
+    constexpr int NST = PIPE ? 3 : 2; /* K/V stages */
     extern __shared__ uint4 f3_raw[];
     /* descriptors address 1024-byte swizzle atoms: align the base */
     uint4 *Qs = reinterpret_cast<uint4 *>(((uintptr_t)f3_raw + 1023) & ~(uintptr_t)1023);
@@ -190,113 +199,222 @@ __global__ void __launch_bounds__(256, 1)
     }
     const uint64_t dq = f3_desc_k(Qs + wg * 64 * 8);
 
-    for (int kt = 0; kt < n_kt; kt++) {
-        const int st = kt & 1;
-        if (kt + 1 < n_kt) {
-            load(kt + 1, st ^ 1);
-            asm volatile("cp.async.wait_group 1;\n" ::);
-        } else {
-            asm volatile("cp.async.wait_group 0;\n" ::);
+    /* a warpgroup skips key tiles after its last row or before its window */
+    auto skip_of = [&](int kt) {
+        const int32_t kbase = lo + kt * KT;
+        return wrows <= 0 || kbase > wq_last ||
+               (window > 0 && kbase + KT - 1 < wq_first - (int32_t)window + 1);
+    };
+    auto tile_k = [&](int kt) { return KV + (size_t)(kt % NST) * 2 * KT * 16; };
+    /* S(kt) = Q K(kt)^T into sc (the first k step overwrites: no zeroing, which
+     * would be a non-wgmma definition of accumulators); issued, not waited for */
+    auto issue_s = [&](float(&sc)[KT / 2], int kt) {
+        const uint64_t dk = f3_desc_k(tile_k(kt));
+#pragma unroll
+        for (int kk = 0; kk < 8; kk++) { /* d in steps of 16: +32 bytes in a half */
+            const uint64_t half_q = (uint64_t)((kk >> 2) * F3_ROWS * 128 >> 4);
+            const uint64_t half_k = (uint64_t)((kk >> 2) * KT * 128 >> 4);
+            kl_wgmma<KT>::run(sc, dq + half_q + 2 * (kk & 3), dk + half_k + 2 * (kk & 3),
+                              kk > 0);
         }
-        /* the tensor cores read shared memory through the async proxy */
+    };
+    /* O += P V(kt), issued */
+    auto issue_pv = [&](uint32_t(&pa)[KT / 16][4], int kt) {
+        const uint4 *vs = tile_k(kt) + KT * 16;
+#pragma unroll
+        for (int kk = 0; kk < KT / 16; kk++) /* 16 keys: 2 groups of 8 rows, 2048 bytes */
+            kl_wgmma_rs<F3_D>::run(o, pa[kk], f3_desc_mn(vs + kk * 16 * 8, KT * 128));
+    };
+    /* mask and online softmax of tile kt's scores sc (read only: they may belong
+     * to a wgmma stage still open): P (bf16, A-fragment layout) into pa, the
+     * factor for O into corr; updates m and l */
+    auto softmax = [&](const float(&sc)[KT / 2], int kt, uint32_t(&pa)[KT / 16][4],
+                       float(&corr)[2]) {
+        const int32_t kbase = lo + kt * KT;
+        const bool whole = wrows == 64 && kbase + KT - 1 <= wq_first &&
+                           (window <= 0 || kbase >= wq_last - (int32_t)window + 1) &&
+                           (kbase + KT <= hide_lo || kbase >= hide_hi);
+        auto vis = [&](int j, int e) { /* score j*4+e, or -inf where masked */
+            const int k = e >> 1;
+            const int32_t key = kbase + j * 8 + 2 * t4 + (e & 1);
+            const bool ok = key >= qlo[k] && key <= qs[k] && !(key >= hide_lo && key < hide_hi);
+            return ok ? sc[j * 4 + e] : -INFINITY;
+        };
+        /* raw scores (scale_log2 > 0 keeps the max): the scale is folded into
+         * the exponent's FFMA. Separate loops for whole and masked tiles: the
+         * compiler does not hoist `whole` out of an unrolled loop (a branch per
+         * score cost ~40% of the issue slots). */
+        float mx[2] = {-INFINITY, -INFINITY};
+        if (whole) {
+#pragma unroll
+            for (int j = 0; j < KT / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    mx[e >> 1] = fmaxf(mx[e >> 1], sc[j * 4 + e]);
+        } else {
+#pragma unroll
+            for (int j = 0; j < KT / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    mx[e >> 1] = fmaxf(mx[e >> 1], vis(j, e));
+        }
+        float mu[2];
+#pragma unroll
+        for (int k = 0; k < 2; k++) {
+            mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 1));
+            mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 2));
+            const float mn = fmaxf(m[k], mx[k]); /* running max, raw units */
+            mu[k] = mn == -INFINITY ? 0.0f : mn * scale_log2;
+            corr[k] = f3_exp2(m[k] * scale_log2 - mu[k]);
+            m[k] = mn;
+            l[k] *= corr[k];
+        }
+        auto put = [&](int j, float v0, float v1, float v2, float v3) {
+            const float p0 = f3_exp2(fmaf(v0, scale_log2, -mu[0]));
+            const float p1 = f3_exp2(fmaf(v1, scale_log2, -mu[0]));
+            const float p2 = f3_exp2(fmaf(v2, scale_log2, -mu[1]));
+            const float p3 = f3_exp2(fmaf(v3, scale_log2, -mu[1]));
+            l[0] += p0 + p1;
+            l[1] += p2 + p3;
+            pa[j >> 1][(j & 1) * 2 + 0] = f3_pack(p0, p1);
+            pa[j >> 1][(j & 1) * 2 + 1] = f3_pack(p2, p3);
+        };
+        if (whole) {
+#pragma unroll
+            for (int j = 0; j < KT / 8; j++)
+                put(j, sc[j * 4], sc[j * 4 + 1], sc[j * 4 + 2], sc[j * 4 + 3]);
+        } else {
+#pragma unroll
+            for (int j = 0; j < KT / 8; j++)
+                put(j, vis(j, 0), vis(j, 1), vis(j, 2), vis(j, 3));
+        }
+    };
+    auto rescale_o = [&](const float(&corr)[2]) {
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+            o[j * 4 + 0] *= corr[0];
+            o[j * 4 + 1] *= corr[0];
+            o[j * 4 + 2] *= corr[1];
+            o[j * 4 + 3] *= corr[1];
+        }
+    };
+    auto keep_s = [&](float(&sc)[KT / 2]) {
+#pragma unroll
+        for (int i = 0; i < KT / 2; i++)
+            f3_keep(sc[i]);
+    };
+    auto keep_o = [&](uint32_t(&pa)[KT / 16][4]) {
+#pragma unroll
+        for (int i = 0; i < 64; i++)
+            f3_keep(o[i]);
+#pragma unroll
+        for (int kk = 0; kk < KT / 16; kk++)
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                f3_keep(pa[kk][i]);
+    };
+
+    if (!PIPE) {
+        for (int kt = 0; kt < n_kt; kt++) {
+            if (kt + 1 < n_kt) {
+                load(kt + 1, (kt + 1) % NST);
+                asm volatile("cp.async.wait_group 1;\n" ::);
+            } else {
+                asm volatile("cp.async.wait_group 0;\n" ::);
+            }
+            /* the tensor cores read shared memory through the async proxy */
+            asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+            __syncthreads();
+            if (!skip_of(kt)) {
+                float sc[KT / 2], corr[2];
+                uint32_t pa[KT / 16][4];
+                f3_fence();
+                issue_s(sc, kt);
+                f3_commit();
+                f3_wait();
+                keep_s(sc);
+                softmax(sc, kt, pa, corr);
+                rescale_o(corr);
+                f3_fence();
+                issue_pv(pa, kt);
+                f3_commit();
+                f3_wait();
+                keep_o(pa);
+            }
+            __syncthreads(); /* the stage is loaded again next iteration */
+        }
+    } else {
+        /* FlashAttention-3's order within a warpgroup: S(kt+1) and P(kt) V(kt)
+         * are issued together, the softmax of tile kt+1 runs while P V is on the
+         * tensor cores, and O is rescaled once that is done. Three stages: V(kt)
+         * and K(kt+1) in use while kt+2 loads. */
+        float sa[KT / 2], sb[KT / 2], corr[2];
+        uint32_t pa[KT / 16][4], pb[KT / 16][4];
+        if (n_kt > 1)
+            load(1, 1);
+        if (n_kt > 1)
+            asm volatile("cp.async.wait_group 1;\n" ::); /* tile 0 */
+        else
+            asm volatile("cp.async.wait_group 0;\n" ::);
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
         __syncthreads();
-        const uint4 *ks = KV + (size_t)st * 2 * KT * 16, *vs = ks + KT * 16;
-        const int32_t kbase = lo + kt * KT;
-        const bool skip = wrows <= 0 || kbase > wq_last ||
-                          (window > 0 && kbase + KT - 1 < wq_first - (int32_t)window + 1);
-        if (!skip) {
-            float s[KT / 2];
-#pragma unroll
-            for (int i = 0; i < KT / 2; i++)
-                s[i] = 0.0f;
-            const uint64_t dk = f3_desc_k(ks);
+        if (n_kt > 0) {
             f3_fence();
-#pragma unroll
-            for (int kk = 0; kk < 8; kk++) { /* d in steps of 16: +32 bytes in a half */
-                const uint64_t half_q = (uint64_t)((kk >> 2) * F3_ROWS * 128 >> 4);
-                const uint64_t half_k = (uint64_t)((kk >> 2) * KT * 128 >> 4);
-                kl_wgmma<KT>::run(s, dq + half_q + 2 * (kk & 3), dk + half_k + 2 * (kk & 3));
-            }
+            issue_s(sa, 0);
             f3_commit();
             f3_wait();
-#pragma unroll
-            for (int i = 0; i < KT / 2; i++)
-                f3_keep(s[i]);
-
-            const bool whole = wrows == 64 && kbase + KT - 1 <= wq_first &&
-                               (window <= 0 || kbase >= wq_last - (int32_t)window + 1) &&
-                               (kbase + KT <= hide_lo || kbase >= hide_hi);
-            /* raw scores here (scale_log2 > 0 keeps the max): the scale is
-             * folded into the exponent's FFMA below. Two loops, not a test per
-             * element: the compiler does not hoist `whole` out of the unrolled
-             * loop (a branch per score cost ~40% of the issue slots). */
-            float mx[2] = {-INFINITY, -INFINITY};
-            if (whole) {
-#pragma unroll
-                for (int j = 0; j < KT / 8; j++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        mx[e >> 1] = fmaxf(mx[e >> 1], s[j * 4 + e]);
-            } else {
-#pragma unroll
-                for (int j = 0; j < KT / 8; j++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int k = e >> 1;
-                        const int32_t key = kbase + j * 8 + 2 * t4 + (e & 1);
-                        const bool ok = key >= qlo[k] && key <= qs[k] &&
-                                        !(key >= hide_lo && key < hide_hi);
-                        s[j * 4 + e] = ok ? s[j * 4 + e] : -INFINITY;
-                        mx[k] = fmaxf(mx[k], s[j * 4 + e]);
-                    }
-            }
-            float corr[2], mu[2];
-#pragma unroll
-            for (int k = 0; k < 2; k++) {
-                mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 1));
-                mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 2));
-                const float mn = fmaxf(m[k], mx[k]); /* running max, raw units */
-                mu[k] = mn == -INFINITY ? 0.0f : mn * scale_log2;
-                corr[k] = f3_exp2(m[k] * scale_log2 - mu[k]);
-                m[k] = mn;
-                l[k] *= corr[k];
-            }
-            uint32_t pa[KT / 16][4];
-#pragma unroll
-            for (int j = 0; j < KT / 8; j++) {
-                const float p0 = f3_exp2(fmaf(s[j * 4 + 0], scale_log2, -mu[0]));
-                const float p1 = f3_exp2(fmaf(s[j * 4 + 1], scale_log2, -mu[0]));
-                const float p2 = f3_exp2(fmaf(s[j * 4 + 2], scale_log2, -mu[1]));
-                const float p3 = f3_exp2(fmaf(s[j * 4 + 3], scale_log2, -mu[1]));
-                l[0] += p0 + p1;
-                l[1] += p2 + p3;
-                pa[j >> 1][(j & 1) * 2 + 0] = f3_pack(p0, p1);
-                pa[j >> 1][(j & 1) * 2 + 1] = f3_pack(p2, p3);
-            }
-#pragma unroll
-            for (int j = 0; j < 16; j++) {
-                o[j * 4 + 0] *= corr[0];
-                o[j * 4 + 1] *= corr[0];
-                o[j * 4 + 2] *= corr[1];
-                o[j * 4 + 3] *= corr[1];
-            }
-            f3_fence();
-#pragma unroll
-            for (int kk = 0; kk < KT / 16; kk++) /* 16 keys: 2 groups of 8 rows, 2048 bytes */
-                kl_wgmma_rs<F3_D>::run(o, pa[kk], f3_desc_mn(vs + kk * 16 * 8, KT * 128) );
-            f3_commit();
-            f3_wait();
-#pragma unroll
-            for (int i = 0; i < 64; i++)
-                f3_keep(o[i]);
-#pragma unroll
-            for (int kk = 0; kk < KT / 16; kk++)
-#pragma unroll
-                for (int i = 0; i < 4; i++)
-                    f3_keep(pa[kk][i]);
+            keep_s(sa);
+            softmax(sa, 0, pa, corr); /* O is zero: no rescale */
         }
-        __syncthreads(); /* stage st is loaded again next iteration */
+        /* tile kt+1 landed; every warp is past step kt-1, so the stage of
+         * tile kt-1 ((kt+2) mod 3) is free */
+        auto sync_load = [&](int kt) {
+            asm volatile("cp.async.wait_group 0;\n" ::);
+            asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+            __syncthreads();
+            if (kt + 2 < n_kt)
+                load(kt + 2, (kt + 2) % NST);
+        };
+        /* P(kt) in pcur; S(kt+1) into snext, its P into pnext. The wgmma
+         * sequence is the same on every path (no per-warpgroup skipping, the
+         * last tile peeled off): ptxas serializes wgmma issued under divergent
+         * branches (C7520) or whose group count it cannot follow (C7514). A
+         * warpgroup's tiles outside its rows or window get zero weight. */
+        auto step = [&](int kt, uint32_t(&pcur)[KT / 16][4], float(&snext)[KT / 2],
+                        uint32_t(&pnext)[KT / 16][4]) {
+            sync_load(kt);
+            f3_fence();
+            issue_s(snext, kt + 1);
+            f3_commit();
+            issue_pv(pcur, kt);
+            f3_commit();
+            asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+            keep_s(snext);
+            float cn[2];
+            softmax(snext, kt + 1, pnext, cn);
+            f3_wait();
+            keep_o(pcur);
+            rescale_o(cn);
+        };
+        auto last = [&](int kt, uint32_t(&pcur)[KT / 16][4]) {
+            sync_load(kt);
+            f3_fence();
+            issue_pv(pcur, kt);
+            f3_commit();
+            f3_wait();
+            keep_o(pcur);
+        };
+        int kt = 0;
+        for (; kt + 2 < n_kt; kt += 2) {
+            step(kt, pa, sb, pb);
+            step(kt + 1, pb, sa, pa);
+        }
+        if (kt + 1 < n_kt) {
+            step(kt, pa, sb, pb);
+            last(kt + 1, pb);
+        } else if (kt < n_kt) {
+            last(kt, pa);
+        }
     }
 
 #pragma unroll
@@ -316,35 +434,35 @@ __global__ void __launch_bounds__(256, 1)
     }
 }
 
-template <int KT> static size_t f3_smem_bytes()
+template <int KT, bool PIPE> static size_t f3_smem_bytes()
 {
-    return (size_t)(F3_ROWS + 2 * 2 * KT) * F3_D * 2 + 1024;
+    return (size_t)(F3_ROWS + (PIPE ? 3 : 2) * 2 * KT) * F3_D * 2 + 1024;
 }
 
-template <int KT>
+template <int KT, bool PIPE>
 static cudaError_t f3_launch(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                              const kl_batch *b, const kl_mix *p, int64_t P, int p_shift,
                              cudaStream_t stream)
 {
     static int attr_set = 0;
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(fa3_kernel<KT>,
+        cudaError_t e = cudaFuncSetAttribute(fa3_kernel<KT, PIPE>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)f3_smem_bytes<KT>());
+                                             (int)f3_smem_bytes<KT, PIPE>());
         if (e != cudaSuccess)
             return e;
         attr_set = 1;
     }
     const float log2e = 1.4426950408889634f;
     dim3 grid((unsigned)b->n_tiles, (unsigned)p->n_heads);
-    fa3_kernel<KT><<<grid, 256, f3_smem_bytes<KT>(), stream>>>(
+    fa3_kernel<KT, PIPE><<<grid, 256, f3_smem_bytes<KT, PIPE>(), stream>>>(
         out, q, ldq, (const __nv_bfloat16 *)kv->k, (const __nv_bfloat16 *)kv->v, P, p_shift,
         p->n_heads, p->n_kv_heads, p->scale * log2e, p->window, *b);
     return cudaGetLastError();
 }
 
 extern "C" {
-int kl_fa3_keys = 128;
+int kl_fa3_variant = 0;
 }
 
 extern "C" cudaError_t kl_attn_prefill_wgmma(float *out, const float *q, int64_t ldq,
@@ -366,8 +484,11 @@ extern "C" cudaError_t kl_attn_prefill_wgmma(float *out, const float *q, int64_t
     if (P > 0 && !(P & (P - 1)))
         for (p_shift = 0; (1ll << p_shift) < P; p_shift++)
             ;
-    if (kl_fa3_keys == 64)
-        return f3_launch<64>(out, q, ldq, kv, b, p, P, p_shift, stream);
-    return f3_launch<128>(out, q, ldq, kv, b, p, P, p_shift, stream);
+    switch (kl_fa3_variant) {
+    case 1: return f3_launch<128, false>(out, q, ldq, kv, b, p, P, p_shift, stream);
+    case 2: return f3_launch<64, true>(out, q, ldq, kv, b, p, P, p_shift, stream);
+    case 3: return f3_launch<64, false>(out, q, ldq, kv, b, p, P, p_shift, stream);
+    default: return f3_launch<128, true>(out, q, ldq, kv, b, p, P, p_shift, stream);
+    }
 #endif
 }

@@ -211,8 +211,10 @@ cudaError_t kl_attn_prefill(float *out, const float *q, int64_t ldq, const kl_kv
  * when 4 query heads share a KV head; 3 (=fa2): fa2 (A/B runs). */
 extern int kl_fa_old;
 /* The wgmma kernel alone (cudaErrorNotSupported without sm_90a or for other shapes);
- * kl_fa3_keys: keys per tile, 128 (default) or 64 (COLLAGE_CUDA_FA=wg64). */
-extern int kl_fa3_keys;
+ * kl_fa3_variant (A/B runs): 0 = 128 keys per tile, S of the next tile overlapping the
+ * softmax (default); 1 = 128 keys, no overlap (COLLAGE_CUDA_FA=wg128s); 2 = 64 keys
+ * (=wg64); 3 = 64 keys, no overlap (=wg64s). */
+extern int kl_fa3_variant;
 cudaError_t kl_attn_prefill_wgmma(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                                   const kl_batch *b, const kl_mix *p, cudaStream_t stream);
 cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t ldq, const kl_kv *kv,

@@ -414,14 +414,18 @@ static int cuda_init(cuda_ctx *c, int device)
                                               : CUDA_GEMM_AUTO;
     /* prefill attention kernel for A/B runs: COLLAGE_CUDA_FA=old (the first
      * round's), =nopack (32 rows per warp, heads not packed), =fa2 (mma.sync,
-     * the second round's), =wg64 (wgmma, 64 keys per tile) */
+     * the second round's), =wg128s|wg64|wg64s (wgmma variants, see kernels.h) */
     const char *fa = getenv("COLLAGE_CUDA_FA");
     kl_fa_old = !fa                     ? 0
                 : !strcmp(fa, "old")    ? 1
                 : !strcmp(fa, "nopack") ? 2
                 : !strcmp(fa, "fa2")    ? 3
                                         : 0;
-    kl_fa3_keys = fa && !strcmp(fa, "wg64") ? 64 : 128;
+    kl_fa3_variant = !fa                     ? 0
+                     : !strcmp(fa, "wg128s") ? 1
+                     : !strcmp(fa, "wg64")   ? 2
+                     : !strcmp(fa, "wg64s")  ? 3
+                                             : 0;
     /* tuning: block shape of the small-batch GEMM, first-round decode split count */
     const char *sv = getenv("COLLAGE_CUDA_SMALL_VARIANT");
     kl_small_variant = sv ? atoi(sv) : 0;

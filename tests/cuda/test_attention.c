@@ -70,7 +70,7 @@ static void check(const char *what, const char *name, double err, double tol)
 {
     int ok = err <= tol;
     n_fail += !ok;
-    printf("  %-34s %-6s rel err %.2e (tol %.0e) %s\n", name, what, err, tol, ok ? "ok" : "FAIL");
+    printf("  %-34s %-10s rel err %.2e (tol %.0e) %s\n", name, what, err, tol, ok ? "ok" : "FAIL");
 }
 
 static void run_case(const attn_case *c, uint64_t seed)
@@ -162,19 +162,26 @@ static void run_case(const attn_case *c, uint64_t seed)
     double m, e = max_err(h_fa2, h_ref, (size_t)out_n, &m);
     check("fa2", c->name, e / m, 2e-2);
 
-    CK(cudaMemsetAsync(out, 0xff, (size_t)out_n * 4, st));
-    cudaError_t we = kl_attn_prefill_wgmma(out, q, ldq, &kv, &b, &mix, st);
-    if (we == cudaErrorNotSupported) {
-        cudaGetLastError();
-        printf("  %-34s wgmma  not built (sm_90a only)\n", c->name);
-    } else {
+    static const char *vname[4] = {"wg128p", "wg128s", "wg64p", "wg64s"};
+    for (int var = 0; var < 4; var++) {
+        kl_fa3_variant = var;
+        CK(cudaMemsetAsync(out, 0xff, (size_t)out_n * 4, st));
+        cudaError_t we = kl_attn_prefill_wgmma(out, q, ldq, &kv, &b, &mix, st);
+        kl_fa3_variant = 0;
+        if (we == cudaErrorNotSupported) {
+            cudaGetLastError();
+            printf("  %-34s wgmma  not built (sm_90a only)\n", c->name);
+            break;
+        }
         CK(we);
         CK(cudaMemcpyAsync(h_wg, out, (size_t)out_n * 4, cudaMemcpyDeviceToHost, st));
         CK(cudaStreamSynchronize(st));
+        char what[32];
         e = max_err(h_wg, h_ref, (size_t)out_n, &m);
-        check("wgmma", c->name, e / m, 2e-2);
+        check(vname[var], c->name, e / m, 2e-2);
         e = max_err(h_wg, h_fa2, (size_t)out_n, &m);
-        check("wg/fa2", c->name, e / m, 2e-3);
+        snprintf(what, sizeof what, "%s/fa2", vname[var]);
+        check(what, c->name, e / m, 2e-3);
     }
     free(h_ref);
     free(h_fa2);
@@ -193,7 +200,8 @@ static void run_case(const attn_case *c, uint64_t seed)
     cudaFree(d_tiles);
 }
 
-/* ms per call of kernel `which` (0 fa2, 1 wgmma), median of 5 after a warm-up */
+/* ms per call of kernel `which` (-1 fa2, else the wgmma variant), median of 5
+ * after a warm-up */
 static double time_call(int which, float *out, const float *q, const kl_kv *kv, const kl_batch *b,
                         const kl_mix *mix)
 {
@@ -203,10 +211,12 @@ static double time_call(int which, float *out, const float *q, const kl_kv *kv, 
     double t[5];
     for (int r = -1; r < 5; r++) {
         CK(cudaEventRecord(e0, st));
-        kl_fa_old = which ? 0 : 3;
-        cudaError_t e = which ? kl_attn_prefill_wgmma(out, q, mix->n_heads * D, kv, b, mix, st)
-                              : kl_attn_prefill_mma(out, q, mix->n_heads * D, kv, b, mix, st);
+        kl_fa_old = which < 0 ? 3 : 0;
+        kl_fa3_variant = which < 0 ? 0 : which;
+        cudaError_t e = which >= 0 ? kl_attn_prefill_wgmma(out, q, mix->n_heads * D, kv, b, mix, st)
+                                   : kl_attn_prefill_mma(out, q, mix->n_heads * D, kv, b, mix, st);
         kl_fa_old = 0;
+        kl_fa3_variant = 0;
         if (e == cudaErrorNotSupported) {
             cudaGetLastError();
             return NAN;
@@ -268,9 +278,13 @@ static void bench(void)
     mix.scale = 1.0f / sqrtf((float)D);
     mix.fast = 1;
     printf("prefill attention, 8B shape (Hq 32, Hkv 8, D 128), 8192 rows per call\n");
-    printf("%-10s %10s %12s %12s %12s %12s %8s\n", "kv_start", "TFLOP", "fa2 ms", "fa2 TFLOP/s",
-           "wgmma ms", "wg TFLOP/s", "speedup");
-    double sum[2] = {0, 0}, flop_all = 0;
+    static const char *name[5] = {"fa2", "wg128p", "wg128s", "wg64p", "wg64s"};
+    printf("TFLOP/s per kernel (ms in brackets); wg128p is the default\n%-10s %7s", "kv_start",
+           "TFLOP");
+    for (int v = 0; v < 5; v++)
+        printf(" %16s", name[v]);
+    printf("\n");
+    double sum[5] = {0}, flop_all = 0;
     for (int64_t start = 0; start < max_kv; start += rows) {
         kl_seq sq;
         memset(&sq, 0, sizeof sq);
@@ -289,15 +303,19 @@ static void bench(void)
         /* visible pairs: row i (slot start + i) sees start + i + 1 keys */
         double pairs = (double)rows * (double)start + (double)rows * (rows + 1) / 2.0;
         double flop = 4.0 * D * Hq * pairs;
-        double t0 = time_call(0, out, q, &kv, &b, &mix), t1 = time_call(1, out, q, &kv, &b, &mix);
-        sum[0] += t0;
-        sum[1] += t1;
         flop_all += flop;
-        printf("%-10lld %10.2f %12.3f %12.1f %12.3f %12.1f %7.2fx\n", (long long)start, flop / 1e12,
-               t0, flop / t0 / 1e9, t1, flop / t1 / 1e9, t0 / t1);
+        printf("%-10lld %7.2f", (long long)start, flop / 1e12);
+        for (int v = 0; v < 5; v++) {
+            double t = time_call(v - 1, out, q, &kv, &b, &mix);
+            sum[v] += t;
+            printf(" %7.1f (%6.2f)", flop / t / 1e9, t);
+        }
+        printf("\n");
     }
-    printf("%-10s %10.2f %12.3f %12.1f %12.3f %12.1f %7.2fx\n", "32K total", flop_all / 1e12,
-           sum[0], flop_all / sum[0] / 1e9, sum[1], flop_all / sum[1] / 1e9, sum[0] / sum[1]);
+    printf("%-10s %7.2f", "32K total", flop_all / 1e12);
+    for (int v = 0; v < 5; v++)
+        printf(" %7.1f (%6.2f)", flop_all / sum[v] / 1e9, sum[v]);
+    printf("\n");
     free(blocks);
     free(row_seq);
     free(tiles);
