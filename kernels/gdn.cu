@@ -107,8 +107,13 @@ __global__ void __launch_bounds__(256) gdn_decode_kernel(float *o, gdn_in a, kl_
 
 #define L KL_SSM_CHUNK
 
-/* Scratch per (chunk, head): Q, Kw, W, U0 [L][D], QKM [L][L], eG [L], eL, gL. */
-__host__ __device__ static inline int64_t gdn_per(int64_t D) { return (4 * L * D + L * L + L + 2 + 3) & ~(int64_t)3; }
+/* Scratch per (chunk, head): Q, Kw, W, U0 [L][D] (U0 becomes U in the state
+ * pass), QKM [L][L], eG [L], eL, gL, then S0 [D][D], the state at the chunk's start. */
+__host__ __device__ static inline int64_t gdn_s0_at(int64_t D)
+{
+    return (4 * L * D + L * L + L + 2 + 3) & ~(int64_t)3;
+}
+__host__ __device__ static inline int64_t gdn_per(int64_t D) { return gdn_s0_at(D) + D * D; }
 
 /* grid (n_chunks, H). Dynamic smem: K, Qs->W, Vs->U0 [L][D+1] (odd row length:
  * the K^T reads of the L x L products are conflict-free), A [L][L+1], beta, g, gam. */
@@ -189,20 +194,39 @@ __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_b
     }
 }
 
-#define VB 32 /* state columns per scan block */
+#define VB 32 /* state columns per block of the state and output passes */
 
-/* grid (H, D / VB, n_seq): walks the chunks of one sequence, carrying S[:, jb] (and P[:, jb]). */
-__global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int64_t D64, kl_ssm s,
-                                                       kl_batch b, const float *scratch)
+/* State pass, grid (H, D / VB, n_seq): walks the chunks of one sequence carrying
+ * S[:, jb] (and P[:, jb]); per chunk it saves S0 and turns U0 into U = U0 - W S0.
+ * Only the two products the recurrence needs are here (the outputs, which do
+ * not feed it, are the parallel pass below), and the next chunk's operands
+ * (Kw, W, U0: 72 KB) load with cp.async while this one computes: the single
+ * pass it replaced (4 products, 120 KB staged synchronously per chunk) spent
+ * ~30 us per chunk waiting on loads. */
+__global__ void __launch_bounds__(256) gdn_state_kernel(int64_t D64, kl_ssm s, kl_batch b,
+                                                        float *scratch)
 {
     extern __shared__ float sm[];
     const int D = (int)D64;
-    float *S = sm, *P = S + D * VB, *U = P + D * VB, *Y = U + L * VB, *Os = Y + L * VB,
-          *Qs = Os + L * VB, *Ks = Qs + L * D, *Ws = Ks + L * D, *QKs = Ws + L * D,
-          *U0s = QKs + L * L, *eGs = U0s + L * VB;
+    const int buf = 2 * L * D + L * VB + L + 4; /* one stage: Kw, W, U0, eG (16-byte multiple) */
+    float *S = sm, *P = S + D * VB, *U = P + D * VB, *Y = U + L * VB, *stages = Y + L * VB;
     const int h = blockIdx.x, jb = blockIdx.y;
     const kl_seq sq = b.seq[blockIdx.z];
     const int64_t H = s.n_heads, off = ((int64_t)sq.slot * H + h) * D * D + jb * VB;
+    auto fetch = [&](int ci) {
+        const int ch = sq.chunk0 + ci;
+        const int len = b.chunks[3 * ch + 2];
+        const float *in = scratch + ((int64_t)ch * H + h) * gdn_per(D);
+        float *st = stages + (ci & 1) * buf;
+        kl_stage_async(st, D, in + L * D, D, len, D);
+        kl_stage_async(st + L * D, D, in + 2 * L * D, D, len, D);
+        kl_stage_async(st + 2 * L * D, VB, in + 3 * L * D + jb * VB, D, len, VB);
+        for (int t = threadIdx.x; t < L + 2; t += blockDim.x)
+            st[2 * L * D + L * VB + t] = in[4 * L * D + L * L + t];
+        asm volatile("cp.async.commit_group;\n" ::);
+    };
+    if (sq.n_chunks > 0)
+        fetch(0);
     for (int idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
         S[idx] = s.state[off + (idx / VB) * D + idx % VB];
         if (s.trans)
@@ -211,38 +235,37 @@ __global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int
     const bool tr = s.trans != NULL;
     for (int ci = 0; ci < sq.n_chunks; ci++) {
         const int ch = sq.chunk0 + ci;
-        const int64_t row0 = b.chunks[3 * ch + 1];
         const int len = b.chunks[3 * ch + 2];
-        const float *in = scratch + ((int64_t)ch * H + h) * gdn_per(D);
-        /* this chunk's operands to shared memory */
-        kl_stage(Qs, D, in, D, len, D);
-        kl_stage(Ks, D, in + L * D, D, len, D);
-        kl_stage(Ws, D, in + 2 * L * D, D, len, D);
-        kl_stage(U0s, VB, in + 3 * L * D + jb * VB, D, len, VB);
-        kl_stage(QKs, L, in + 4 * L * D, L, len, L);
-        for (int t = threadIdx.x; t < L + 2; t += blockDim.x)
-            eGs[t] = in[4 * L * D + L * L + t];
+        float *in = scratch + ((int64_t)ch * H + h) * gdn_per(D);
+        /* stage (ci+1)&1 was last read in chunk ci-1, which every thread finished */
+        if (ci + 1 < sq.n_chunks) {
+            fetch(ci + 1);
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
+        }
+        /* S0 for the output pass (S is not written before the barrier below) */
+        float *s0 = in + gdn_s0_at(D) + jb * VB;
+        for (int idx = threadIdx.x; idx < D * VB; idx += blockDim.x)
+            s0[(idx / VB) * D + idx % VB] = S[idx];
         __syncthreads();
-        const float *Q = Qs, *Kw = Ks, *W = Ws, *QK = QKs, *eG = eGs;
-        const float eL = eG[L];
-        /* U = U0 - W S0 ; Y = W P0 ; Os = Q S0 */
+        const float *st = stages + (ci & 1) * buf;
+        const float *Kw = st, *W = st + L * D, *U0s = st + 2 * L * D, *eGs = U0s + L * VB;
+        const float eL = eGs[L];
+        /* U = U0 - W S0 (also to the scratch, for the output pass) ; Y = W P0 */
+        float *u_out = in + 3 * L * D + jb * VB;
         kl_mm<8, 1>(len, VB, D, [&](int t, int i) { return W[t * D + i]; },
                     [&](int i, int c) { return S[i * VB + c]; },
-                    [&](int t, int c, float x) { U[t * VB + c] = U0s[t * VB + c] - x; });
+                    [&](int t, int c, float x) {
+                        const float u = U0s[t * VB + c] - x;
+                        U[t * VB + c] = u;
+                        u_out[t * D + c] = u;
+                    });
         if (tr)
             kl_mm<8, 1>(len, VB, D, [&](int t, int i) { return W[t * D + i]; },
                         [&](int i, int c) { return P[i * VB + c]; },
                         [&](int t, int c, float x) { Y[t * VB + c] = x; });
-        kl_mm<8, 1>(len, VB, D, [&](int t, int i) { return Q[t * D + i]; },
-                    [&](int i, int c) { return S[i * VB + c]; },
-                    [&](int t, int c, float x) { Os[t * VB + c] = eG[t] * x; });
         __syncthreads();
-        /* o = QK U + e^gam Q S0 (same element -> thread mapping as Os) */
-        kl_mm<8, 1>(len, VB, len, [&](int t, int u) { return QK[t * L + u]; },
-                    [&](int u, int c) { return U[u * VB + c]; },
-                    [&](int t, int c, float x) {
-                        o[(row0 + t) * Hq * D + h * D + jb * VB + c] = x + Os[t * VB + c];
-                    });
         /* S = e^gam_L S0 + Kw^T U ; P = e^gam_L P0 - Kw^T Y (in place: each element has one owner) */
         kl_mm<16, 1>(D, VB, len, [&](int i, int t) { return Kw[t * D + i]; },
                      [&](int t, int c) { return U[t * VB + c]; },
@@ -252,7 +275,7 @@ __global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int
                          [&](int t, int c) { return Y[t * VB + c]; },
                          [&](int i, int c, float x) { P[i * VB + c] = eL * P[i * VB + c] - x; });
         if (jb == 0 && threadIdx.x == 0)
-            s.log_decay[(int64_t)sq.slot * H + h] += eG[L + 1];
+            s.log_decay[(int64_t)sq.slot * H + h] += eGs[L + 1];
         __syncthreads();
     }
     for (int idx = threadIdx.x; idx < D * VB; idx += blockDim.x) {
@@ -260,6 +283,37 @@ __global__ void __launch_bounds__(256) gdn_scan_kernel(float *o, int64_t Hq, int
         if (s.trans)
             s.trans[off + (idx / VB) * D + idx % VB] = P[idx];
     }
+}
+
+/* Output pass, grid (n_chunks, H, D / VB), every chunk at once:
+ * o = QKM U + e^gam Q S0 for the columns jb*VB.. of one head. */
+__global__ void __launch_bounds__(256) gdn_out_kernel(float *o, int64_t Hq, int64_t D64,
+                                                      int64_t H, kl_batch b, const float *scratch)
+{
+    extern __shared__ float sm[];
+    const int D = (int)D64;
+    float *Qs = sm, *S0 = Qs + L * D, *QKs = S0 + D * VB, *Us = QKs + L * L, *Os = Us + L * VB,
+          *eGs = Os + L * VB;
+    const int ch = blockIdx.x, h = blockIdx.y, jb = blockIdx.z;
+    const int64_t row0 = b.chunks[3 * ch + 1];
+    const int len = b.chunks[3 * ch + 2];
+    const float *in = scratch + ((int64_t)ch * H + h) * gdn_per(D);
+    kl_stage(Qs, D, in, D, len, D);
+    kl_stage(S0, VB, in + gdn_s0_at(D) + jb * VB, D, D, VB);
+    kl_stage(QKs, L, in + 4 * L * D, L, len, L);
+    kl_stage(Us, VB, in + 3 * L * D + jb * VB, D, len, VB);
+    for (int t = threadIdx.x; t < L; t += blockDim.x)
+        eGs[t] = in[4 * L * D + L * L + t];
+    __syncthreads();
+    /* same products, order and element -> thread mapping as the single pass had */
+    kl_mm<8, 1>(len, VB, D, [&](int t, int i) { return Qs[t * D + i]; },
+                [&](int i, int c) { return S0[i * VB + c]; },
+                [&](int t, int c, float x) { Os[t * VB + c] = eGs[t] * x; });
+    kl_mm<8, 1>(len, VB, len, [&](int t, int u) { return QKs[t * L + u]; },
+                [&](int u, int c) { return Us[u * VB + c]; },
+                [&](int t, int c, float x) {
+                    o[(row0 + t) * Hq * D + h * D + jb * VB + c] = x + Os[t * VB + c];
+                });
 }
 
 /* ------------------------------------------------------------------ launchers */
@@ -302,12 +356,22 @@ extern "C" cudaError_t kl_gdn(float *o, const float *qkv, const float *beta_raw,
     if ((e = cudaGetLastError()) != cudaSuccess)
         return e;
     KL_MARK("gdn.prep");
-    size_t scan_smem = (size_t)(2 * D * VB + 4 * L * VB + 3 * L * D + L * L + L + 2) * sizeof(float);
-    if ((e = cudaFuncSetAttribute(gdn_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  (int)scan_smem)) != cudaSuccess)
+    size_t state_smem = (size_t)(2 * D * VB + 2 * L * VB + 2 * (2 * L * D + L * VB + L + 4)) *
+                        sizeof(float);
+    if ((e = cudaFuncSetAttribute(gdn_state_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)state_smem)) != cudaSuccess)
         return e;
-    gdn_scan_kernel<<<dim3((unsigned)H, (unsigned)(D / VB), (unsigned)b->n_seq), 256, scan_smem,
-                      stream>>>(o, p->n_heads, D, *s, *b, (const float *)scratch);
+    gdn_state_kernel<<<dim3((unsigned)H, (unsigned)(D / VB), (unsigned)b->n_seq), 256,
+                       state_smem, stream>>>(D, *s, *b, (float *)scratch);
+    if ((e = cudaGetLastError()) != cudaSuccess)
+        return e;
+    KL_MARK("gdn.state");
+    size_t out_smem = (size_t)(L * D + D * VB + L * L + 2 * L * VB + L) * sizeof(float);
+    if ((e = cudaFuncSetAttribute(gdn_out_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)out_smem)) != cudaSuccess)
+        return e;
+    gdn_out_kernel<<<dim3((unsigned)b->n_chunks, (unsigned)H, (unsigned)(D / VB)), 256, out_smem,
+                     stream>>>(o, p->n_heads, D, H, *b, (const float *)scratch);
     return cudaGetLastError();
 }
 

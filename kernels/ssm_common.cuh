@@ -124,6 +124,20 @@ KL_DEV void kl_stage(float *dst, int dld, const float *src, int64_t sld, int row
     }
 }
 
+/* kl_stage through cp.async (16-byte copies that do not hold registers): the
+ * caller commits the group and waits for it (cp.async.wait_group) before a
+ * barrier, so a chunk's operands can load while the previous chunk computes.
+ * dst rows must be 16-byte aligned too (dld % 4 == 0). */
+KL_DEV void kl_stage_async(float *dst, int dld, const float *src, int64_t sld, int rows, int cols)
+{
+    const int c4 = cols / 4;
+    for (int i = threadIdx.x; i < rows * c4; i += blockDim.x) {
+        const int r = i / c4, c = (i - r * c4) * 4;
+        const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst + r * dld + c);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src + r * sld + c));
+    }
+}
+
 KL_DEV double kl_warp_sum_d(double v)
 {
 #pragma unroll
