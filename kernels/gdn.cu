@@ -115,14 +115,17 @@ __host__ __device__ static inline int64_t gdn_s0_at(int64_t D)
 }
 __host__ __device__ static inline int64_t gdn_per(int64_t D) { return gdn_s0_at(D) + D * D; }
 
-/* grid (n_chunks, H). Dynamic smem: K, Qs->W, Vs->U0 [L][D+1] (odd row length:
- * the K^T reads of the L x L products are conflict-free), A [L][L+1], beta, g, gam. */
+/* grid (n_chunks, H). Dynamic smem: K [L][D+1] (odd row length: the K^T reads
+ * of the L x L products are conflict-free), Qs->W, Vs->U0 [L][D] (read by rows or
+ * by column per thread: no padding needed), A [L][L], beta, gam (g summed in
+ * place): 113 KB at D = 128, so two blocks fit an SM (one did at 116.5 KB, and
+ * the forward substitution's dependent steps had nothing to overlap with). */
 __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_batch b, float *scratch)
 {
     extern __shared__ float sm[];
     const int D = (int)a.D, LD = D + 1;
-    float *K = sm, *Qs = K + L * LD, *Vs = Qs + L * LD, *A = Vs + L * LD, *beta = A + L * (L + 1),
-          *g = beta + L, *gam = g + L;
+    float *K = sm, *Qs = K + L * LD, *Vs = Qs + L * D, *A = Vs + L * D, *beta = A + L * L,
+          *g = beta + L, *gam = g;
     const int ch = blockIdx.x, h = blockIdx.y;
     const int64_t row0 = b.chunks[3 * ch + 1];
     const int len = b.chunks[3 * ch + 2];
@@ -132,7 +135,7 @@ __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_b
     const int warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     for (int t = warp; t < len; t += nw) {
         float bt, gt;
-        gdn_token(a, row0 + t, h, Qs + t * LD, K + t * LD, Vs + t * LD, &bt, &gt);
+        gdn_token(a, row0 + t, h, Qs + t * D, K + t * LD, Vs + t * D, &bt, &gt);
         if ((threadIdx.x & 31) == 0) {
             beta[t] = bt;
             g[t] = gt;
@@ -151,9 +154,9 @@ __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_b
     kl_mm<8, 2>(len, len, D, [&](int t, int i) { return K[t * LD + i]; },
                 [&](int i, int u) { return K[u * LD + i]; },
                 [&](int t, int u, float x) {
-                    A[t * (L + 1) + u] = u < t ? beta[t] * expf(gam[t] - gam[u]) * x : 0.0f;
+                    A[t * L + u] = u < t ? beta[t] * expf(gam[t] - gam[u]) * x : 0.0f;
                 });
-    kl_mm<8, 2>(len, len, D, [&](int t, int i) { return Qs[t * LD + i]; },
+    kl_mm<8, 2>(len, len, D, [&](int t, int i) { return Qs[t * D + i]; },
                 [&](int i, int u) { return K[u * LD + i]; },
                 [&](int t, int u, float x) {
                     oQK[t * L + u] = u <= t ? x * expf(gam[t] - gam[u]) : 0.0f;
@@ -162,9 +165,9 @@ __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_b
     /* Q out; right-hand sides of the two triangular solves in place */
     for (int idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
         int t = idx / D, i = idx - t * D;
-        oQ[idx] = Qs[t * LD + i];
-        Qs[t * LD + i] = beta[t] * expf(gam[t]) * K[t * LD + i];
-        Vs[t * LD + i] *= beta[t];
+        oQ[idx] = Qs[t * D + i];
+        Qs[t * D + i] = beta[t] * expf(gam[t]) * K[t * LD + i];
+        Vs[t * D + i] *= beta[t];
     }
     __syncthreads();
     /* forward substitution, one column per thread (columns are independent) */
@@ -172,10 +175,10 @@ __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_b
         float *M = col < D ? Qs : Vs;
         int j = col < D ? col : col - D;
         for (int t = 1; t < len; t++) {
-            float x = M[t * LD + j];
+            float x = M[t * D + j];
             for (int u = 0; u < t; u++)
-                x -= A[t * (L + 1) + u] * M[u * LD + j];
-            M[t * LD + j] = x;
+                x -= A[t * L + u] * M[u * D + j];
+            M[t * D + j] = x;
         }
     }
     __syncthreads();
@@ -183,8 +186,8 @@ __global__ void __launch_bounds__(256) gdn_prep_kernel(gdn_in a, int64_t H, kl_b
     for (int idx = threadIdx.x; idx < len * D; idx += blockDim.x) {
         int t = idx / D, i = idx - t * D;
         oKw[idx] = expf(gL - gam[t]) * K[t * LD + i];
-        oW[idx] = Qs[t * LD + i];
-        oU[idx] = Vs[t * LD + i];
+        oW[idx] = Qs[t * D + i];
+        oU[idx] = Vs[t * D + i];
     }
     for (int t = threadIdx.x; t < len; t += blockDim.x)
         oeG[t] = expf(gam[t]);
@@ -345,7 +348,7 @@ extern "C" cudaError_t kl_gdn(float *o, const float *qkv, const float *beta_raw,
     }
     if (D % VB || D > 128 || b->n_chunks <= 0)
         return b->n_chunks <= 0 ? cudaSuccess : cudaErrorNotSupported;
-    size_t prep_smem = (size_t)(3 * L * (D + 1) + L * (L + 1) + 3 * L) * sizeof(float);
+    size_t prep_smem = (size_t)(L * (D + 1) + 2 * L * D + L * L + 2 * L) * sizeof(float);
     cudaError_t e = cudaFuncSetAttribute(gdn_prep_kernel,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)prep_smem);
