@@ -54,6 +54,8 @@ static void mm(const float *A, const float *B, float *C, int64_t r, int64_t inne
                 (int)inner, B, (int)c, beta, C, (int)c);
 }
 
+void cl_picaso_blas_serial(void) { openblas_set_num_threads(1); }
+
 int cl_picaso_matrix_combine(int n, int64_t D, int64_t V, const float *const *P,
                              const float *const *S, float *out)
 {

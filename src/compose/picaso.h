@@ -24,6 +24,13 @@
 /* log c_i for n >= 1 log decays (each in [-inf, 0]); logc[n]. O(n^3) in all. */
 int cl_picaso_log_coeffs(const double *log_decay, int n, double *logc);
 
+/* Makes OpenBLAS single-threaded for this process. The matrix forms are run one
+ * head per OpenMP thread; OpenBLAS's own thread pool (its default when no CPU
+ * backend set it up, e.g. under --backend cuda) serializes concurrent callers and
+ * made GDN fuse of 16 documents ~50x slower than its arithmetic. Idempotent;
+ * call outside parallel regions. */
+void cl_picaso_blas_serial(void);
+
 /* out[D x V] = sum_i C_i S_i (matrix PICASO, row-major): P[i] D x D, S[i] D x V.
  * O(n^2) matrix products in all (one scan over the documents). */
 int cl_picaso_matrix_combine(int n, int64_t D, int64_t V, const float *const *P,
