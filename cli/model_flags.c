@@ -11,6 +11,7 @@ void cli_model_flags_init(cli_model_flags *f)
     f->threads = 0;
     f->gka_num_iter = -1;
     f->max_context = 0;
+    f->prefill_chunk = 0;
 }
 
 void cli_sampling_flags_init(cli_sampling_flags *s)
@@ -47,6 +48,10 @@ int cli_load_model(const char *verb, const cli_model_flags *f, cl_model **out)
     o.backend = f->backend;
     o.threads = (int)f->threads;
     o.gka_num_iter = f->gka_num_iter;
+    if (f->prefill_chunk < 0)
+        return cli_usage_error(verb, "--prefill-chunk must be >= 1 (0: the backend's default; got %lld)",
+                               (long long)f->prefill_chunk);
+    o.prefill_chunk = f->prefill_chunk;
     int rc = cl_model_load(f->model, &o, out);
     if (rc != CL_OK)
         return cli_fail(rc);

@@ -1,5 +1,5 @@
 /* model_flags.h - the flags every model-running verb shares (--model, --backend,
- * --threads, --gka-num-iter, --max-context) and the sampling flags. */
+ * --threads, --gka-num-iter, --max-context, --prefill-chunk) and the sampling flags. */
 #ifndef CLI_MODEL_FLAGS_H
 #define CLI_MODEL_FLAGS_H
 
@@ -14,7 +14,7 @@
 
 typedef struct {
     const char *model, *backend;
-    int64_t threads, gka_num_iter, max_context;
+    int64_t threads, gka_num_iter, max_context, prefill_chunk;
 } cli_model_flags;
 
 /* Store flags: --store DIR / --no-store, block size, snapshot policy. */
@@ -46,7 +46,9 @@ typedef struct {
         {"gka-num-iter", OPT_INT, &(f).gka_num_iter, "N",                                     \
          "GKA Chebyshev iterations (overrides the config)"},                                  \
         {"max-context", OPT_INT, &(f).max_context, "N",                                       \
-         "RoPE positions allowed (default: max_position_embeddings)"}
+         "RoPE positions allowed (default: max_position_embeddings)"},                         \
+        {"prefill-chunk", OPT_INT, &(f).prefill_chunk, "N",                                   \
+         "tokens per forward call for long prompts (default: cpu 512, cuda 4096)"}
 
 #define CLI_SAMPLING_OPTS(s)                                                                  \
     {"greedy", OPT_FLAG, &(s).greedy, NULL, "argmax decoding"},                                \

@@ -83,6 +83,10 @@ typedef struct {
 
 typedef struct cl_backend_ops {
     const char *name;
+    /* tokens per forward call when a long prompt is fed (prefill); the engine's
+     * default chunk on this backend: small on the CPU (bounded activations, no
+     * gain from larger calls), large on a GPU (one call must fill the device) */
+    int64_t feed_tokens;
 
     /* ---- memory ---- */
     void *(*alloc)(cl_backend *b, size_t bytes);          /* zero-filled; NULL on failure */

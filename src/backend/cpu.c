@@ -336,6 +336,7 @@ static void cpu_destroy(cl_backend *b) { free(b); }
 
 static const cl_backend_ops cpu_ops = {
     .name = "cpu",
+    .feed_tokens = 512,
     .alloc = cpu_alloc,
     .realloc = cpu_realloc,
     .free = cpu_free,

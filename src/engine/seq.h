@@ -36,10 +36,12 @@ int cl_seq_copy(cl_seq *dst, const cl_seq *src);
 
 typedef enum { CL_LOGITS_NONE = 0, CL_LOGITS_LAST, CL_LOGITS_ALL } cl_logits_mode;
 
-/* Default tokens per forward call when feeding a long prompt. */
+/* Tokens per forward call when feeding a long prompt and the model has no
+ * setting (cl_model.feed_chunk: --prefill-chunk, else the backend's default). */
 #define CL_FEED_CHUNK 512
 
-/* Feeds n tokens (in forward calls of at most `chunk` tokens; 0 = default) and
+/* Feeds n tokens (in forward calls of at most `chunk` tokens; 0 = the model's
+ * feed_chunk) and
  * writes logits: LAST -> [V] for the last token, ALL -> [n, V]. */
 int cl_seq_feed(cl_model *m, cl_seq *s, const int32_t *tokens, int64_t n, int64_t chunk,
                 cl_logits_mode mode, float *logits);

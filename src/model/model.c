@@ -11,6 +11,7 @@ void cl_model_opts_default(cl_model_opts *o)
     o->backend = NULL;
     o->threads = 0;
     o->gka_num_iter = -1;
+    o->prefill_chunk = 0;
 }
 
 /* Fuses an SSM layer's depthwise conv weights ([C_i, 1, W] each) into [C, W] fp32. */
@@ -101,6 +102,9 @@ int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
     rc = cl_backend_create(opts->backend, opts->threads, &m->b);
     if (rc != CL_OK)
         goto fail;
+    m->feed_chunk = opts->prefill_chunk > 0         ? opts->prefill_chunk
+                    : m->b->ops->feed_tokens > 0 ? m->b->ops->feed_tokens
+                                                 : 512;
     m->layers = calloc((size_t)m->cfg->num_layers, sizeof *m->layers);
     if (!m->layers) {
         rc = cl_err(CL_ERR_NOMEM, "out of memory");

@@ -19,6 +19,7 @@ typedef struct {
     const char *backend;  /* "cpu" | "cuda" | NULL (auto) */
     int threads;          /* CPU threads (0: OpenMP default) */
     int64_t gka_num_iter; /* -1: from config (gka_config + gka_overrides) */
+    int64_t prefill_chunk; /* tokens per forward call for long prompts (0: the backend's) */
 } cl_model_opts;
 
 typedef struct cl_model {
@@ -28,6 +29,7 @@ typedef struct cl_model {
     cl_bweight embed, norm, lm_head;
     cl_layer_bw *layers;
     int64_t gka_num_iter; /* effective */
+    int64_t feed_chunk;   /* effective prefill chunk (cl_seq_feed's default) */
     /* forward scratch (backend memory), grown on demand */
     float *scratch;
     size_t scratch_floats;

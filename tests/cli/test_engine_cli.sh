@@ -38,6 +38,14 @@ b=$($BIN generate --model $G --input-ids "$(tr '\n' ',' <$T/ids.txt)" --max-new-
 $BIN generate --model $G --input-ids 1,2,3 --max-new-tokens 3 --greedy --json | grep -q '"ids":\[' \
   || fail "generate --json"
 
+# --prefill-chunk: the forward-call size changes the sums' order, not the result
+for c in 7 1000; do
+  $BIN logits --model $G --input-ids @$T/ids.txt --prefill-chunk $c --out $T/chunk$c.safetensors \
+    || fail "logits --prefill-chunk $c"
+done
+$BIN tensors diff $T/chunk7.safetensors $T/chunk1000.safetensors --tol 1e-5 >/dev/null \
+  || fail "--prefill-chunk 7 vs 1000: $($BIN tensors diff $T/chunk7.safetensors $T/chunk1000.safetensors)"
+
 # errors: one line, exit 1 for runtime errors, 2 for usage errors
 expect_fail 1 "out of range" $BIN generate --model $G --input-ids 1,5000 --max-new-tokens 2
 expect_fail 1 "out of range" $BIN logits --model $G --input-ids 1,-3 --out $T/x.safetensors
@@ -47,5 +55,6 @@ expect_fail 1 "not a model directory" $BIN info --model $T/nowhere
 expect_fail 2 "unknown option" $BIN generate --model $G --bogus
 expect_fail 2 "required" $BIN logits --model $G
 expect_fail 1 "no such file|No such file" $BIN generate --model $G --input-ids @$T/missing.txt
+expect_fail 2 "prefill-chunk" $BIN generate --model $G --input-ids 1,2 --prefill-chunk -1
 expect_fail 2 "mode" $BIN logits --model $G --input-ids 1 --out $T/x.safetensors --mode fast
 echo "ok"
