@@ -472,6 +472,7 @@ int cl_backend_cuda_create(int device, cl_backend **out)
         cuda_dense_ops(o);
         cuda_gemm_ops(o);
         cuda_mixer_ops(o);
+        cuda_compose_ops(o);
         table_ready = 1;
     }
     cl_backend *b = calloc(1, sizeof *b);

@@ -204,6 +204,7 @@ int cuda_batch_blocks(cuda_ctx *c, int64_t P);
 void cuda_dense_ops(cl_backend_ops *o);
 void cuda_gemm_ops(cl_backend_ops *o);
 void cuda_mixer_ops(cl_backend_ops *o);
+void cuda_compose_ops(cl_backend_ops *o);
 int cuda_batch_prepare(cl_backend *b, cl_batch *batch);
 void cuda_batch_release(cl_backend *b, cl_batch *batch);
 

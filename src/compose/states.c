@@ -54,10 +54,24 @@ int cl_compose_ssm_into(const cl_seq *const *docs, int n, cl_compose_ssm ssm, cl
         else if (i < n)
             rc = cl_state_read_ssm(docs[i], bufs[i], with_trans);
     }
+    /* GDN fuse runs on the device where the backend can (the slots are there) */
+    const int on_device = ssm == CL_COMPOSE_SSM_FUSE && with_trans && c->b->ops->gdn_fuse;
     if (rc == CL_OK)
-        rc = cl_compose_ssm_combine(c, with_trans, ssm, (const float *const *)bufs, n, bufs[n]);
+        rc = cl_compose_ssm_combine(c, with_trans, ssm, (const float *const *)bufs, n, on_device,
+                                    bufs[n]);
     if (rc == CL_OK)
         rc = cl_state_write_ssm(out, bufs[n], with_trans);
+    if (rc == CL_OK && on_device) {
+        int32_t *slots = malloc((size_t)n * sizeof *slots);
+        if (!slots)
+            rc = cl_err(CL_ERR_NOMEM, "out of memory");
+        for (int i = 0; slots && i < n; i++)
+            slots[i] = docs[i]->slot;
+        for (int l = 0; rc == CL_OK && l < c->n_ssm; l++)
+            if (c->ssm[l].trans && c->ssm_type && c->ssm_type[l] == CL_LAYER_GDN)
+                rc = c->b->ops->gdn_fuse(c->b, &c->ssm[l], slots, n, out->slot);
+        free(slots);
+    }
     for (int i = 0; i <= n; i++)
         free(bufs[i]);
     free(bufs);

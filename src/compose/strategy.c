@@ -132,15 +132,15 @@ static int caso_scalar(const cl_compose_ssm_view *v, const float *const *docs, i
     return CL_OK;
 }
 
-/* GDN fuse / caso: per head, the matrix forms with the transition products. */
-static int gdn_matrix(const cl_compose_ssm_view *v, cl_compose_ssm ssm, const float *const *docs,
-                      int n, float *out)
+/* GDN fuse and caso need every document's transition product. */
+static int gdn_check_trans(const cl_compose_ssm_view *v, cl_compose_ssm ssm,
+                           const float *const *docs, int n)
 {
     if (v->trans == NO_TRANS)
         return cl_err(CL_ERR_ARG, "compose: GDN %s needs the layers' transition products: "
                       "create the cache with track_transition (cl_compose_cache_opts)",
                       ssm == CL_COMPOSE_SSM_FUSE ? "fuse" : "caso");
-    int64_t H = v->n_heads, D = v->head_dim;
+    const int64_t D = v->head_dim;
     /* A document that processed tokens (log decay != 0) but whose transition is
      * still the identity was restored from a snapshot without it: refuse rather
      * than compose with a wrong P. */
@@ -157,6 +157,15 @@ static int gdn_matrix(const cl_compose_ssm_view *v, cl_compose_ssm ssm, const fl
             return cl_err(CL_ERR_ARG, "compose: GDN document %d has no transition product (its "
                           "state was made or restored without track_transition)", i);
     }
+    return CL_OK;
+}
+
+/* GDN fuse / caso: per head, the matrix forms with the transition products. */
+static int gdn_matrix(const cl_compose_ssm_view *v, cl_compose_ssm ssm, const float *const *docs,
+                      int n, float *out)
+{
+    CL_TRY(gdn_check_trans(v, ssm, docs, n));
+    int64_t H = v->n_heads, D = v->head_dim;
     /* Heads are independent: one per thread (the products are single-threaded
      * OpenBLAS calls; GDN fuse is O(n^2) D x D products per head). Errors are
      * only allocation failures, reported here because the message buffer is
@@ -189,7 +198,7 @@ static int gdn_matrix(const cl_compose_ssm_view *v, cl_compose_ssm ssm, const fl
 }
 
 static int combine_layer(const cl_compose_ssm_view *v, cl_compose_ssm ssm,
-                         const float *const *docs, int n, float *out)
+                         const float *const *docs, int n, int gdn_fuse_on_device, float *out)
 {
     size_t sn = v->state_n;
     int64_t H = v->n_heads;
@@ -220,6 +229,10 @@ static int combine_layer(const cl_compose_ssm_view *v, cl_compose_ssm ssm,
             sum_of(docs, n, v->state2, sn, out);
             return CL_OK;
         }
+        if (v->type == CL_LAYER_GDN && gdn_fuse_on_device) { /* the backend writes it */
+            memset(out + v->state, 0, sn * sizeof *out);
+            return gdn_check_trans(v, ssm, docs, n);
+        }
         if (v->type == CL_LAYER_GDN)
             return gdn_matrix(v, ssm, docs, n, out);
         return fuse_scalar(v, docs, n, out);
@@ -238,7 +251,7 @@ static int combine_layer(const cl_compose_ssm_view *v, cl_compose_ssm ssm,
 }
 
 int cl_compose_ssm_combine(const cl_cache *c, int with_trans, cl_compose_ssm ssm,
-                           const float *const *docs, int n, float *out)
+                           const float *const *docs, int n, int gdn_fuse_on_device, float *out)
 {
     if (n < 1)
         return cl_err(CL_ERR_ARG, "compose: no documents to combine");
@@ -247,7 +260,7 @@ int cl_compose_ssm_combine(const cl_cache *c, int with_trans, cl_compose_ssm ssm
     CL_TRY(cl_compose_ssm_views(c, with_trans, &v, &floats));
     int rc = CL_OK;
     for (int i = 0; i < c->n_ssm && rc == CL_OK; i++)
-        rc = combine_layer(&v[i], ssm, docs, n, out);
+        rc = combine_layer(&v[i], ssm, docs, n, gdn_fuse_on_device, out);
     free(v);
     return rc;
 }

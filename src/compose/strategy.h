@@ -36,8 +36,10 @@ typedef struct {
 int cl_compose_ssm_views(const cl_cache *c, int with_trans, cl_compose_ssm_view **views,
                          size_t *floats);
 
-/* out = the combination of the n >= 1 documents' SSM buffers (same layout). */
+/* out = the combination of the n >= 1 documents' SSM buffers (same layout).
+ * gdn_fuse_on_device: GDN layers' fused states are left zero (after the checks)
+ * for the backend's gdn_fuse to write in place. */
 int cl_compose_ssm_combine(const cl_cache *c, int with_trans, cl_compose_ssm ssm,
-                           const float *const *docs, int n, float *out);
+                           const float *const *docs, int n, int gdn_fuse_on_device, float *out);
 
 #endif
