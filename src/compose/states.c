@@ -9,9 +9,6 @@
 #include "compose/strategy.h"
 #include "engine/state.h"
 
-/* Host slab for KV copies: at most this many bytes per read/write. */
-#define KV_SLAB_BYTES ((size_t)8 << 20)
-
 static int check_docs(const cl_seq *const *docs, int n, const cl_seq *out)
 {
     if (n < 1)
@@ -78,18 +75,6 @@ int cl_compose_ssm_into(const cl_seq *const *docs, int n, cl_compose_ssm ssm, cl
     return rc;
 }
 
-/* Appends KV slots [t0, t1) of src at slot dst of out, in host slabs. */
-static int copy_kv(const cl_seq *src, int64_t t0, int64_t t1, cl_seq *out, int64_t dst,
-                   void *slab, int64_t slab_slots)
-{
-    for (int64_t t = t0; t < t1; t += slab_slots) {
-        int64_t len = t1 - t < slab_slots ? t1 - t : slab_slots;
-        CL_TRY(cl_state_read_kv(src, t, len, slab));
-        CL_TRY(cl_state_write_kv(out, dst + (t - t0), len, slab));
-    }
-    return CL_OK;
-}
-
 int cl_compose_states(const cl_seq *const *docs, int n, const cl_compose_opts *o, cl_seq *out,
                       cl_compose_info *info)
 {
@@ -115,24 +100,15 @@ int cl_compose_states(const cl_seq *const *docs, int n, const cl_compose_opts *o
     }
     CL_TRY(cl_seq_reset(out));
     cl_cache *c = out->c;
-    size_t slot_bytes = cl_state_kv_bytes(c, 1);
-    if (slot_bytes > 0 && kept > 0) {
-        int64_t slab_slots = (int64_t)(KV_SLAB_BYTES / slot_bytes);
-        if (slab_slots < 1)
-            slab_slots = 1;
-        if (slab_slots > kept)
-            slab_slots = kept;
-        void *slab = malloc((size_t)slab_slots * slot_bytes);
-        if (!slab)
-            return cl_err(CL_ERR_NOMEM, "out of memory for KV copies");
+    if (c->n_attn > 0 && kept > 0) {
+        /* concatenated KV: backend-to-backend copies (on a GPU, device to device) */
         int rc = cl_seq_reserve(out, kept);
         int64_t dst = 0;
         for (int i = 0; i < n && rc == CL_OK; i++) {
             int64_t from = i == 0 ? 0 : (o->doc_lead ? o->doc_lead[i] : o->n_prefix);
-            rc = copy_kv(docs[i], from, docs[i]->kv_len, out, dst, slab, slab_slots);
+            rc = cl_state_copy_kv(docs[i], from, docs[i]->kv_len - from, out, dst);
             dst += docs[i]->kv_len - from;
         }
-        free(slab);
         CL_TRY(rc);
     }
     CL_TRY(cl_compose_ssm_into(docs, n, o->ssm, out));

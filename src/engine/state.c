@@ -57,6 +57,39 @@ int cl_state_write_kv(cl_seq *s, int64_t t0, int64_t n, const void *host)
     return kv_move(s, t0, n, (void *)host, 0);
 }
 
+int cl_state_copy_kv(const cl_seq *src, int64_t t0, int64_t n, cl_seq *dst, int64_t d0)
+{
+    if (src->c != dst->c)
+        return cl_err(CL_ERR_ARG, "KV copy between states of different caches");
+    if (t0 < 0 || t0 + n > src->kv_len)
+        return cl_err(CL_ERR_ARG, "KV slots [%lld, %lld) outside the state (%lld slots)",
+                      (long long)t0, (long long)(t0 + n), (long long)src->kv_len);
+    CL_TRY(cl_seq_reserve(dst, d0 + n));
+    cl_cache *c = src->c;
+    const cl_backend_ops *o = c->b->ops;
+    size_t row = kv_row_bytes(c);
+    int64_t P = c->o.page_tokens;
+    for (int i = 0; i < c->n_attn; i++)
+        for (int kv = 0; kv < 2; kv++) {
+            char *pool = kv ? c->kv[i].v : c->kv[i].k;
+            /* runs contiguous in both: within one page of src and one of dst */
+            for (int64_t done = 0; done < n;) {
+                int64_t t = t0 + done, u = d0 + done, run = n - done;
+                if (run > P - t % P)
+                    run = P - t % P;
+                if (run > P - u % P)
+                    run = P - u % P;
+                const size_t fs = (size_t)src->pages[t / P] * (size_t)P + (size_t)(t % P);
+                const size_t ts = (size_t)dst->pages[u / P] * (size_t)P + (size_t)(u % P);
+                const char *from = pool + fs * row;
+                char *to = pool + ts * row;
+                CL_TRY(o->copy(c->b, to, from, (size_t)run * row));
+                done += run;
+            }
+        }
+    return CL_OK;
+}
+
 /* The host layout has a transition block for the GDN layers iff with_trans. */
 static int layer_has_trans(const cl_cache *c, int i, int with_trans)
 {

@@ -38,6 +38,9 @@ size_t cl_state_kv_bytes(const cl_cache *c, int64_t n_slots);
 int cl_state_read_kv(const cl_seq *s, int64_t t0, int64_t n, void *host);
 /* Writes KV slots [t0, t0+n) (reserving pages); does not move kv_len. */
 int cl_state_write_kv(cl_seq *s, int64_t t0, int64_t n, const void *host);
+/* Copies KV slots [t0, t0+n) of src to slots [d0, d0+n) of dst (same cache; pages
+ * reserved) in backend memory, without a host round trip; does not move kv_len. */
+int cl_state_copy_kv(const cl_seq *src, int64_t t0, int64_t n, cl_seq *dst, int64_t d0);
 
 /* with_trans: include the GDN transition (only if the cache tracks it). */
 size_t cl_state_ssm_bytes(const cl_cache *c, int with_trans);
