@@ -90,8 +90,13 @@ template <> KL_DEV void kl_unpack8<__half>(const uint4 &u, float *f)
  * step 3-8% slower: blocks spinning in their wait took SM slots from the tail
  * of the kernels they waited for. Both are no-ops in a kernel launched without
  * the attribute. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 KL_DEV void kl_pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
 KL_DEV void kl_pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+#else /* before Hopper there is no programmatic dependent launch (kl_pdl stays 0) */
+KL_DEV void kl_pdl_wait() {}
+KL_DEV void kl_pdl_trigger() {}
+#endif
 
 /* Launches `kernel` with the programmatic-serialization attribute when kl_pdl
  * is set (only for kernels that call kl_pdl_wait first). */

@@ -48,6 +48,9 @@ __device__ __forceinline__ uint64_t wg_desc(const void *p)
     return a | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
 }
 
+/* The warpgroup instructions exist from sm_90a on; other targets compile the
+ * kernel but never launch it (kl_gemm_wgmma_available() is 0). */
+#ifdef KL_WGMMA
 __device__ __forceinline__ void wg_fence()
 {
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
@@ -60,6 +63,13 @@ __device__ __forceinline__ void wg_wait0()
 {
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 }
+#define WG_PROXY_FENCE() asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory")
+#else
+__device__ __forceinline__ void wg_fence() {}
+__device__ __forceinline__ void wg_commit() {}
+__device__ __forceinline__ void wg_wait0() {}
+#define WG_PROXY_FENCE() ((void)0)
+#endif
 
 template <int BN, int S>
 __global__ void __launch_bounds__(256, 1)
@@ -121,7 +131,7 @@ __global__ void __launch_bounds__(256, 1)
     for (int i = 0; i < n_u; i++) {
         asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2));
         /* the tensor cores read through the async proxy */
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        WG_PROXY_FENCE();
         __syncthreads();
         /* stage (i-1) % S was read by the previous wgmma, finished before the barrier */
         if (i + S - 1 < n_u) {

@@ -431,8 +431,9 @@ static int cuda_init(cuda_ctx *c, int device)
     kl_small_variant = sv ? atoi(sv) : 0;
     const char *sp = getenv("COLLAGE_CUDA_SPLITS");
     kl_attn_splits_old = sp && !strcmp(sp, "old");
-    /* programmatic dependent launch of the decode-path kernels (COLLAGE_CUDA_PDL=0: off) */
-    kl_pdl = env_flag("COLLAGE_CUDA_PDL", 1);
+    /* programmatic dependent launch of the decode-path kernels (COLLAGE_CUDA_PDL=0: off;
+     * Hopper and later only) */
+    kl_pdl = env_flag("COLLAGE_CUDA_PDL", 1) && prop.major >= 9;
     /* the decode-step fusions of the op stream (COLLAGE_CUDA_FUSE=0: off) */
     c->fuse = env_flag("COLLAGE_CUDA_FUSE", 1);
     const char *skip = getenv("COLLAGE_CUDA_SKIP");
