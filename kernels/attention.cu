@@ -16,7 +16,7 @@
 #include <float.h>
 #include <string.h>
 
-#include "common.cuh"
+#include "tc.cuh"
 
 /* ------------------------------------------------------------------ append */
 
@@ -69,21 +69,6 @@ __device__ __forceinline__ void visible_range(const kl_seq &sq, int64_t qslot, i
 #define DEC_TOK 32   /* tokens per pipeline stage */
 #define DEC_STAGES 3
 
-__device__ __forceinline__ uint32_t dec_smem(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-__device__ __forceinline__ void dec_cp16(void *dst, const void *src, int bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dec_smem(dst)), "l"(src),
-                 "r"(bytes));
-}
-__device__ __forceinline__ void dec_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void dec_wait_stages()
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(DEC_STAGES - 1));
-}
-
 /* Page of KV slot j: a shift when the page size is a power of two (p_shift >= 0). */
 __device__ __forceinline__ int64_t kv_row(const kl_batch &b, const kl_seq &sq, int32_t j, int64_t P,
                                           int p_shift)
@@ -131,15 +116,15 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(
                 vs = vp + off + c * (16 / sizeof(T));
                 sz = 16;
             }
-            dec_cp16(kd + r * CH + c, ks, sz);
-            dec_cp16(vd + r * CH + c, vs, sz);
+            kl_cp16(kd + r * CH + c, ks, sz);
+            kl_cp16(vd + r * CH + c, vs, sz);
         }
     };
 #pragma unroll
     for (int k = 0; k < DEC_STAGES - 1; k++) {
         if (k < n_tiles)
             load_tile(k);
-        dec_commit();
+        kl_cp_commit();
     }
 
     float qv[G][8], acc[G][8], m[G], l[G];
@@ -157,8 +142,8 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(
     for (int tile = 0; tile < n_tiles; tile++) {
         if (tile + DEC_STAGES - 1 < n_tiles)
             load_tile(tile + DEC_STAGES - 1);
-        dec_commit();
-        dec_wait_stages();
+        kl_cp_commit();
+        kl_cp_wait<DEC_STAGES - 1>();
         __syncthreads();
         const T *ks = reinterpret_cast<const T *>(dec_sm + (size_t)(tile % DEC_STAGES) * 2 * DEC_TOK * CH);
         const T *vs = ks + DEC_TOK * D;
@@ -198,7 +183,7 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(
         }
         __syncthreads();
     }
-    asm volatile("cp.async.wait_all;\n" ::);
+    kl_cp_wait<0>();
     __syncthreads();
     /* combine the NG groups of the block (reusing the pipeline's shared memory) */
     float *sm = reinterpret_cast<float *>(dec_sm);

@@ -1,300 +1,38 @@
-/* attention_mma.cu - flash attention on the tensor cores for bf16 paged KV,
- * D = 128 (prefill and mixed batches; spec MODEL.md §5-6).
+/* attention_mma.cu - flash attention on the tensor cores (mma.sync) for bf16
+ * paged KV, D = 128: the prefill kernel where the wgmma one (attention_wgmma.cu,
+ * sm_90a) is not built, and the paged decode kernel (spec MODEL.md §5-6).
  *
- * A block (4 warps) takes a tile of 64 query rows of one sequence and one query
- * head; each warp owns 16 rows. K and V of 64 keys at a time are copied into
- * shared memory with cp.async (every row looked up through the block table, so
- * any page size works), two stages deep; S = Q K^T and O += P V are
- * mma.sync m16n8k16 bf16 products with fp32 accumulation; the softmax is the
- * online (running max / sum) form in fp32 on the S fragments, whose layout is
- * also the layout of the A operand of the P V product, so P never leaves
- * registers. Shared rows are 256 bytes: 16-byte chunks are XOR-swizzled by
- * (row mod 8) so that ldmatrix reads eight rows without bank conflicts.
+ * K and V tiles of 64 keys are copied into shared memory with cp.async (every
+ * row looked up through the block table, so any page size works); S = Q K^T and
+ * O += P V are mma.sync m16n8k16 bf16 products with fp32 accumulation; the
+ * softmax is the online (running max / sum) form in fp32 on the S fragments,
+ * whose layout is also the layout of the A operand of the P V product, so P
+ * never leaves registers. Shared rows are 256 bytes: 16-byte chunks are
+ * XOR-swizzled by (row mod 8) so that ldmatrix reads eight rows without bank
+ * conflicts.
  *
  * Two numbers: 4 * D FLOPs per visible (query, key) pair per head; for a causal
  * 32K prompt that is the 18 attention layers' ~160 TFLOP of the model's ~640. */
-#include "common.cuh"
+#include "tc.cuh"
 
-#define FA_ROWS 64 /* query rows per block */
 #define FA_KEYS 64 /* keys per tile */
 #define FA_D 128
 #define FA_CH 16 /* 16-byte chunks per row */
 
-__device__ __forceinline__ uint32_t fa_smem(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
 __device__ __forceinline__ int fa_swz(int row, int chunk) { return row * FA_CH + (chunk ^ (row & 7)); }
-
-__device__ __forceinline__ void fa_cp16(void *dst, const void *src, int bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(fa_smem(dst)), "l"(src),
-                 "r"(bytes));
-}
-__device__ __forceinline__ void fa_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void fa_wait()
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void fa_ldm4(uint32_t *r, const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(fa_smem(p)));
-}
-__device__ __forceinline__ void fa_ldm2(uint32_t *r, const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(fa_smem(p)));
-}
-__device__ __forceinline__ void fa_ldm4t(uint32_t *r, const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(fa_smem(p)));
-}
-
-/* d += a (16x16, row) * b (16x8, col), bf16 in, fp32 accumulate */
-__device__ __forceinline__ void fa_mma(float *d, const uint32_t *a, uint32_t b0, uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t fa_pack(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-
-__global__ void __launch_bounds__(128) fa_kernel(float *out, const float *q, int64_t ldq,
-                                                 const __nv_bfloat16 *kp,
-                                                 const __nv_bfloat16 *vp, int64_t P, int p_shift,
-                                                 int64_t Hq, int64_t Hkv, float scale_log2,
-                                                 int64_t window, kl_batch b)
-{
-    extern __shared__ uint4 fa_sm[];
-    uint4 *Qs = fa_sm, *Ks = Qs + FA_ROWS * FA_CH, *Vs = Ks + 2 * FA_KEYS * FA_CH;
-    /* the batch's query tiles are KL_ATTN_TILE = 128 rows: two blocks per tile */
-    const int tile = blockIdx.x >> 1, h = blockIdx.y;
-    const int si = b.tiles[2 * tile], r0 = b.tiles[2 * tile + 1] + (blockIdx.x & 1) * FA_ROWS;
-    const kl_seq sq = b.seq[si];
-    const int nrows = (int)(sq.n_tok - r0 < FA_ROWS ? sq.n_tok - r0 : FA_ROWS);
-    if (nrows <= 0)
-        return;
-    const int64_t g = h / (Hq / Hkv);
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-
-    /* Q tile -> bf16, swizzled */
-    for (int i = tid; i < FA_ROWS * FA_CH; i += blockDim.x) {
-        int r = i / FA_CH, c = i % FA_CH;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (r < nrows) {
-            const float4 *src = reinterpret_cast<const float4 *>(
-                q + (sq.tok_start + r0 + r) * ldq + h * FA_D + c * 8);
-            float4 x0 = src[0], x1 = src[1];
-            v.x = fa_pack(x0.x, x0.y);
-            v.y = fa_pack(x0.z, x0.w);
-            v.z = fa_pack(x1.x, x1.y);
-            v.w = fa_pack(x1.z, x1.w);
-        }
-        Qs[fa_swz(r, c)] = v;
-    }
-
-    /* slot indices fit in 32 bits (contexts < 2^31); 64-bit division is slow here */
-    const int32_t q_first = (int32_t)(sq.kv_start + r0), q_last = q_first + nrows - 1;
-    const int32_t lo = window > 0 && q_first - window + 1 > 0 ? q_first - (int32_t)window + 1 : 0;
-    const int32_t hi = q_last + 1;
-    const int32_t hide_lo = (int32_t)sq.hide_lo, hide_hi = (int32_t)sq.hide_hi;
-    const int32_t *btab = b.blocks + sq.blocks_off;
-    const int32_t pmask = p_shift >= 0 ? (1 << p_shift) - 1 : 0;
-    const int n_kt = (int)((hi - lo + FA_KEYS - 1) / FA_KEYS);
-    const int64_t row_elems = Hkv * FA_D;
-
-    auto load_tile = [&](int kt, int st) {
-        const int32_t base = lo + kt * FA_KEYS;
-        uint4 *kd = Ks + st * FA_KEYS * FA_CH, *vd = Vs + st * FA_KEYS * FA_CH;
-        for (int i = tid; i < FA_KEYS * FA_CH; i += blockDim.x) {
-            int r = i / FA_CH, c = i % FA_CH;
-            int32_t j = base + r;
-            const __nv_bfloat16 *ks = kp, *vs = vp;
-            int sz = 0;
-            if (j < hi) {
-                int32_t pi = p_shift >= 0 ? j >> p_shift : (int32_t)(j / P);
-                int32_t po = p_shift >= 0 ? j & pmask : (int32_t)(j % P);
-                int64_t off = ((int64_t)btab[pi] * P + po) * row_elems + g * FA_D + c * 8;
-                ks = kp + off;
-                vs = vp + off;
-                sz = 16;
-            }
-            fa_cp16(kd + fa_swz(r, c), ks, sz);
-            fa_cp16(vd + fa_swz(r, c), vs, sz);
-        }
-        fa_commit();
-    };
-
-    if (n_kt > 0)
-        load_tile(0, 0);
-    __syncthreads();
-
-    uint32_t qf[8][4];
-#pragma unroll
-    for (int ks = 0; ks < 8; ks++) {
-        int row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-        fa_ldm4(qf[ks], Qs + fa_swz(row, 2 * ks + (lane >> 4)));
-    }
-
-    float o[16][4];
-#pragma unroll
-    for (int d = 0; d < 16; d++)
-        o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    const int rl[2] = {warp * 16 + (lane >> 2), warp * 16 + (lane >> 2) + 8};
-    int32_t qs[2], qlo[2];
-#pragma unroll
-    for (int k = 0; k < 2; k++) {
-        /* rows past the tile's end see nothing */
-        qs[k] = rl[k] < nrows ? q_first + rl[k] : -1;
-        qlo[k] = window > 0 && qs[k] - window + 1 > 0 ? qs[k] - (int32_t)window + 1 : 0;
-    }
-
-    for (int kt = 0; kt < n_kt; kt++) {
-        const int st = kt & 1;
-        if (kt + 1 < n_kt) {
-            load_tile(kt + 1, st ^ 1);
-            fa_wait<1>();
-        } else {
-            fa_wait<0>();
-        }
-        __syncthreads();
-        const uint4 *kt_s = Ks + st * FA_KEYS * FA_CH, *vt_s = Vs + st * FA_KEYS * FA_CH;
-
-        float s[8][4];
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++) {
-                uint32_t bk[4];
-                fa_ldm4(bk, kt_s + fa_swz(nt * 8 + (lane & 7), kk * 4 + (lane >> 3)));
-                fa_mma(s[nt], qf[2 * kk], bk[0], bk[1]);
-                fa_mma(s[nt], qf[2 * kk + 1], bk[2], bk[3]);
-            }
-
-        /* mask, scale (log2 domain), running max; tiles every row sees whole need no mask */
-        const int32_t kbase = lo + kt * FA_KEYS;
-        const bool whole = nrows == FA_ROWS && kbase + FA_KEYS - 1 <= q_first &&
-                           (window <= 0 || kbase >= q_last - (int32_t)window + 1) &&
-                           (kbase + FA_KEYS <= hide_lo || kbase >= hide_hi);
-        float mx[2] = {-INFINITY, -INFINITY};
-        if (whole) {
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float v = s[nt][e] * scale_log2;
-                    s[nt][e] = v;
-                    mx[e >> 1] = fmaxf(mx[e >> 1], v);
-                }
-        } else {
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int k = e >> 1;
-                    const int32_t key = kbase + nt * 8 + (lane & 3) * 2 + (e & 1);
-                    bool ok = key >= qlo[k] && key <= qs[k] && !(key >= hide_lo && key < hide_hi);
-                    float v = ok ? s[nt][e] * scale_log2 : -INFINITY;
-                    s[nt][e] = v;
-                    mx[k] = fmaxf(mx[k], v);
-                }
-        }
-        float corr[2];
-#pragma unroll
-        for (int k = 0; k < 2; k++) {
-            mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 1));
-            mx[k] = fmaxf(mx[k], __shfl_xor_sync(0xffffffffu, mx[k], 2));
-            float mn = fmaxf(m[k], mx[k]);
-            float mu = mn == -INFINITY ? 0.0f : mn;
-            corr[k] = exp2f(m[k] - mu);
-            m[k] = mn;
-            mx[k] = mu; /* reuse: the subtrahend of this tile */
-            l[k] *= corr[k];
-        }
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float p = exp2f(s[nt][e] - mx[e >> 1]);
-                s[nt][e] = p;
-                l[e >> 1] += p;
-            }
-#pragma unroll
-        for (int d = 0; d < 16; d++) {
-            o[d][0] *= corr[0];
-            o[d][1] *= corr[0];
-            o[d][2] *= corr[1];
-            o[d][3] *= corr[1];
-        }
-
-        /* O += P V */
-#pragma unroll
-        for (int k2 = 0; k2 < 4; k2++) {
-            uint32_t a[4];
-            a[0] = fa_pack(s[2 * k2][0], s[2 * k2][1]);
-            a[1] = fa_pack(s[2 * k2][2], s[2 * k2][3]);
-            a[2] = fa_pack(s[2 * k2 + 1][0], s[2 * k2 + 1][1]);
-            a[3] = fa_pack(s[2 * k2 + 1][2], s[2 * k2 + 1][3]);
-#pragma unroll
-            for (int dt = 0; dt < 16; dt += 2) {
-                uint32_t bv[4];
-                int key = k2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                fa_ldm4t(bv, vt_s + fa_swz(key, dt + (lane >> 4)));
-                fa_mma(o[dt], a, bv[0], bv[1]);
-                fa_mma(o[dt + 1], a, bv[2], bv[3]);
-            }
-        }
-        __syncthreads();
-    }
-
-#pragma unroll
-    for (int k = 0; k < 2; k++) {
-        l[k] += __shfl_xor_sync(0xffffffffu, l[k], 1);
-        l[k] += __shfl_xor_sync(0xffffffffu, l[k], 2);
-    }
-#pragma unroll
-    for (int k = 0; k < 2; k++) {
-        if (rl[k] >= nrows)
-            continue;
-        float inv = l[k] > 0.0f ? 1.0f / l[k] : 0.0f;
-        float *dst = out + (sq.tok_start + r0 + rl[k]) * Hq * FA_D + h * FA_D + (lane & 3) * 2;
-#pragma unroll
-        for (int dt = 0; dt < 16; dt++) {
-            float2 v = make_float2(o[dt][2 * k] * inv, o[dt][2 * k + 1] * inv);
-            *reinterpret_cast<float2 *>(dst + dt * 8) = v;
-        }
-    }
-}
 
 /* ------------------------------------------------- prefill, 32 rows per warp */
 
-/* The same flash attention with 128 query rows per block (4 warps x 32 rows):
- * every K and V fragment read from shared memory feeds two m16 products instead
- * of one, which halves the ldmatrix traffic per mma (fa_kernel: 64 ldmatrix per
- * 128 mma per key tile and warp; here 80 per 256). Q stays in shared memory and
- * is re-read per k step (registers hold O: 128, S: 64). K and V tiles are double
- * buffered (tile j+1 streams in during all of tile j's work: 96 KB, two blocks per
- * SM); a first version with one K and one V buffer (V(j) loading during S, K(j+1)
- * during P V) was latency-bound, +5% over fa_kernel. Blocks start with the last
- * query tiles (the most keys) to shorten the causal tail; a warp whose rows see
- * none of a key tile skips its products. */
+/* 128 query rows per block (4 warps x 32 rows): every K and V fragment read
+ * from shared memory feeds two m16 products instead of one, which halves the
+ * ldmatrix traffic per mma (the first round's kernel, 16 rows per warp: 64
+ * ldmatrix per 128 mma per key tile and warp; here 80 per 256). Q stays in
+ * shared memory and is re-read per k step (registers hold O: 128, S: 64). K and
+ * V tiles are double buffered (tile j+1 streams in during all of tile j's work:
+ * 96 KB, two blocks per SM); a first version with one K and one V buffer (V(j)
+ * loading during S, K(j+1) during P V) was latency-bound, +5% over that first
+ * kernel. Blocks start with the last query tiles (the most keys) to shorten the
+ * causal tail; a warp whose rows see none of a key tile skips its products. */
 #define F2_ROWS 128
 
 template <bool PACK>
@@ -331,11 +69,7 @@ __global__ void __launch_bounds__(128, 2) fa2_kernel(float *out, const float *q,
         if (pos < nrows) {
             const float4 *src = reinterpret_cast<const float4 *>(
                 q + (sq.tok_start + r0 + pos) * ldq + hr * FA_D + c * 8);
-            float4 x0 = src[0], x1 = src[1];
-            v.x = fa_pack(x0.x, x0.y);
-            v.y = fa_pack(x0.z, x0.w);
-            v.z = fa_pack(x1.x, x1.y);
-            v.w = fa_pack(x1.z, x1.w);
+            v = kl_pack_bf16x8(src[0], src[1]);
         }
         Qs[fa_swz(r, c)] = v;
     }
@@ -369,10 +103,10 @@ __global__ void __launch_bounds__(128, 2) fa2_kernel(float *out, const float *q,
                 vs = vp + off;
                 sz = 16;
             }
-            fa_cp16(kd + fa_swz(r, c), ks, sz);
-            fa_cp16(vd + fa_swz(r, c), vs, sz);
+            kl_cp16(kd + fa_swz(r, c), ks, sz);
+            kl_cp16(vd + fa_swz(r, c), vs, sz);
         }
-        fa_commit();
+        kl_cp_commit();
     };
 
     if (n_kt > 0)
@@ -397,9 +131,9 @@ __global__ void __launch_bounds__(128, 2) fa2_kernel(float *out, const float *q,
         const int st = kt & 1;
         if (kt + 1 < n_kt) {
             load(kt + 1, st ^ 1);
-            fa_wait<1>();
+            kl_cp_wait<1>();
         } else {
-            fa_wait<0>();
+            kl_cp_wait<0>();
         }
         __syncthreads(); /* tile kt visible */
         const uint4 *kt_s = Ks + st * FA_KEYS * FA_CH, *vt_s = Vs + st * FA_KEYS * FA_CH;
@@ -420,18 +154,18 @@ __global__ void __launch_bounds__(128, 2) fa2_kernel(float *out, const float *q,
 #pragma unroll
                 for (int mt = 0; mt < 2; mt++) {
                     int row = warp * 32 + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                    fa_ldm4(qa[mt], Qs + fa_swz(row, 2 * ks + (lane >> 4)));
+                    kl_ldm4(qa[mt], Qs + fa_swz(row, 2 * ks + (lane >> 4)));
                 }
 #pragma unroll
                 for (int nt = 0; nt < 8; nt++) {
                     uint32_t bk[2];
-                    fa_ldm2(bk, kt_s + fa_swz(nt * 8 + (lane & 7), 2 * ks + ((lane >> 3) & 1)));
+                    kl_ldm2(bk, kt_s + fa_swz(nt * 8 + (lane & 7), 2 * ks + ((lane >> 3) & 1)));
 #pragma unroll
                     for (int mt = 0; mt < 2; mt++)
-                        fa_mma(s[mt][nt], qa[mt], bk[0], bk[1]);
+                        kl_mma_bf16(s[mt][nt], qa[mt], bk[0], bk[1]);
                 }
             }
-            /* mask, scale (log2 domain), online softmax: as fa_kernel, per m tile */
+            /* mask, scale (log2 domain), online softmax, per m tile */
             const bool whole = wrows == 32 && kbase + FA_KEYS - 1 <= wq_first &&
                                (window <= 0 || kbase >= wq_last - (int32_t)window + 1) &&
                                (kbase + FA_KEYS <= hide_lo || kbase >= hide_hi);
@@ -504,20 +238,20 @@ __global__ void __launch_bounds__(128, 2) fa2_kernel(float *out, const float *q,
                 uint32_t a[2][4];
 #pragma unroll
                 for (int mt = 0; mt < 2; mt++) {
-                    a[mt][0] = fa_pack(s[mt][2 * k2][0], s[mt][2 * k2][1]);
-                    a[mt][1] = fa_pack(s[mt][2 * k2][2], s[mt][2 * k2][3]);
-                    a[mt][2] = fa_pack(s[mt][2 * k2 + 1][0], s[mt][2 * k2 + 1][1]);
-                    a[mt][3] = fa_pack(s[mt][2 * k2 + 1][2], s[mt][2 * k2 + 1][3]);
+                    a[mt][0] = kl_pack_bf16(s[mt][2 * k2][0], s[mt][2 * k2][1]);
+                    a[mt][1] = kl_pack_bf16(s[mt][2 * k2][2], s[mt][2 * k2][3]);
+                    a[mt][2] = kl_pack_bf16(s[mt][2 * k2 + 1][0], s[mt][2 * k2 + 1][1]);
+                    a[mt][3] = kl_pack_bf16(s[mt][2 * k2 + 1][2], s[mt][2 * k2 + 1][3]);
                 }
 #pragma unroll
                 for (int dt = 0; dt < 16; dt += 2) {
                     uint32_t bv[4];
                     int key = k2 * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                    fa_ldm4t(bv, vt_s + fa_swz(key, dt + (lane >> 4)));
+                    kl_ldm4t(bv, vt_s + fa_swz(key, dt + (lane >> 4)));
 #pragma unroll
                     for (int mt = 0; mt < 2; mt++) {
-                        fa_mma(o[mt][dt], a[mt], bv[0], bv[1]);
-                        fa_mma(o[mt][dt + 1], a[mt], bv[2], bv[3]);
+                        kl_mma_bf16(o[mt][dt], a[mt], bv[0], bv[1]);
+                        kl_mma_bf16(o[mt][dt + 1], a[mt], bv[2], bv[3]);
                     }
                 }
             }
@@ -558,14 +292,10 @@ extern "C" cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t l
         return b->n_tiles <= 0 && kv->dtype == KL_BF16 && p->head_dim == FA_D
                    ? cudaSuccess
                    : cudaErrorNotSupported;
-    const size_t smem_old = (size_t)(FA_ROWS + 4 * FA_KEYS) * FA_CH * sizeof(uint4);
     const size_t smem_new = (size_t)(F2_ROWS + 4 * FA_KEYS) * FA_CH * sizeof(uint4);
     static int attr_set = 0;
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(fa_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)smem_old);
-        if (e == cudaSuccess)
-            e = cudaFuncSetAttribute(fa2_kernel<false>,
+        cudaError_t e = cudaFuncSetAttribute(fa2_kernel<false>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_new);
         if (e == cudaSuccess)
             e = cudaFuncSetAttribute(fa2_kernel<true>,
@@ -585,14 +315,6 @@ extern "C" cudaError_t kl_attn_prefill_mma(float *out, const float *q, int64_t l
         if (e != cudaErrorNotSupported)
             return e;
         (void)cudaGetLastError();
-    }
-    if (kl_fa_old == 1) { /* COLLAGE_CUDA_FA=old: the first round's kernel (A/B) */
-        dim3 grid((unsigned)(2 * b->n_tiles), (unsigned)p->n_heads);
-        fa_kernel<<<grid, 128, smem_old, stream>>>(out, q, ldq, (const __nv_bfloat16 *)kv->k,
-                                                   (const __nv_bfloat16 *)kv->v, P, p_shift,
-                                                   p->n_heads, p->n_kv_heads, p->scale * log2e,
-                                                   p->window, *b);
-        return cudaGetLastError();
     }
     if (p->n_heads == 4 * p->n_kv_heads && kl_fa_old != 2) { /* GQA 4: heads packed */
         dim3 grid((unsigned)(4 * b->n_tiles), (unsigned)p->n_kv_heads);
@@ -662,8 +384,8 @@ __global__ void __launch_bounds__(128) attn_decode_mma_kernel(
                 vs = vp + off;
                 sz = 16;
             }
-            fa_cp16(kd + fa_swz(r, c), ks, sz);
-            fa_cp16(vd + fa_swz(r, c), vs, sz);
+            kl_cp16(kd + fa_swz(r, c), ks, sz);
+            kl_cp16(vd + fa_swz(r, c), vs, sz);
         }
     };
     /* The kernel before (qk_prep) appends this step's K, V at slot qslot; older
@@ -677,7 +399,7 @@ __global__ void __launch_bounds__(128) attn_decode_mma_kernel(
     for (int k = 0; k < DM_STAGES - 1; k++) {
         if (k < n_tiles)
             load_tile(k);
-        fa_commit();
+        kl_cp_commit();
     }
     if (early)
         kl_pdl_wait();
@@ -692,10 +414,10 @@ __global__ void __launch_bounds__(128) attn_decode_mma_kernel(
 #pragma unroll
         for (int ks = 0; ks < 8; ks++) {
             int k0 = ks * 16 + c0;
-            qa[ks][0] = r0 < G ? fa_pack(q0[k0], q0[k0 + 1]) : 0u;
-            qa[ks][1] = r1 < G ? fa_pack(q1[k0], q1[k0 + 1]) : 0u;
-            qa[ks][2] = r0 < G ? fa_pack(q0[k0 + 8], q0[k0 + 9]) : 0u;
-            qa[ks][3] = r1 < G ? fa_pack(q1[k0 + 8], q1[k0 + 9]) : 0u;
+            qa[ks][0] = r0 < G ? kl_pack_bf16(q0[k0], q0[k0 + 1]) : 0u;
+            qa[ks][1] = r1 < G ? kl_pack_bf16(q1[k0], q1[k0 + 1]) : 0u;
+            qa[ks][2] = r0 < G ? kl_pack_bf16(q0[k0 + 8], q0[k0 + 9]) : 0u;
+            qa[ks][3] = r1 < G ? kl_pack_bf16(q1[k0 + 8], q1[k0 + 9]) : 0u;
         }
     }
     float o[16][4];
@@ -707,8 +429,8 @@ __global__ void __launch_bounds__(128) attn_decode_mma_kernel(
     for (int tile = 0; tile < n_tiles; tile++) {
         if (tile + DM_STAGES - 1 < n_tiles)
             load_tile(tile + DM_STAGES - 1);
-        fa_commit();
-        fa_wait<DM_STAGES - 1>();
+        kl_cp_commit();
+        kl_cp_wait<DM_STAGES - 1>();
         __syncthreads();
         const uint4 *ks_s = dm_sm + (size_t)(tile % DM_STAGES) * 2 * DM_TOK * FA_CH;
         const uint4 *vs_s = ks_s + DM_TOK * FA_CH;
@@ -719,9 +441,9 @@ __global__ void __launch_bounds__(128) attn_decode_mma_kernel(
 #pragma unroll
             for (int nt = 0; nt < 2; nt++) {
                 uint32_t bk[4];
-                fa_ldm4(bk, ks_s + fa_swz(kr + nt * 8 + (lane & 7), kk * 4 + (lane >> 3)));
-                fa_mma(s[nt], qa[2 * kk], bk[0], bk[1]);
-                fa_mma(s[nt], qa[2 * kk + 1], bk[2], bk[3]);
+                kl_ldm4(bk, ks_s + fa_swz(kr + nt * 8 + (lane & 7), kk * 4 + (lane >> 3)));
+                kl_mma_bf16(s[nt], qa[2 * kk], bk[0], bk[1]);
+                kl_mma_bf16(s[nt], qa[2 * kk + 1], bk[2], bk[3]);
             }
         const int32_t kbase = t0 + tile * DM_TOK + kr;
         float mx[2] = {-INFINITY, -INFINITY};
@@ -762,18 +484,18 @@ __global__ void __launch_bounds__(128) attn_decode_mma_kernel(
             o[d][2] *= corr[1];
             o[d][3] *= corr[1];
         }
-        uint32_t a[4] = {fa_pack(s[0][0], s[0][1]), fa_pack(s[0][2], s[0][3]),
-                         fa_pack(s[1][0], s[1][1]), fa_pack(s[1][2], s[1][3])};
+        uint32_t a[4] = {kl_pack_bf16(s[0][0], s[0][1]), kl_pack_bf16(s[0][2], s[0][3]),
+                         kl_pack_bf16(s[1][0], s[1][1]), kl_pack_bf16(s[1][2], s[1][3])};
 #pragma unroll
         for (int dt = 0; dt < 16; dt += 2) {
             uint32_t bv[4];
-            fa_ldm4t(bv, vs_s + fa_swz(kr + (lane & 7) + ((lane >> 3) & 1) * 8, dt + (lane >> 4)));
-            fa_mma(o[dt], a, bv[0], bv[1]);
-            fa_mma(o[dt + 1], a, bv[2], bv[3]);
+            kl_ldm4t(bv, vs_s + fa_swz(kr + (lane & 7) + ((lane >> 3) & 1) * 8, dt + (lane >> 4)));
+            kl_mma_bf16(o[dt], a, bv[0], bv[1]);
+            kl_mma_bf16(o[dt + 1], a, bv[2], bv[3]);
         }
         __syncthreads();
     }
-    asm volatile("cp.async.wait_all;\n" ::);
+    kl_cp_wait<0>();
     __syncthreads();
 
     /* combine the 4 warps (log2 domain), then write the output or this split's

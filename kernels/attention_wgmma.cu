@@ -27,17 +27,12 @@
  * 346, with it 376 (dense bf16 peak ~990: softmax, masking and the K/V copies
  * still share the warps' issue slots with nothing to hide them but the other
  * warpgroup). */
-#include "common.cuh"
 #include "kernels.h"
+#include "tc.cuh"
 #include "wgmma_gen.cuh"
 
 #define F3_ROWS 128 /* query rows per block */
 #define F3_D 128
-
-__device__ __forceinline__ uint32_t f3_smem(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
 
 /* 16-byte chunk c (0..15) of row r in a tile of `rows` rows: column half c / 8 */
 __device__ __forceinline__ int f3_idx(int rows, int r, int c)
@@ -45,26 +40,14 @@ __device__ __forceinline__ int f3_idx(int rows, int r, int c)
     return (c >> 3) * rows * 8 + r * 8 + ((c & 7) ^ (r & 7));
 }
 
-/* K-major, 128-byte swizzle, 8-row groups 1024 bytes apart */
-__device__ __forceinline__ uint64_t f3_desc_k(const void *p)
-{
-    return ((uint64_t)(f3_smem(p) & 0x3FFFF) >> 4) | (1ull << 16) |
-           ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
-}
 /* MN-major, 128-byte swizzle: 64-column halves `half_bytes` apart (LBO), 8-row
  * groups of the k dimension 1024 bytes apart (SBO) */
 __device__ __forceinline__ uint64_t f3_desc_mn(const void *p, uint32_t half_bytes)
 {
-    return ((uint64_t)(f3_smem(p) & 0x3FFFF) >> 4) | ((uint64_t)(half_bytes >> 4) << 16) |
+    return ((uint64_t)(kl_smem(p) & 0x3FFFF) >> 4) | ((uint64_t)(half_bytes >> 4) << 16) |
            ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
 }
 
-__device__ __forceinline__ void f3_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void f3_commit()
-{
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void f3_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
 /* The compiler sees a wgmma's registers as used at issue; these keep them in
  * place (and unread) until the wait that ends it. */
 __device__ __forceinline__ void f3_keep(float &x) { asm volatile("" : "+f"(x)::"memory"); }
@@ -77,12 +60,6 @@ __device__ __forceinline__ float f3_exp2(float x)
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
-}
-
-__device__ __forceinline__ uint32_t f3_pack(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
 }
 
 template <int KT, bool PIPE>
@@ -112,9 +89,7 @@ __global__ void __launch_bounds__(256, 1)
         if (r < nrows) {
             const float4 *src = reinterpret_cast<const float4 *>(
                 q + (sq.tok_start + r0 + r) * ldq + h * F3_D + c * 8);
-            float4 x0 = src[0], x1 = src[1];
-            v = make_uint4(f3_pack(x0.x, x0.y), f3_pack(x0.z, x0.w), f3_pack(x1.x, x1.y),
-                           f3_pack(x1.z, x1.w));
+            v = kl_pack_bf16x8(src[0], src[1]);
         }
         Qs[f3_idx(F3_ROWS, r, c)] = v;
     }
@@ -144,7 +119,7 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
     for (int i = 0; i < RPT; i++)
         so[i] = (uint32_t)f3_idx(KT, lr0 + 16 * i, lc) * 16u;
-    const uint32_t kv_sm = f3_smem(KV);
+    const uint32_t kv_sm = kl_smem(KV);
     const int64_t col = kvh * F3_D + lc * 8;
     auto load = [&](int kt, int st) {
         const int32_t base = lo + kt * KT + lr0;
@@ -174,12 +149,10 @@ __global__ void __launch_bounds__(256, 1)
         for (int i = 0; i < RPT; i++) {
             const int sz = off[i] < 0 ? 0 : 16;
             const int64_t o2 = off[i] < 0 ? 0 : off[i];
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(kd + so[i]),
-                         "l"(kp + o2), "r"(sz));
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(vd + so[i]),
-                         "l"(vp + o2), "r"(sz));
+            kl_cp16_at(kd + so[i], kp + o2, sz);
+            kl_cp16_at(vd + so[i], vp + o2, sz);
         }
-        asm volatile("cp.async.commit_group;\n" ::);
+        kl_cp_commit();
     };
     if (n_kt > 0)
         load(0, 0);
@@ -197,7 +170,7 @@ __global__ void __launch_bounds__(256, 1)
         qs[k] = rl < nrows ? q_first + rl : -1;
         qlo[k] = window > 0 && qs[k] - window + 1 > 0 ? qs[k] - (int32_t)window + 1 : 0;
     }
-    const uint64_t dq = f3_desc_k(Qs + wg * 64 * 8);
+    const uint64_t dq = kl_wg_desc(Qs + wg * 64 * 8);
 
     /* a warpgroup skips key tiles after its last row or before its window */
     auto skip_of = [&](int kt) {
@@ -209,7 +182,7 @@ __global__ void __launch_bounds__(256, 1)
     /* S(kt) = Q K(kt)^T into sc (the first k step overwrites: no zeroing, which
      * would be a non-wgmma definition of accumulators); issued, not waited for */
     auto issue_s = [&](float(&sc)[KT / 2], int kt) {
-        const uint64_t dk = f3_desc_k(tile_k(kt));
+        const uint64_t dk = kl_wg_desc(tile_k(kt));
 #pragma unroll
         for (int kk = 0; kk < 8; kk++) { /* d in steps of 16: +32 bytes in a half */
             const uint64_t half_q = (uint64_t)((kk >> 2) * F3_ROWS * 128 >> 4);
@@ -276,8 +249,8 @@ __global__ void __launch_bounds__(256, 1)
             const float p3 = f3_exp2(fmaf(v3, scale_log2, -mu[1]));
             l[0] += p0 + p1;
             l[1] += p2 + p3;
-            pa[j >> 1][(j & 1) * 2 + 0] = f3_pack(p0, p1);
-            pa[j >> 1][(j & 1) * 2 + 1] = f3_pack(p2, p3);
+            pa[j >> 1][(j & 1) * 2 + 0] = kl_pack_bf16(p0, p1);
+            pa[j >> 1][(j & 1) * 2 + 1] = kl_pack_bf16(p2, p3);
         };
         if (whole) {
 #pragma unroll
@@ -318,27 +291,27 @@ __global__ void __launch_bounds__(256, 1)
         for (int kt = 0; kt < n_kt; kt++) {
             if (kt + 1 < n_kt) {
                 load(kt + 1, (kt + 1) % NST);
-                asm volatile("cp.async.wait_group 1;\n" ::);
+                kl_cp_wait<1>();
             } else {
-                asm volatile("cp.async.wait_group 0;\n" ::);
+                kl_cp_wait<0>();
             }
             /* the tensor cores read shared memory through the async proxy */
-            asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+            kl_proxy_fence();
             __syncthreads();
             if (!skip_of(kt)) {
                 float sc[KT / 2], corr[2];
                 uint32_t pa[KT / 16][4];
-                f3_fence();
+                kl_wg_fence();
                 issue_s(sc, kt);
-                f3_commit();
-                f3_wait();
+                kl_wg_commit();
+                kl_wg_wait<0>();
                 keep_s(sc);
                 softmax(sc, kt, pa, corr);
                 rescale_o(corr);
-                f3_fence();
+                kl_wg_fence();
                 issue_pv(pa, kt);
-                f3_commit();
-                f3_wait();
+                kl_wg_commit();
+                kl_wg_wait<0>();
                 keep_o(pa);
             }
             __syncthreads(); /* the stage is loaded again next iteration */
@@ -353,24 +326,24 @@ __global__ void __launch_bounds__(256, 1)
         if (n_kt > 1)
             load(1, 1);
         if (n_kt > 1)
-            asm volatile("cp.async.wait_group 1;\n" ::); /* tile 0 */
+            kl_cp_wait<1>(); /* tile 0 */
         else
-            asm volatile("cp.async.wait_group 0;\n" ::);
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+            kl_cp_wait<0>();
+        kl_proxy_fence();
         __syncthreads();
         if (n_kt > 0) {
-            f3_fence();
+            kl_wg_fence();
             issue_s(sa, 0);
-            f3_commit();
-            f3_wait();
+            kl_wg_commit();
+            kl_wg_wait<0>();
             keep_s(sa);
             softmax(sa, 0, pa, corr); /* O is zero: no rescale */
         }
         /* tile kt+1 landed; every warp is past step kt-1, so the stage of
          * tile kt-1 ((kt+2) mod 3) is free */
         auto sync_load = [&](int kt) {
-            asm volatile("cp.async.wait_group 0;\n" ::);
-            asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+            kl_cp_wait<0>();
+            kl_proxy_fence();
             __syncthreads();
             if (kt + 2 < n_kt)
                 load(kt + 2, (kt + 2) % NST);
@@ -383,25 +356,25 @@ __global__ void __launch_bounds__(256, 1)
         auto step = [&](int kt, uint32_t(&pcur)[KT / 16][4], float(&snext)[KT / 2],
                         uint32_t(&pnext)[KT / 16][4]) {
             sync_load(kt);
-            f3_fence();
+            kl_wg_fence();
             issue_s(snext, kt + 1);
-            f3_commit();
+            kl_wg_commit();
             issue_pv(pcur, kt);
-            f3_commit();
-            asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+            kl_wg_commit();
+            kl_wg_wait<1>();
             keep_s(snext);
             float cn[2];
             softmax(snext, kt + 1, pnext, cn);
-            f3_wait();
+            kl_wg_wait<0>();
             keep_o(pcur);
             rescale_o(cn);
         };
         auto last = [&](int kt, uint32_t(&pcur)[KT / 16][4]) {
             sync_load(kt);
-            f3_fence();
+            kl_wg_fence();
             issue_pv(pcur, kt);
-            f3_commit();
-            f3_wait();
+            kl_wg_commit();
+            kl_wg_wait<0>();
             keep_o(pcur);
         };
         int kt = 0;

@@ -226,7 +226,7 @@ __global__ void __launch_bounds__(256) gdn_state_kernel(int64_t D64, kl_ssm s, k
         kl_stage_async(st + 2 * L * D, VB, in + 3 * L * D + jb * VB, D, len, VB);
         for (int t = threadIdx.x; t < L + 2; t += blockDim.x)
             st[2 * L * D + L * VB + t] = in[4 * L * D + L * L + t];
-        asm volatile("cp.async.commit_group;\n" ::);
+        kl_cp_commit();
     };
     if (sq.n_chunks > 0)
         fetch(0);
@@ -243,9 +243,9 @@ __global__ void __launch_bounds__(256) gdn_state_kernel(int64_t D64, kl_ssm s, k
         /* stage (ci+1)&1 was last read in chunk ci-1, which every thread finished */
         if (ci + 1 < sq.n_chunks) {
             fetch(ci + 1);
-            asm volatile("cp.async.wait_group 1;\n" ::);
+            kl_cp_wait<1>();
         } else {
-            asm volatile("cp.async.wait_group 0;\n" ::);
+            kl_cp_wait<0>();
         }
         /* S0 for the output pass (S is not written before the barrier below) */
         float *s0 = in + gdn_s0_at(D) + jb * VB;

@@ -10,25 +10,16 @@
  * tiles) on the tensor cores, fp32 accumulation. When N / 64 blocks cannot fill
  * the GPU, K is split and the slices add into the (zeroed) output with fp32
  * atomics. Rows are padded to RT = 8, 16, 32, 64 or 128 with zeros. */
-#include "common.cuh"
+#include "tc.cuh"
 
 #define SK_K 64     /* k per stage */
 #define SK_CH 8     /* 16-byte chunks per 64-k row */
 #define SK_STAGES 4
 
-__device__ __forceinline__ uint32_t sk_smem(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
 /* rows of 8 chunks (128 bytes): chunk c of row r at c ^ (r mod 8), so that
  * ldmatrix's eight rows at one logical chunk hit eight different bank groups */
 __device__ __forceinline__ int sk_swz(int r, int c) { return r * SK_CH + (c ^ (r & 7)); }
 
-__device__ __forceinline__ void sk_cp16(void *dst, const void *src, int bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sk_smem(dst)), "l"(src),
-                 "r"(bytes));
-}
 
 /* NW warps: W rows per block SK_N = 16 NW. Wider blocks for more activation rows
  * keep the X tile (re-read from L2 by every block) small next to the W tile. */
@@ -54,19 +45,19 @@ __global__ void __launch_bounds__(NW * 32) skinny_kernel(float *out, int64_t ldo
         for (int i = tid; i < SK_N * SK_CH; i += NTH) {
             int r = i / SK_CH, c = i % SK_CH, k = kb + c * 8;
             bool ok = n0 + r < N && k < k1;
-            sk_cp16(ws + sk_swz(r, c), ok ? w + (int64_t)(n0 + r) * K + k : w, ok ? 16 : 0);
+            kl_cp16(ws + sk_swz(r, c), ok ? w + (int64_t)(n0 + r) * K + k : w, ok ? 16 : 0);
         }
         for (int i = tid; i < RT * SK_CH; i += NTH) {
             int r = i / SK_CH, c = i % SK_CH, k = kb + c * 8;
             bool ok = r < R && k < k1;
-            sk_cp16(xs + sk_swz(r, c), ok ? x + (int64_t)r * K + k : x, ok ? 16 : 0);
+            kl_cp16(xs + sk_swz(r, c), ok ? x + (int64_t)r * K + k : x, ok ? 16 : 0);
         }
     };
 #pragma unroll
     for (int s = 0; s < SK_STAGES - 1; s++) {
         if (s < n_kt)
             load(s);
-        asm volatile("cp.async.commit_group;\n" ::);
+        kl_cp_commit();
     }
     float acc[NT][4];
 #pragma unroll
@@ -76,8 +67,8 @@ __global__ void __launch_bounds__(NW * 32) skinny_kernel(float *out, int64_t ldo
     for (int kt = 0; kt < n_kt; kt++) {
         if (kt + SK_STAGES - 1 < n_kt)
             load(kt + SK_STAGES - 1);
-        asm volatile("cp.async.commit_group;\n" ::);
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(SK_STAGES - 1));
+        kl_cp_commit();
+        kl_cp_wait<SK_STAGES - 1>();
         __syncthreads();
         const uint4 *ws = sk_sm + (size_t)(kt % SK_STAGES) * STAGE, *xs = ws + SK_N * SK_CH;
 #pragma unroll
@@ -85,37 +76,22 @@ __global__ void __launch_bounds__(NW * 32) skinny_kernel(float *out, int64_t ldo
             uint32_t a[4];
             {
                 int row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                             : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
-                             : "r"(sk_smem(ws + sk_swz(row, 2 * ks + (lane >> 4)))));
+                kl_ldm4(a, ws + sk_swz(row, 2 * ks + (lane >> 4)));
             }
             if (NT == 1) {
-                uint32_t b0, b1;
+                uint32_t bx[2];
                 int row = lane & 7;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
-                             : "=r"(b0), "=r"(b1)
-                             : "r"(sk_smem(xs + sk_swz(row, 2 * ks + ((lane >> 3) & 1)))));
-                asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                             "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                             : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3])
-                             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+                kl_ldm2(bx, xs + sk_swz(row, 2 * ks + ((lane >> 3) & 1)));
+                kl_mma_bf16(acc[0], a, bx[0], bx[1]);
             } else {
 #pragma unroll
                 for (int t = 0; t < NT; t += 2) {
                     uint32_t bq[4];
                     int row = t * 8 + (lane & 7) + (lane >> 4) * 8;
-                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                                 : "=r"(bq[0]), "=r"(bq[1]), "=r"(bq[2]), "=r"(bq[3])
-                                 : "r"(sk_smem(xs + sk_swz(row, 2 * ks + ((lane >> 3) & 1)))));
+                    kl_ldm4(bq, xs + sk_swz(row, 2 * ks + ((lane >> 3) & 1)));
 #pragma unroll
                     for (int u = 0; u < 2; u++)
-                        asm volatile(
-                            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                            : "+f"(acc[t + u][0]), "+f"(acc[t + u][1]), "+f"(acc[t + u][2]),
-                              "+f"(acc[t + u][3])
-                            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(bq[2 * u]),
-                              "r"(bq[2 * u + 1]));
+                        kl_mma_bf16(acc[t + u], a, bq[2 * u], bq[2 * u + 1]);
                 }
             }
         }

@@ -20,7 +20,7 @@
  * X is fp32 or bf16 rows. (A SwiGLU fused into the X loads of the down
  * projection made it 2.5x slower: every block recomputed silu for all of K on
  * the 4 of 32 lanes that hold X, so the warps became issue-bound.) */
-#include "common.cuh"
+#include "tc.cuh"
 
 /* KS warps per block: K-slices of the same 16 W rows (8 by default; other values
  * for the tuning runs of test_kernels, kl_small_variant) */
@@ -34,12 +34,6 @@ __device__ __forceinline__ uint4 gs_ldw(const __nv_bfloat16 *p)
     return v;
 }
 
-__device__ __forceinline__ uint32_t gs_pack(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-
 enum { GS_X_F32 = 0, GS_X_BF16 };
 
 /* X[r][k..k+7] as 4 bf16 pairs */
@@ -50,18 +44,16 @@ __device__ __forceinline__ uint4 gs_ldx(const void *x, int64_t ldx, int r, int k
         return __ldg(reinterpret_cast<const uint4 *>(
             reinterpret_cast<const __nv_bfloat16 *>(x) + (int64_t)r * ldx + k));
     const float *p = reinterpret_cast<const float *>(x) + (int64_t)r * ldx + k;
-    float4 a = __ldg(reinterpret_cast<const float4 *>(p));
-    float4 b = __ldg(reinterpret_cast<const float4 *>(p) + 1);
-    return make_uint4(gs_pack(a.x, a.y), gs_pack(a.z, a.w), gs_pack(b.x, b.y), gs_pack(b.z, b.w));
+    return kl_pack_bf16x8(__ldg(reinterpret_cast<const float4 *>(p)),
+                          __ldg(reinterpret_cast<const float4 *>(p) + 1));
 }
 
+/* the A fragment arrives as four loose registers (straight from the W loads) */
 __device__ __forceinline__ void gs_mma(float *d, uint32_t a0, uint32_t a1, uint32_t a2,
                                        uint32_t a3, uint32_t b0, uint32_t b1)
 {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    const uint32_t a[4] = {a0, a1, a2, a3};
+    kl_mma_bf16(d, a, b0, b1);
 }
 
 /* NT n8 tiles of X rows (R <= 8 NT); U chunks of 32 k per load group. */

@@ -19,57 +19,15 @@
  * between the blocks (stream-K): a block walks its contiguous range of units
  * and adds its partial sums into `out` whenever it leaves a W tile, so no SM
  * idles in a last partial wave and no K split needs choosing. */
-#include "common.cuh"
+#include "tc.cuh"
 #include "wgmma_gen.cuh"
 
 #define WG_ROWS 128           /* W rows per block (2 warpgroups x 64) */
 #define WG_K 64               /* k per tile: one 128-byte swizzle row */
 #define WG_SMEM_MAX (200 * 1024)
 
-__device__ __forceinline__ uint32_t wg_smem(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
 /* chunk c (16 bytes) of row r at c ^ (r mod 8): the 128-byte swizzle pattern */
 __device__ __forceinline__ int wg_swz(int r, int c) { return r * 8 + (c ^ (r & 7)); }
-
-__device__ __forceinline__ void wg_cp16(void *dst, const void *src, int bytes)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(wg_smem(dst)), "l"(src),
-                 "r"(bytes));
-}
-
-/* Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row groups
- * 1024 bytes apart (tile base 1024-aligned). */
-__device__ __forceinline__ uint64_t wg_desc(const void *p)
-{
-    uint64_t a = (wg_smem(p) & 0x3FFFF) >> 4;
-    return a | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
-}
-
-/* The warpgroup instructions exist from sm_90a on; other targets compile the
- * kernel but never launch it (kl_gemm_wgmma_available() is 0). */
-#ifdef KL_WGMMA
-__device__ __forceinline__ void wg_fence()
-{
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void wg_commit()
-{
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void wg_wait0()
-{
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-}
-#define WG_PROXY_FENCE() asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory")
-#else
-__device__ __forceinline__ void wg_fence() {}
-__device__ __forceinline__ void wg_commit() {}
-__device__ __forceinline__ void wg_wait0() {}
-#define WG_PROXY_FENCE() ((void)0)
-#endif
 
 template <int BN, int S>
 __global__ void __launch_bounds__(256, 1)
@@ -94,7 +52,7 @@ __global__ void __launch_bounds__(256, 1)
         for (int j = tid; j < WCH; j += 256) {
             const int r = j >> 3, c = j & 7, k = kb + c * 8;
             const bool ok = n0 + r < N && k < K;
-            wg_cp16(ws + wg_swz(r, c), ok ? w + (int64_t)(n0 + r) * K + k : w, ok ? 16 : 0);
+            kl_cp16(ws + wg_swz(r, c), ok ? w + (int64_t)(n0 + r) * K + k : w, ok ? 16 : 0);
         }
     };
     auto load_x = [&](int i) {
@@ -104,7 +62,7 @@ __global__ void __launch_bounds__(256, 1)
         for (int j = tid; j < XCH; j += 256) {
             const int r = j >> 3, c = j & 7, k = kb + c * 8;
             const bool ok = r < R && k < K;
-            wg_cp16(xs + wg_swz(r, c), ok ? x + (int64_t)r * K + k : x, ok ? 16 : 0);
+            kl_cp16(xs + wg_swz(r, c), ok ? x + (int64_t)r * K + k : x, ok ? 16 : 0);
         }
     };
 
@@ -119,7 +77,7 @@ __global__ void __launch_bounds__(256, 1)
     for (int i = 0; i < S - 1; i++) {
         if (i < n_u)
             load_x(i);
-        asm volatile("cp.async.commit_group;\n" ::);
+        kl_cp_commit();
     }
 
     float d[BN / 2];
@@ -129,24 +87,24 @@ __global__ void __launch_bounds__(256, 1)
     const int lw = (tid & 127) >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
 
     for (int i = 0; i < n_u; i++) {
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2));
+        kl_cp_wait<S - 2>();
         /* the tensor cores read through the async proxy */
-        WG_PROXY_FENCE();
+        kl_proxy_fence();
         __syncthreads();
         /* stage (i-1) % S was read by the previous wgmma, finished before the barrier */
         if (i + S - 1 < n_u) {
             load_w(i + S - 1);
             load_x(i + S - 1);
         }
-        asm volatile("cp.async.commit_group;\n" ::);
+        kl_cp_commit();
         const uint4 *ws = sm + (size_t)(i % S) * STAGE;
-        const uint64_t da = wg_desc(ws + wgi * 64 * 8), db = wg_desc(ws + WCH);
-        wg_fence();
+        const uint64_t da = kl_wg_desc(ws + wgi * 64 * 8), db = kl_wg_desc(ws + WCH);
+        kl_wg_fence();
 #pragma unroll
         for (int ks = 0; ks < WG_K / 16; ks++) /* +32 bytes per k16 step: +2 in the descriptor */
             kl_wgmma<BN>::run(d, da + 2 * ks, db + 2 * ks);
-        wg_commit();
-        wg_wait0();
+        kl_wg_commit();
+        kl_wg_wait<0>();
 
         const int u = u0 + i, tile = u / kt;
         if (u - tile * kt == kt - 1 || i == n_u - 1) {
@@ -163,7 +121,7 @@ __global__ void __launch_bounds__(256, 1)
                 }
         }
     }
-    asm volatile("cp.async.wait_all;\n" ::);
+    kl_cp_wait<0>();
 }
 
 template <int BN, int S>

@@ -206,9 +206,9 @@ cudaError_t kl_attn_decode_prepare(const kl_kv *kv, const kl_mix *p);
 cudaError_t kl_attn_prefill(float *out, const float *q, int64_t ldq, const kl_kv *kv,
                             const kl_batch *b, const kl_mix *p, cudaStream_t stream);
 /* Tensor-core flash attention for bf16 KV, D == 128 (returns cudaErrorNotSupported otherwise).
- * kl_fa_old = 0: the wgmma kernel where built for sm_90a, else fa2; 1 (COLLAGE_CUDA_FA=old):
- * the first round's 64-row kernel; 2 (=nopack): fa2 with 128 rows of one head per block also
- * when 4 query heads share a KV head; 3 (=fa2): fa2 (A/B runs). */
+ * kl_fa_old = 0: the wgmma kernel where built for sm_90a, else fa2; 2 (COLLAGE_CUDA_FA=nopack):
+ * fa2 with 128 rows of one head per block also when 4 query heads share a KV head; 3 (=fa2):
+ * fa2 (A/B runs). */
 extern int kl_fa_old;
 /* The wgmma kernel alone (cudaErrorNotSupported without sm_90a or for other shapes);
  * kl_fa3_variant (A/B runs): 0 = 128 keys per tile, S of the next tile overlapping the

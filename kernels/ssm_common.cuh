@@ -13,7 +13,7 @@
  */
 #pragma once
 
-#include "common.cuh"
+#include "tc.cuh"
 
 /* Register-resident D x D state of a decode block (8 warps): warp w owns rows
  * [w*RPW, (w+1)*RPW), lane l owns columns [l*CPL, (l+1)*CPL). */
@@ -133,8 +133,7 @@ KL_DEV void kl_stage_async(float *dst, int dld, const float *src, int64_t sld, i
     const int c4 = cols / 4;
     for (int i = threadIdx.x; i < rows * c4; i += blockDim.x) {
         const int r = i / c4, c = (i - r * c4) * 4;
-        const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst + r * dld + c);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src + r * sld + c));
+        kl_cp16(dst + r * dld + c, src + r * sld + c, 16);
     }
 }
 

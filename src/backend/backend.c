@@ -1,6 +1,7 @@
 /* backend.c - picks a backend by name. */
 #include "backend/backend.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,10 @@ int cl_backend_cuda_available(void)
 
 int cl_backend_create(const char *name, int threads, cl_backend **out)
 {
+    /* Every host-side BLAS call (the CPU backend's GEMMs, composition's matrix
+     * PICASO on any backend) runs inside OpenMP threads of its own: OpenBLAS's
+     * thread pool would only serialize those callers. */
+    openblas_set_num_threads(1);
     if (!name || !strcmp(name, "auto"))
         name = cl_backend_cuda_available() ? "cuda" : "cpu";
     if (!strcmp(name, "cpu"))

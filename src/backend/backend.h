@@ -188,9 +188,10 @@ typedef struct cl_backend_ops {
     /* ---- composition (optional: NULL means host copies, compose/strategy.c) ----
      * GDN fuse of one layer on the device: for every head h, state[out_slot][h] =
      * the matrix PICASO (compose/picaso.h) of (trans[slots[i]][h], state[slots[i]][h])
-     * over the n documents; nothing else of out_slot is touched. */
+     * over the n documents, weight[k] for its k-document term; nothing else of
+     * out_slot is touched. */
     int (*gdn_fuse)(cl_backend *b, const cl_ssm_layer *s, const int32_t *slots, int n,
-                    int32_t out_slot);
+                    const float *weight, int32_t out_slot);
 
     /* ---- teardown ---- */
     void (*destroy)(cl_backend *b);

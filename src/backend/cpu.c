@@ -380,7 +380,6 @@ int cl_backend_cpu_create(int threads, cl_backend **out)
     b->ops = &cpu_ops;
     b->threads = threads;
     omp_set_num_threads(threads);
-    openblas_set_num_threads(1); /* parallelism comes from OpenMP (see cpu_matmul) */
     *out = b;
     return CL_OK;
 }

@@ -412,12 +412,11 @@ static int cuda_init(cuda_ctx *c, int device)
                    : !strcmp(gm, "small")     ? CUDA_GEMM_SMALL
                    : !strcmp(gm, "cublas")    ? CUDA_GEMM_CUBLAS
                                               : CUDA_GEMM_AUTO;
-    /* prefill attention kernel for A/B runs: COLLAGE_CUDA_FA=old (the first
-     * round's), =nopack (32 rows per warp, heads not packed), =fa2 (mma.sync,
-     * the second round's), =wg128s|wg64|wg64s (wgmma variants, see kernels.h) */
+    /* prefill attention kernel for A/B runs: COLLAGE_CUDA_FA=nopack (fa2, heads
+     * not packed), =fa2 (mma.sync, the second round's), =wg128s|wg64|wg64s
+     * (wgmma variants, see kernels.h) */
     const char *fa = getenv("COLLAGE_CUDA_FA");
     kl_fa_old = !fa                     ? 0
-                : !strcmp(fa, "old")    ? 1
                 : !strcmp(fa, "nopack") ? 2
                 : !strcmp(fa, "fa2")    ? 3
                                         : 0;

@@ -7,7 +7,6 @@
  * re-prefilling them); here each of the ~3n^2/2 steps of a layer is one fp32
  * batched GEMM over the layer's heads (pedantic math, no TF32: the CPU backend
  * is the reference). */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,13 +25,8 @@ static int batched_mm(cuda_ctx *c, const float *A, int64_t sa, const float *B, i
     return CL_OK;
 }
 
-static double log_binom(int n, int k)
-{
-    return lgamma(n + 1.0) - lgamma(k + 1.0) - lgamma(n - k + 1.0);
-}
-
 static int cuda_gdn_fuse(cl_backend *b, const cl_ssm_layer *s, const int32_t *slots, int n,
-                         int32_t out_slot)
+                         const float *weight, int32_t out_slot)
 {
     cuda_ctx *c = cuda_of(b);
     if (n < 1)
@@ -79,13 +73,11 @@ static int cuda_gdn_fuse(cl_backend *b, const cl_ssm_layer *s, const int32_t *sl
             CL_TRY(batched_mm(c, P, dd, pre + (size_t)(k - 1) * hdd, dd, pre + (size_t)k * hdd,
                               dd, D, D, H));
     }
-    /* out = sum_k w_k X[k], w_k = 1 / (n binom(n-1, k)) */
+    /* out = sum_k weight[k] X[k] */
     float *out = s->state + (size_t)out_slot * hdd;
     CU_CHECK(cudaMemsetAsync(out, 0, (size_t)hdd * sizeof(float), c->stream));
-    for (int k = 0; k < n; k++) {
-        const float w = (float)(exp(-log_binom(n - 1, k)) / n);
-        CUBLAS_CHECK(cublasSaxpy(c->blas, (int)hdd, &w, X + (size_t)k * hdd, 1, out, 1));
-    }
+    for (int k = 0; k < n; k++)
+        CUBLAS_CHECK(cublasSaxpy(c->blas, (int)hdd, &weight[k], X + (size_t)k * hdd, 1, out, 1));
     CU_CHECK(cudaStreamSynchronize(c->stream));
     return CL_OK;
 }

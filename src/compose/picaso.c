@@ -54,7 +54,7 @@ static void mm(const float *A, const float *B, float *C, int64_t r, int64_t inne
                 (int)inner, B, (int)c, beta, C, (int)c);
 }
 
-void cl_picaso_blas_serial(void) { openblas_set_num_threads(1); }
+float cl_picaso_matrix_weight(int n, int k) { return (float)(exp(-log_binom(n - 1, k)) / n); }
 
 int cl_picaso_matrix_combine(int n, int64_t D, int64_t V, const float *const *P,
                              const float *const *S, float *out)
@@ -86,7 +86,7 @@ int cl_picaso_matrix_combine(int n, int64_t D, int64_t V, const float *const *P,
     }
     memset(out, 0, dv * sizeof *out);
     for (int k = 0; k < n; k++) {
-        float w = (float)(exp(-log_binom(n - 1, k)) / n);
+        float w = cl_picaso_matrix_weight(n, k);
         const float *x = X + (size_t)k * dv;
         for (size_t t = 0; t < dv; t++)
             out[t] += w * x[t];

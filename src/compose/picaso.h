@@ -24,12 +24,9 @@
 /* log c_i for n >= 1 log decays (each in [-inf, 0]); logc[n]. O(n^3) in all. */
 int cl_picaso_log_coeffs(const double *log_decay, int n, double *logc);
 
-/* Makes OpenBLAS single-threaded for this process. The matrix forms are run one
- * head per OpenMP thread; OpenBLAS's own thread pool (its default when no CPU
- * backend set it up, e.g. under --backend cuda) serializes concurrent callers and
- * made GDN fuse of 16 documents ~50x slower than its arithmetic. Idempotent;
- * call outside parallel regions. */
-void cl_picaso_blas_serial(void);
+/* Weight of the k-document term of the matrix PICASO (k = 0..n-1):
+ * 1 / (n binom(n-1, k)); the same weights serve a backend's gdn_fuse. */
+float cl_picaso_matrix_weight(int n, int k);
 
 /* out[D x V] = sum_i C_i S_i (matrix PICASO, row-major): P[i] D x D, S[i] D x V.
  * O(n^2) matrix products in all (one scan over the documents). */

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "compose/compose.h"
+#include "compose/picaso.h"
 #include "compose/strategy.h"
 #include "engine/state.h"
 
@@ -60,14 +61,18 @@ int cl_compose_ssm_into(const cl_seq *const *docs, int n, cl_compose_ssm ssm, cl
         rc = cl_state_write_ssm(out, bufs[n], with_trans);
     if (rc == CL_OK && on_device) {
         int32_t *slots = malloc((size_t)n * sizeof *slots);
-        if (!slots)
+        float *weight = malloc((size_t)n * sizeof *weight);
+        if (!slots || !weight)
             rc = cl_err(CL_ERR_NOMEM, "out of memory");
-        for (int i = 0; slots && i < n; i++)
+        for (int i = 0; rc == CL_OK && i < n; i++) {
             slots[i] = docs[i]->slot;
+            weight[i] = cl_picaso_matrix_weight(n, i);
+        }
         for (int l = 0; rc == CL_OK && l < c->n_ssm; l++)
-            if (c->ssm[l].trans && c->ssm_type && c->ssm_type[l] == CL_LAYER_GDN)
-                rc = c->b->ops->gdn_fuse(c->b, &c->ssm[l], slots, n, out->slot);
+            if (c->ssm[l].trans && c->ssm_type[l] == CL_LAYER_GDN)
+                rc = c->b->ops->gdn_fuse(c->b, &c->ssm[l], slots, n, weight, out->slot);
         free(slots);
+        free(weight);
     }
     for (int i = 0; i <= n; i++)
         free(bufs[i]);

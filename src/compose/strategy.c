@@ -174,7 +174,6 @@ static int gdn_matrix(const cl_compose_ssm_view *v, cl_compose_ssm ssm, const fl
     if (!ptr)
         return cl_err(CL_ERR_NOMEM, "out of memory");
     int failed = 0;
-    cl_picaso_blas_serial();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t h = 0; h < H; h++) {
         const float **P = ptr + (size_t)h * n * 2, **S = P + n;

@@ -124,7 +124,9 @@ int cl_seq_feed(cl_model *m, cl_seq *s, const int32_t *tokens, int64_t n, int64_
                 cl_logits_mode mode, float *logits)
 {
     if (chunk <= 0)
-        chunk = m->feed_chunk > 0 ? m->feed_chunk : CL_FEED_CHUNK;
+        chunk = m->feed_chunk > 0 ? m->feed_chunk : m->b->ops->feed_tokens;
+    if (chunk <= 0)
+        chunk = CL_FEED_CHUNK;
     int64_t V = m->cfg->vocab_size;
     int64_t *rows = malloc((size_t)(chunk > 0 ? chunk : 1) * sizeof *rows);
     if (!rows)

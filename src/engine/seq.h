@@ -36,8 +36,8 @@ int cl_seq_copy(cl_seq *dst, const cl_seq *src);
 
 typedef enum { CL_LOGITS_NONE = 0, CL_LOGITS_LAST, CL_LOGITS_ALL } cl_logits_mode;
 
-/* Tokens per forward call when feeding a long prompt and the model has no
- * setting (cl_model.feed_chunk: --prefill-chunk, else the backend's default). */
+/* Tokens per forward call when feeding a long prompt and neither the model
+ * (cl_model.feed_chunk: --prefill-chunk) nor the backend (feed_tokens) sets it. */
 #define CL_FEED_CHUNK 512
 
 /* Feeds n tokens (in forward calls of at most `chunk` tokens; 0 = the model's

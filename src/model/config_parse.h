@@ -15,7 +15,8 @@ int cfg_collect_unknown(cl_config *cfg, const cJSON *obj, const char *prefix,
 /* A per-type dict's derived value must equal the top-level one (absent: fine). */
 int cfg_check_derived(const cJSON *sub, const char *subname, const char *key, int64_t want,
                       const char *file);
-/* A boolean whose other value is not implemented: error naming the key. */
+/* A boolean key that asks for math the engine lacks unless it has supported_value:
+ * a 'not yet supported' error naming the key (the issue note lists these keys). */
 int cfg_unsupported_bool(const cJSON *sub, const char *subname, const char *key, int def,
                          int supported_value, const char *file, int *out);
 int cfg_reject_kv_rank(const cJSON *sub, const char *subname, const char *file);

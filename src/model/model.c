@@ -102,9 +102,7 @@ int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
     rc = cl_backend_create(opts->backend, opts->threads, &m->b);
     if (rc != CL_OK)
         goto fail;
-    m->feed_chunk = opts->prefill_chunk > 0         ? opts->prefill_chunk
-                    : m->b->ops->feed_tokens > 0 ? m->b->ops->feed_tokens
-                                                 : 512;
+    m->feed_chunk = opts->prefill_chunk > 0 ? opts->prefill_chunk : 0;
     m->layers = calloc((size_t)m->cfg->num_layers, sizeof *m->layers);
     if (!m->layers) {
         rc = cl_err(CL_ERR_NOMEM, "out of memory");

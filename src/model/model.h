@@ -29,7 +29,7 @@ typedef struct cl_model {
     cl_bweight embed, norm, lm_head;
     cl_layer_bw *layers;
     int64_t gka_num_iter; /* effective */
-    int64_t feed_chunk;   /* effective prefill chunk (cl_seq_feed's default) */
+    int64_t feed_chunk;   /* --prefill-chunk (cl_seq_feed's default; 0: the backend's) */
     /* forward scratch (backend memory), grown on demand */
     float *scratch;
     size_t scratch_floats;

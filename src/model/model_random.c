@@ -331,8 +331,6 @@ int cl_model_create_random(const cl_random_model_opts *o, cl_model **out)
     m->cfg = &m->ck.cfg;
     m->gka_num_iter = o->gka_num_iter >= 0 ? o->gka_num_iter : m->cfg->gka.num_iter;
     rc = cl_backend_create(o->backend, o->threads, &m->b);
-    if (rc == CL_OK)
-        m->feed_chunk = m->b->ops->feed_tokens > 0 ? m->b->ops->feed_tokens : 512;
     if (rc == CL_OK && !(m->layers = calloc((size_t)m->cfg->num_layers, sizeof *m->layers)))
         rc = cl_err(CL_ERR_NOMEM, "out of memory");
     builder bd = {m, m->cfg->dtype, m->b && !strcmp(m->b->ops->name, "cuda"), o->seed, 0};

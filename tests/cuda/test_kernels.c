@@ -28,17 +28,8 @@ int main(void)
 #include <cuda_runtime_api.h>
 #include <math.h>
 
+#include "cuda_check.h"
 #include "kernels.h"
-
-#define CK(call)                                                                              \
-    do {                                                                                      \
-        cudaError_t e_ = (call);                                                              \
-        if (e_ != cudaSuccess) {                                                              \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                     \
-                    cudaGetErrorString(e_));                                                  \
-            exit(1);                                                                          \
-        }                                                                                     \
-    } while (0)
 
 enum { P_SMALL_F32, P_SMALL_BF16, P_WGMMA, P_SKINNY, P_CUBLAS, P_COUNT };
 static const char *path_name[P_COUNT] = {"small-f32x", "small-bf16x", "wgmma", "skinny", "cublas"};
