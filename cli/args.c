@@ -1,16 +1,105 @@
 #include "args.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/status.h"
+#include "collage.h"
 
 #define MAX_GIVEN 64
 static const char *given[MAX_GIVEN];
 static int ngiven;
+
+/* "1", "-3", "+7": a whole decimal number that fits int64 (no hex, no spaces). */
+static int parse_int(const char *s, int64_t *out, int *overflow)
+{
+    const char *p = s;
+    *overflow = 0;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (!*p)
+        return -1;
+    for (const char *q = p; *q; q++)
+        if (*q < '0' || *q > '9')
+            return -1;
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno == ERANGE) {
+        *overflow = 1;
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_size(const char *s, int64_t *out)
+{
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno == ERANGE)
+        return -1;
+    static const struct {
+        const char *suffix;
+        uint64_t mul;
+    } units[] = {
+        {"", 1},         {"B", 1},           {"K", 1ull << 10},  {"KiB", 1ull << 10},
+        {"M", 1ull << 20}, {"MiB", 1ull << 20}, {"G", 1ull << 30}, {"GiB", 1ull << 30},
+        {"T", 1ull << 40}, {"TiB", 1ull << 40}, {"KB", 1000ull},   {"MB", 1000000ull},
+        {"GB", 1000000000ull}, {"TB", 1000000000000ull}, {"k", 1ull << 10},
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].suffix)) {
+            if (v > (uint64_t)INT64_MAX / units[i].mul)
+                return -1;
+            *out = (int64_t)(v * units[i].mul);
+            return 0;
+        }
+    return -1;
+}
+
+static int has_range(const cli_opt *o) { return o->hi > o->lo; }
+
+/* The value of a numeric option, checked; 0 or the usage error's exit code. */
+static int parse_number(const cli_spec *spec, const cli_opt *o, const char *val)
+{
+    if (o->type == OPT_FLOAT) {
+        char *end;
+        errno = 0;
+        double v = strtod(val, &end);
+        if (end == val || *end || !isfinite(v) || (has_range(o) && (v < o->lo || v > o->hi))) {
+            if (has_range(o))
+                return cli_usage_error(spec->verb, "--%s: '%s' is not a number in [%g, %g]",
+                                       o->name, val, o->lo, o->hi);
+            return cli_usage_error(spec->verb, "--%s: '%s' is not a finite number", o->name,
+                                   val);
+        }
+        *(double *)o->dest = v;
+        return 0;
+    }
+    int64_t v = 0;
+    int overflow = 0;
+    int bad = o->type == OPT_SIZE ? cli_parse_size(val, &v) : parse_int(val, &v, &overflow);
+    if (!bad && has_range(o) && ((double)v < o->lo || (double)v > o->hi))
+        bad = overflow = 1;
+    if (bad) {
+        const char *what = o->type == OPT_SIZE ? "a size (bytes, or with K/M/G/T)" : "an integer";
+        if (has_range(o) && (overflow || o->type == OPT_SIZE))
+            return cli_usage_error(spec->verb, "--%s: '%s' is not %s in [%.0f, %.0f]", o->name,
+                                   val, what, o->lo, o->hi);
+        if (overflow)
+            return cli_usage_error(spec->verb, "--%s: '%s' is out of range", o->name, val);
+        return cli_usage_error(spec->verb, "--%s: '%s' is not %s", o->name, val, what);
+    }
+    *(int64_t *)o->dest = v;
+    return 0;
+}
 
 static void print_help(const cli_spec *s)
 {
@@ -21,7 +110,10 @@ static void print_help(const cli_spec *s)
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
-        printf("  %-26s %s\n", left, o->help);
+        if (has_range(o) && o->type != OPT_FLOAT)
+            printf("  %-26s %s [%.0f..%.0f]\n", left, o->help, o->lo, o->hi);
+        else
+            printf("  %-26s %s\n", left, o->help);
     }
     printf("  %-26s %s\n", "--help", "show this help");
 }
@@ -89,30 +181,16 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, int *npos, char ***po
             rc = cli_usage_error(spec->verb, "option '--%s' needs a value", o->name);
             break;
         }
-        char *end;
-        errno = 0;
         switch (o->type) {
-        case OPT_STR: *(const char **)o->dest = val; break;
-        case OPT_INT: {
-            long long v = strtoll(val, &end, 0);
-            if (end == val || *end || errno) {
-                rc = cli_usage_error(spec->verb, "option '--%s': '%s' is not an integer",
-                                     o->name, val);
-                break;
-            }
-            *(int64_t *)o->dest = v;
+        case OPT_STR:
+            if (!*val)
+                rc = cli_usage_error(spec->verb, "--%s: empty value", o->name);
+            else
+                *(const char **)o->dest = val;
             break;
-        }
-        case OPT_FLOAT: {
-            double v = strtod(val, &end);
-            if (end == val || *end || errno) {
-                rc = cli_usage_error(spec->verb, "option '--%s': '%s' is not a number", o->name,
-                                     val);
-                break;
-            }
-            *(double *)o->dest = v;
-            break;
-        }
+        case OPT_INT:
+        case OPT_FLOAT:
+        case OPT_SIZE: rc = parse_number(spec, o, val); break;
         case OPT_MULTI: {
             cli_multi *m = o->dest;
             const char **nv = realloc(m->v, (size_t)(m->n + 1) * sizeof *nv);

@@ -1,6 +1,9 @@
-/* args.h - the flag parser every verb uses: a table of options in, typed values
- * out, `--help` generated from the same table. Exit-code conventions of the CLI
- * contract live here too (0 ok, 1 runtime error, 2 usage error). */
+/* args.h - the flag parser every verb uses: a table of options in, typed values out,
+ * `--help` generated from the same table. One parser for numbers and sizes: integers
+ * are decimal, whole and within the option's range; sizes take B, K/KiB, M/MiB, G/GiB,
+ * T/TiB (binary) or KB, MB, GB, TB (decimal) suffixes. Every problem with the command
+ * line is a usage error: one line on stderr and exit code 2 (the CLI contract: 0 ok,
+ * 1 runtime error, 2 usage error). */
 #ifndef CLI_ARGS_H
 #define CLI_ARGS_H
 
@@ -9,10 +12,11 @@
 
 typedef enum {
     OPT_FLAG,   /* int, set to 1 */
-    OPT_STR,    /* const char * */
-    OPT_INT,    /* int64_t */
-    OPT_FLOAT,  /* double */
-    OPT_MULTI,  /* const char ** array + count: repeated flag (dest = cli_multi) */
+    OPT_STR,    /* const char * (non-empty) */
+    OPT_INT,    /* int64_t, within [lo, hi] when hi > lo */
+    OPT_FLOAT,  /* double, finite, within [lo, hi] when hi > lo */
+    OPT_SIZE,   /* int64_t bytes with an optional unit, within [lo, hi] when hi > lo */
+    OPT_MULTI,  /* repeated flag (dest = cli_multi) */
 } cli_opt_type;
 
 typedef struct {
@@ -26,6 +30,7 @@ typedef struct {
     void *dest;
     const char *metavar; /* e.g. "DIR" (NULL for flags) */
     const char *help;
+    double lo, hi;       /* range of OPT_INT / OPT_FLOAT / OPT_SIZE (hi <= lo: none) */
 } cli_opt;
 
 typedef struct {
@@ -40,7 +45,10 @@ typedef struct {
  * (message printed), or -1 when --help was printed (caller exits 0). Positional
  * arguments are returned in pos (pointers into argv; free the array). */
 int cli_parse(const cli_spec *spec, int argc, char **argv, int *npos, char ***pos);
-/* Prints the current error ("collage: <msg>") and maps the status to an exit code. */
+/* Parses a size ("64M", "1.5G" is not accepted: whole numbers only). 0 or -1. */
+int cli_parse_size(const char *s, int64_t *out);
+/* Prints the current error ("collage: <msg>") and maps the status to an exit code:
+ * 2 for CL_ERR_ARG (usage), else 1. */
 int cli_fail(int status);
 /* Usage error: prints "collage <verb>: <msg>" and returns 2. */
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

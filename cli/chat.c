@@ -3,22 +3,13 @@
  * each turn appends the new user turn rendered by the model's chat template to the
  * previous prompt + answer, so with the store every turn resumes from the state the
  * previous turn (in this process or an earlier one) left. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "cli_ctx.h"
-#include "common/fileio.h"
-#include "common/ids.h"
-#include "common/json.h"
-#include "common/status.h"
-#include "engine/session.h"
-#include "engine/textstream.h"
-#include "model_flags.h"
-#include "tokenizer/bpe.h"
-#include "tokenizer/chat.h"
+#include "collage.h"
 #include "verbs.h"
 
 int cmd_chat(int argc, char **argv)
@@ -37,11 +28,13 @@ int cmd_chat(int argc, char **argv)
         CLI_MODEL_OPTS(mf),
         CLI_SAMPLING_OPTS(sf),
         CLI_STORE_OPTS(stf),
-        {"message", OPT_MULTI, &msgs, "TEXT", "a user turn (repeatable; default: stdin lines)"},
-        {"system", OPT_STR, &system, "TEXT", "system message"},
-        {"no-think", OPT_FLAG, &no_think, NULL, "thinking off (enable_thinking=false)"},
-        {"max-new-tokens", OPT_INT, &max_new, "N", "tokens per answer (default 128)"},
-        {"json", OPT_FLAG, &json, NULL, "one JSON object with every turn at the end"},
+        {"message", OPT_MULTI, &msgs, "TEXT", "a user turn (repeatable; default: stdin lines)",
+         0, 0},
+        {"system", OPT_STR, &system, "TEXT", "system message", 0, 0},
+        {"no-think", OPT_FLAG, &no_think, NULL, "thinking off (enable_thinking=false)", 0, 0},
+        {"max-new-tokens", OPT_INT, &max_new, "N",
+         "tokens per answer (default 128; shortened to fit the context)", 0, 1073741824},
+        {"json", OPT_FLAG, &json, NULL, "one JSON object with every turn at the end", 0, 0},
         {0},
     };
     cli_spec spec = {"chat", "--model DIR [--message TEXT ...] [--no-think] [--json]",
@@ -54,9 +47,9 @@ int cmd_chat(int argc, char **argv)
     }
     char *input = NULL;
     if (msgs.n == 0) { /* stdin lines */
-        if (cl_read_stream(stdin, &input, NULL) != CL_OK) {
+        if ((rc = cli_read_stdin(&input, NULL)) != CL_OK) {
             free(msgs.v);
-            return cli_fail(CL_ERR_IO);
+            return cli_fail(rc);
         }
         for (char *line = strtok(input, "\n"); line; line = strtok(NULL, "\n")) {
             const char **nv = realloc(msgs.v, (size_t)(msgs.n + 1) * sizeof *nv);
@@ -78,10 +71,10 @@ int cmd_chat(int argc, char **argv)
     if (rc == CL_OK && !exit_code)
         rc = cl_chat_template_load_dir(mf.model, &tpl);
     int32_t im_end = tok ? cl_tokenizer_find(tok, "<|im_end|>") : -1;
-    int64_t eos[CL_MAX_EOS + 2];
-    int n_eos = tok ? cli_stop_ids(m, tok, eos) : 0;
-    if (json && rc == CL_OK && !exit_code)
-        printf("{\"turns\":[");
+    int64_t eos[CL_MAX_STOP_IDS];
+    int n_eos = tok ? cl_model_stop_ids(m, tok, eos) : 0;
+    cJSON *report = json ? cJSON_CreateObject() : NULL;
+    cJSON *turns = json ? cJSON_AddArrayToObject(report, "turns") : NULL;
     for (int turn = 0; turn < msgs.n && rc == CL_OK && !exit_code; turn++) {
         char *text = NULL;
         rc = cli_render_user_turn(tpl, turn == 0 ? system : NULL, msgs.v[turn], no_think, &text);
@@ -96,10 +89,11 @@ int cmd_chat(int argc, char **argv)
             rc = cl_ids_append(&prompt, hist.v, hist.n);
         if (rc == CL_OK)
             rc = cl_tokenizer_encode(tok, text, strlen(text), 1, &prompt);
-        free(text);
+        cl_free(text);
         cli_text ctx;
         memset(&ctx, 0, sizeof ctx);
-        cl_textstream_init(&ctx.ts, tok, json ? NULL : stdout, NULL, 0, eos, n_eos);
+        if (rc == CL_OK)
+            rc = cli_text_open(&ctx, tok, json ? NULL : stdout, NULL, 0, eos, n_eos);
         cl_gen_opts go;
         cl_gen_opts_default(&go);
         go.max_new_tokens = max_new;
@@ -110,24 +104,25 @@ int cmd_chat(int argc, char **argv)
         go.on_token = cli_text_on_token;
         go.user = &ctx;
         go.max_context = mf.max_context;
+        go.shorten_to_fit = 1;
         cl_ids ans = {0};
         cl_session_stats ss = {0};
         if (rc == CL_OK && x.store) {
-            rc = cl_seq_reset(&x.s);
+            rc = cl_seq_reset(x.s);
             if (rc == CL_OK)
-                rc = cl_session_generate(m, &x.s, &x.pc, NULL, prompt.v, (int64_t)prompt.n, &go,
+                rc = cl_session_generate(x.pc, m, x.s, NULL, prompt.v, (int64_t)prompt.n, &go,
                                          &ans, &ss);
         } else if (rc == CL_OK) { /* no store: continue the live state */
-            int64_t had = x.s.kv_len;
+            int64_t had = cl_seq_kv_len(x.s);
             go.feed_last = 1;
-            rc = cl_generate(m, &x.s, prompt.v + had, (int64_t)prompt.n - had, &go, &ans, &ss.gen);
+            rc = cl_generate(m, x.s, prompt.v + had, (int64_t)prompt.n - had, &go, &ans, &ss.gen);
             ss.cached_tokens = had;
             ss.prefill_tokens = (int64_t)prompt.n - had;
             ss.prefill_s = ss.gen.prefill_s;
         }
         if (rc == CL_OK && ctx.failed)
             rc = ctx.failed;
-        cl_textstream_finish(&ctx.ts);
+        cli_text_finish(&ctx);
         if (rc == CL_OK) {
             cl_ids_free(&hist);
             rc = cl_ids_append(&hist, prompt.v, prompt.n);
@@ -136,28 +131,37 @@ int cmd_chat(int argc, char **argv)
         }
         if (rc == CL_OK) {
             if (json) {
-                printf("%s{\"prompt_tokens\":%zu,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
-                       "\"new_tokens\":%zu,\"text\":",
-                       turn ? "," : "", prompt.n, (long long)ss.cached_tokens,
-                       (long long)ss.prefill_tokens, ans.n);
-                cl_json_fputs(stdout, ctx.ts.text ? ctx.ts.text : "");
-                printf("}");
+                cJSON *t = cJSON_CreateObject();
+                cJSON_AddNumberToObject(t, "prompt_tokens", (double)prompt.n);
+                cJSON_AddNumberToObject(t, "cached_tokens", (double)ss.cached_tokens);
+                cJSON_AddNumberToObject(t, "prefill_tokens", (double)ss.prefill_tokens);
+                cJSON_AddNumberToObject(t, "new_tokens", (double)ans.n);
+                size_t tl;
+                const char *tt = cl_textstream_text(ctx.ts, &tl);
+                cli_json_text(t, "text", tt, tl);
+                cJSON_AddItemToArray(turns, t);
             } else {
                 printf("\n");
             }
             fflush(stdout);
         }
-        cl_textstream_free(&ctx.ts);
+        cli_text_close(&ctx);
         cl_ids_free(&prompt);
         cl_ids_free(&ans);
     }
     if (json && rc == CL_OK && !exit_code)
-        printf("]}\n");
+        exit_code = cli_json_emit(report);
+    else if (json && rc != CL_OK) /* the turns answered so far, then the error */
+        exit_code = cli_json_fail(rc, report);
+    else
+        cJSON_Delete(report);
     cl_chat_template_free(tpl);
     cl_tokenizer_free(tok);
     cl_ids_free(&hist);
     cli_ctx_close(&x);
     free(msgs.v);
     free(input);
-    return rc != CL_OK ? cli_fail(rc) : exit_code;
+    if (rc != CL_OK && !json)
+        return cli_fail(rc);
+    return exit_code;
 }

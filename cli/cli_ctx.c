@@ -1,10 +1,10 @@
 #include "cli_ctx.h"
 
-#include <cjson/cJSON.h>
-#include <stdio.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
-
-#include "common/status.h"
+#include <time.h>
+#include <unistd.h>
 
 int cli_ctx_open(cli_ctx *x, const char *verb, const cli_model_flags *mf,
                  const cli_store_flags *sf, int store_default_on, const cl_cache_opts *co)
@@ -13,12 +13,14 @@ int cli_ctx_open(cli_ctx *x, const char *verb, const cli_model_flags *mf,
     int rc = cli_load_model(verb, mf, &x->m);
     if (rc != 0)
         return rc;
+    cl_model_info info;
+    cl_model_info_get(x->m, &info);
+    x->vocab = info.vocab_size;
     int st = cl_cache_create(x->m, co, &x->c);
     if (st == CL_OK)
-        st = cl_seq_init(&x->s, x->c);
+        st = cl_seq_create(x->c, &x->s);
     if (st != CL_OK)
         return cli_fail(st);
-    x->has_seq = 1;
     if (sf)
         return cli_open_store(verb, sf, store_default_on, x->m, x->c, &x->store, &x->pc);
     return 0;
@@ -26,44 +28,59 @@ int cli_ctx_open(cli_ctx *x, const char *verb, const cli_model_flags *mf,
 
 void cli_ctx_close(cli_ctx *x)
 {
-    if (x->has_seq)
-        cl_seq_release(&x->s);
-    if (x->c)
-        cl_cache_free(x->c);
+    cl_prefix_free(x->pc);
+    cl_seq_free(x->s);
+    cl_cache_free(x->c);
     if (x->store)
         cl_store_close(x->store);
     cl_model_free(x->m);
     memset(x, 0, sizeof *x);
 }
 
-cl_prefix *cli_ctx_prefix(cli_ctx *x) { return x->store ? &x->pc : NULL; }
+int cli_text_open(cli_text *t, const cl_tokenizer *tok, FILE *out, const char *const *stop,
+                  int n_stop, const int64_t *eos, int n_eos)
+{
+    memset(t, 0, sizeof *t);
+    t->out = out;
+    return cl_textstream_create(tok, stop, n_stop, eos, n_eos, &t->ts);
+}
+
+static void write_delta(cli_text *t, const char *d, size_t n)
+{
+    if (t->out && n) {
+        fwrite(d, 1, n, t->out);
+        fflush(t->out);
+    }
+}
 
 int cli_text_on_token(void *user, int32_t id)
 {
     cli_text *t = user;
-    int rc = cl_textstream_push(&t->ts, id);
+    const char *d;
+    size_t n;
+    int rc = cl_textstream_push(t->ts, id, &d, &n);
     if (rc < 0) {
         t->failed = -rc;
         return 1;
     }
+    write_delta(t, d, n);
     return rc;
 }
 
-int cli_stop_ids(const cl_model *m, const cl_tokenizer *tok, int64_t ids[CL_MAX_EOS + 2])
+void cli_text_finish(cli_text *t)
 {
-    int n = 0;
-    for (int i = 0; i < m->cfg->n_eos && n < CL_MAX_EOS; i++)
-        ids[n++] = m->cfg->eos_ids[i];
-    const char *names[] = {"<|im_end|>", "<|endoftext|>"};
-    for (int k = 0; k < 2; k++) {
-        int32_t id = cl_tokenizer_find(tok, names[k]);
-        int dup = id < 0;
-        for (int i = 0; i < n && !dup; i++)
-            dup = ids[i] == id;
-        if (!dup)
-            ids[n++] = id;
-    }
-    return n;
+    const char *d;
+    size_t n;
+    if (!t->ts)
+        return;
+    cl_textstream_finish(t->ts, &d, &n);
+    write_delta(t, d, n);
+}
+
+void cli_text_close(cli_text *t)
+{
+    cl_textstream_free(t->ts);
+    memset(t, 0, sizeof *t);
 }
 
 int cli_render_user_turn(const cl_chat_template *t, const char *system, const char *user,
@@ -80,34 +97,174 @@ int cli_render_user_turn(const cl_chat_template *t, const char *system, const ch
     cJSON_AddStringToObject(m, "role", "user");
     cJSON_AddStringToObject(m, "content", user);
     cJSON_AddItemToArray(msgs, m);
-    int rc = cl_chat_render(t, msgs, NULL, 1, no_think ? 0 : -1, out);
+    char *json = cJSON_PrintUnformatted(msgs);
     cJSON_Delete(msgs);
+    if (!json)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    int rc = cl_chat_render(t, json, NULL, 1, no_think ? 0 : -1, out);
+    free(json);
     return rc;
 }
 
-void cli_json_ids(const char *key, const cl_ids *ids)
+void cli_json_text(cJSON *o, const char *key, const char *text, size_t len)
 {
-    printf("\"%s\":[", key);
-    for (size_t i = 0; i < ids->n; i++)
-        printf("%s%d", i ? "," : "", ids->v[i]);
-    printf("]");
+    char *clean = cl_utf8_sanitize(text ? text : "", text ? len : 0);
+    cJSON_AddStringToObject(o, key, clean ? clean : "");
+    cl_free(clean);
+}
+
+cJSON *cli_json_ids(const cl_ids *ids)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < ids->n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(ids->v[i]));
+    return a;
 }
 
 const char *cli_stop_name(cl_stop_reason r)
 {
-    return r == CL_STOP_EOS ? "eos" : r == CL_STOP_CALLBACK ? "stop" : "length";
+    return r == CL_STOP_EOS        ? "eos"
+           : r == CL_STOP_CALLBACK ? "stop"
+           : r == CL_STOP_CANCELLED ? "cancelled"
+                                   : "length";
 }
 
-void cli_json_gen_stats(int64_t prompt_tokens, const cl_session_stats *ss, const char *stop)
+void cli_json_gen_stats(cJSON *o, int64_t prompt_tokens, const cl_session_stats *ss,
+                        const char *stop)
 {
     const cl_gen_stats *st = &ss->gen;
-    printf(",\"prompt_tokens\":%lld,\"cached_tokens\":%lld,\"prefill_tokens\":%lld,"
-           "\"new_tokens\":%lld,\"prefill_s\":%.6f,\"decode_s\":%.6f,"
-           "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"stop\":\"%s\"",
-           (long long)prompt_tokens, (long long)ss->cached_tokens, (long long)ss->prefill_tokens,
-           (long long)st->new_tokens, ss->prefill_s, st->decode_s,
-           ss->prefill_s > 0 ? (double)ss->prefill_tokens / ss->prefill_s : 0.0,
-           st->decode_s > 0 && st->new_tokens > 1 ? (double)(st->new_tokens - 1) / st->decode_s
-                                                  : 0.0,
-           stop ? stop : cli_stop_name(st->stop));
+    cJSON_AddNumberToObject(o, "prompt_tokens", (double)prompt_tokens);
+    cJSON_AddNumberToObject(o, "cached_tokens", (double)ss->cached_tokens);
+    cJSON_AddNumberToObject(o, "prefill_tokens", (double)ss->prefill_tokens);
+    cJSON_AddNumberToObject(o, "new_tokens", (double)st->new_tokens);
+    cJSON_AddNumberToObject(o, "max_new_tokens", (double)st->max_new_tokens);
+    cJSON_AddNumberToObject(o, "prefill_s", ss->prefill_s);
+    cJSON_AddNumberToObject(o, "decode_s", st->decode_s);
+    cJSON_AddNumberToObject(o, "prefill_tok_s",
+                            ss->prefill_s > 0 ? (double)ss->prefill_tokens / ss->prefill_s : 0.0);
+    cJSON_AddNumberToObject(o, "decode_tok_s",
+                            st->decode_s > 0 && st->new_tokens > 1
+                                ? (double)(st->new_tokens - 1) / st->decode_s
+                                : 0.0);
+    cJSON_AddStringToObject(o, "stop", stop ? stop : cli_stop_name(st->stop));
+}
+
+int cli_json_emit(cJSON *obj)
+{
+    char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!s) {
+        fprintf(stderr, "collage: out of memory writing the JSON report\n");
+        return 1;
+    }
+    int ok = fputs(s, stdout) >= 0 && fputc('\n', stdout) != EOF && fflush(stdout) == 0;
+    free(s);
+    if (!ok) {
+        fprintf(stderr, "collage: stdout: write failed\n");
+        return 1;
+    }
+    return 0;
+}
+
+int cli_json_fail(int status, cJSON *obj)
+{
+    const char *msg = cl_errmsg();
+    if (!obj)
+        obj = cJSON_CreateObject();
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "message", msg[0] ? msg : cl_status_name(status));
+    cJSON_AddStringToObject(e, "code", cl_status_name(status));
+    cJSON_AddItemToObject(obj, "error", e);
+    int code = cli_fail(status);
+    cli_json_emit(obj);
+    return code;
+}
+
+static int read_stream(FILE *f, const char *name, char **out, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return cl_err(CL_ERR_NOMEM, "out of memory reading %s", name);
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                return cl_err(CL_ERR_NOMEM, "out of memory reading %s", name);
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        int e = errno;
+        free(buf);
+        return cl_err(CL_ERR_IO, "%s: read failed: %s", name, strerror(e));
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len)
+        *len = n;
+    return CL_OK;
+}
+
+int cli_read_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cl_err(CL_ERR_IO, "%s: %s", path, strerror(errno));
+    int rc = read_stream(f, path, out, len);
+    fclose(f);
+    return rc;
+}
+
+int cli_read_stdin(char **out, size_t *len) { return read_stream(stdin, "stdin", out, len); }
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int progress_enabled(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("COLLAGE_PROGRESS");
+        on = e && *e ? strcmp(e, "0") != 0 : isatty(2);
+    }
+    return on;
+}
+
+static double progress_last;
+static int progress_drawn;
+
+void cli_progress(const char *label, uint64_t done, uint64_t total)
+{
+    if (!progress_enabled())
+        return;
+    double now = cli_now();
+    if (done < total && now - progress_last < 0.2)
+        return;
+    progress_last = now;
+    progress_drawn = 1;
+    if (total)
+        fprintf(stderr, "\r%s: %llu / %llu (%3.0f%%)", label, (unsigned long long)done,
+                (unsigned long long)total, 100.0 * (double)done / (double)total);
+    else
+        fprintf(stderr, "\r%s: %llu", label, (unsigned long long)done);
+    fflush(stderr);
+}
+
+void cli_progress_end(const char *label)
+{
+    (void)label;
+    if (progress_drawn && progress_enabled())
+        fprintf(stderr, "\n");
+    progress_drawn = 0;
 }

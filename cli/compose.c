@@ -1,5 +1,5 @@
 /* collage compose - state composition of one long input (spec COMPOSITION.md):
- * --input-ids = context ‖ suffix; the context is split into chunks that are
+ * --input-ids = context || suffix; the context is split into chunks that are
  * prefilled independently and composed into one state, the query body is fed,
  * and generation starts from the last suffix token. Output as `collage generate`. */
 #include <stdio.h>
@@ -8,25 +8,14 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "common/ids.h"
-#include "common/status.h"
-#include "compose/compose.h"
-#include "engine/generate.h"
-#include "model_flags.h"
+#include "cli_ctx.h"
+#include "collage.h"
 #include "verbs.h"
-
-#if defined(__has_include)
-#if __has_include("tokenizer/bpe.h")
-#include "tokenizer/bpe.h"
-#define HAVE_BPE_TOKENIZER 1
-#endif
-#endif
 
 /* The pad id when --newline-id is not given: the id of "\n" in DIR/tokenizer.json,
  * else the reference's 198 (Qwen). */
 static int32_t default_newline(const char *dir)
 {
-#ifdef HAVE_BPE_TOKENIZER
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (access(path, R_OK) == 0) {
@@ -39,31 +28,37 @@ static int32_t default_newline(const char *dir)
         }
         cl_err_clear();
     }
-#else
-    (void)dir;
-#endif
     return CL_COMPOSE_DEFAULT_PAD;
 }
 
-static void print_json(const cl_ids *out, const char *type, const cl_compose_opts *co,
-                       int64_t n_input, int64_t n_suffix, const cl_compose_info *ci,
-                       const cl_gen_stats *st)
+static cJSON *report(const cl_ids *out, const char *type, const cl_compose_opts *co,
+                     int64_t n_input, int64_t n_suffix, const cl_compose_info *ci,
+                     const cl_gen_stats *st)
 {
-    printf("{\"ids\":[");
-    for (size_t i = 0; i < out->n; i++)
-        printf("%s%d", i ? "," : "", out->v[i]);
-    double ttft = ci->prefill_s + ci->compose_s + ci->query_s + st->prefill_s;
-    printf("],\"compose_type\":\"%s\",\"num_chunks\":%lld,\"newline_id\":%d,"
-           "\"input_tokens\":%lld,\"context_tokens\":%lld,\"suffix_tokens\":%lld,"
-           "\"prefix_tokens\":%lld,\"row_tokens\":%lld,\"kept_tokens\":%lld,\"position\":%lld,"
-           "\"hide\":[%lld,%lld],\"new_tokens\":%lld,\"prefill_s\":%.6f,\"compose_s\":%.6f,"
-           "\"query_s\":%.6f,\"ttft_s\":%.6f,\"decode_s\":%.6f,\"stop\":\"%s\"}\n",
-           type, (long long)co->num_chunks, co->pad_id, (long long)n_input,
-           (long long)(n_input - n_suffix), (long long)n_suffix, (long long)co->n_prefix,
-           (long long)ci->row_tokens, (long long)ci->kept_tokens, (long long)ci->pos,
-           (long long)ci->hide_lo, (long long)ci->hide_hi, (long long)st->new_tokens,
-           ci->prefill_s, ci->compose_s, ci->query_s, ttft, st->decode_s,
-           st->stop == CL_STOP_EOS ? "eos" : st->stop == CL_STOP_CALLBACK ? "stop" : "length");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "ids", cli_json_ids(out));
+    cJSON_AddStringToObject(o, "compose_type", type);
+    cJSON_AddNumberToObject(o, "num_chunks", (double)co->num_chunks);
+    cJSON_AddNumberToObject(o, "newline_id", co->pad_id);
+    cJSON_AddNumberToObject(o, "input_tokens", (double)n_input);
+    cJSON_AddNumberToObject(o, "context_tokens", (double)(n_input - n_suffix));
+    cJSON_AddNumberToObject(o, "suffix_tokens", (double)n_suffix);
+    cJSON_AddNumberToObject(o, "prefix_tokens", (double)co->n_prefix);
+    cJSON_AddNumberToObject(o, "row_tokens", (double)ci->row_tokens);
+    cJSON_AddNumberToObject(o, "kept_tokens", (double)ci->kept_tokens);
+    cJSON_AddNumberToObject(o, "position", (double)ci->pos);
+    cJSON *hide = cJSON_AddArrayToObject(o, "hide");
+    cJSON_AddItemToArray(hide, cJSON_CreateNumber((double)ci->hide_lo));
+    cJSON_AddItemToArray(hide, cJSON_CreateNumber((double)ci->hide_hi));
+    cJSON_AddNumberToObject(o, "new_tokens", (double)st->new_tokens);
+    cJSON_AddNumberToObject(o, "prefill_s", ci->prefill_s);
+    cJSON_AddNumberToObject(o, "compose_s", ci->compose_s);
+    cJSON_AddNumberToObject(o, "query_s", ci->query_s);
+    cJSON_AddNumberToObject(o, "ttft_s", ci->prefill_s + ci->compose_s + ci->query_s +
+                                             st->prefill_s);
+    cJSON_AddNumberToObject(o, "decode_s", st->decode_s);
+    cJSON_AddStringToObject(o, "stop", cli_stop_name(st->stop));
+    return o;
 }
 
 int cmd_compose(int argc, char **argv)
@@ -76,30 +71,33 @@ int cmd_compose(int argc, char **argv)
                *force_arg = NULL, *logits_out = NULL;
     int64_t max_new = 16, num_chunks = 2, newline = -1, min_prepend = 1;
     int print_ids = 0, json = 0, ignore_eos = 0, sequential = 0, sw_mask_query = 0;
+    static char type_help[600];
+    snprintf(type_help, sizeof type_help, "one of: %s", cl_compose_type_names());
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
         CLI_SAMPLING_OPTS(sf),
-        {"input-ids", OPT_STR, &ids_arg, "IDS", "context + suffix ids: 1,2,3 or @FILE"},
-        {"prefix-ids", OPT_STR, &prefix_arg, "IDS", "prefix prepended to every chunk"},
+        {"input-ids", OPT_STR, &ids_arg, "IDS", "context + suffix ids: 1,2,3 or @FILE", 0, 0},
+        {"prefix-ids", OPT_STR, &prefix_arg, "IDS", "prefix prepended to every chunk", 0, 0},
         {"suffix-ids", OPT_STR, &suffix_arg, "IDS",
-         "the query: the last ids of --input-ids (default: its last id)"},
-        {"compose-type", OPT_STR, &type, "T",
-         "{full_kv,concat_kv,sw}_{only,soup_ssm,fuse_ssm,caso_ssm} (e.g. concat_kv_soup_ssm)"},
-        {"num-chunks", OPT_INT, &num_chunks, "N", "chunks of the context (default 2)"},
+         "the query: the last ids of --input-ids (default: its last id)", 0, 0},
+        {"compose-type", OPT_STR, &type, "T", type_help, 0, 0},
+        {"num-chunks", OPT_INT, &num_chunks, "N", "chunks of the context (default 2)", 1, 65536},
         {"newline-id", OPT_INT, &newline, "ID",
-         "pad id (default: \"\\n\" of the model's tokenizer, else 198)"},
-        {"min-prepend", OPT_INT, &min_prepend, "K", "pads per chunk without a prefix (default 1)"},
+         "pad id (default: \"\\n\" of the model's tokenizer, else 198)", 0, 2147483647},
+        {"min-prepend", OPT_INT, &min_prepend, "K", "pads per chunk without a prefix (default 1)",
+         0, 1048576},
         {"sequential-positions", OPT_FLAG, &sequential, NULL,
-         "RoPE positions continue across chunks"},
+         "RoPE positions continue across chunks", 0, 0},
         {"sw-mask-query", OPT_FLAG, &sw_mask_query, NULL,
-         "sw: hide the gap from the query body too"},
-        {"max-new-tokens", OPT_INT, &max_new, "N", "tokens to generate (default 16)"},
-        {"force-ids", OPT_STR, &force_arg, "IDS", "emit these ids instead of choosing"},
+         "sw: hide the gap from the query body too", 0, 0},
+        {"max-new-tokens", OPT_INT, &max_new, "N", "tokens to generate (default 16)", 0,
+         1073741824},
+        {"force-ids", OPT_STR, &force_arg, "IDS", "emit these ids instead of choosing", 0, 0},
         {"logits-out", OPT_STR, &logits_out, "F.safetensors",
-         "write fp32 'logits' [steps, V]: row k chose id k"},
-        {"print-ids", OPT_FLAG, &print_ids, NULL, "print the new ids on one line (default)"},
-        {"ignore-eos", OPT_FLAG, &ignore_eos, NULL, "do not stop on EOS ids"},
-        {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout"},
+         "write fp32 'logits' [steps, V]: row k chose id k", 0, 0},
+        {"print-ids", OPT_FLAG, &print_ids, NULL, "print the new ids on one line (default)", 0, 0},
+        {"ignore-eos", OPT_FLAG, &ignore_eos, NULL, "do not stop on EOS ids", 0, 0},
+        {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout", 0, 0},
         {0},
     };
     cli_spec spec = {"compose",
@@ -119,16 +117,7 @@ int cmd_compose(int argc, char **argv)
     cl_compose_opts co;
     cl_compose_opts_default(&co);
     if ((rc = cl_compose_type_parse(type, &co.kv, &co.ssm)) != CL_OK)
-        return cli_fail(rc);
-    if (num_chunks < 1)
-        return cli_usage_error("compose", "--num-chunks must be >= 1 (got %lld)",
-                               (long long)num_chunks);
-    if (min_prepend < 0)
-        return cli_usage_error("compose", "--min-prepend must be >= 0");
-    if (max_new < 0)
-        return cli_usage_error("compose", "--max-new-tokens must be >= 0");
-    if (cli_given(&spec, "newline-id") && (newline < 0 || newline > INT32_MAX))
-        return cli_usage_error("compose", "--newline-id must be a token id >= 0");
+        return cli_usage_error("compose", "--compose-type: %s", cl_errmsg());
     cl_ids ids = {0}, prefix = {0}, suffix = {0}, force = {0}, out = {0};
     if ((rc = cl_ids_parse(ids_arg, "--input-ids", &ids)) == CL_OK && prefix_arg)
         rc = cl_ids_parse(prefix_arg, "--prefix-ids", &prefix);
@@ -147,27 +136,21 @@ int cmd_compose(int argc, char **argv)
         rc = cl_err(CL_ERR_ARG, "--suffix-ids must be the last %zu ids of --input-ids "
                     "(input = context + suffix)", suffix.n);
     cl_model *m = NULL;
-    if (rc == CL_OK) {
-        int lrc = cli_load_model("compose", &mf, &m);
-        if (lrc != 0) {
-            cl_ids_free(&ids);
-            cl_ids_free(&prefix);
-            cl_ids_free(&suffix);
-            cl_ids_free(&force);
-            return lrc;
-        }
-    }
-    if (rc == CL_OK) {
-        co.num_chunks = num_chunks;
-        co.min_prepend = min_prepend;
-        co.pad_id = cli_given(&spec, "newline-id") ? (int32_t)newline : default_newline(mf.model);
-        co.prefix_ids = prefix_arg ? prefix.v : NULL;
-        co.n_prefix = prefix_arg ? (int64_t)prefix.n : 0;
-        co.sequential_positions = sequential;
-        co.sw_mask_query = sw_mask_query;
-        co.max_context = mf.max_context;
-    }
-    int64_t V = m ? m->cfg->vocab_size : 0;
+    int exit_code = 0;
+    if (rc == CL_OK)
+        exit_code = cli_load_model("compose", &mf, &m);
+    cl_model_info mi;
+    memset(&mi, 0, sizeof mi);
+    if (m)
+        cl_model_info_get(m, &mi);
+    co.num_chunks = num_chunks;
+    co.min_prepend = min_prepend;
+    co.pad_id = newline >= 0 ? (int32_t)newline : (m ? default_newline(mf.model) : 0);
+    co.prefix_ids = prefix_arg ? prefix.v : NULL;
+    co.n_prefix = prefix_arg ? (int64_t)prefix.n : 0;
+    co.sequential_positions = sequential;
+    co.sw_mask_query = sw_mask_query;
+    co.max_context = mf.max_context;
     cl_gen_opts go;
     cl_gen_opts_default(&go);
     go.max_new_tokens = max_new;
@@ -177,18 +160,22 @@ int cmd_compose(int argc, char **argv)
     go.ignore_eos = ignore_eos;
     go.max_context = mf.max_context;
     float *lg = NULL;
-    if (rc == CL_OK && logits_out && max_new > 0 &&
-        !(lg = go.logits_out = calloc((size_t)(max_new * V), sizeof(float))))
+    if (rc == CL_OK && !exit_code && logits_out && max_new > 0 &&
+        !(lg = go.logits_out = calloc((size_t)(max_new * mi.vocab_size), sizeof(float))))
         rc = cl_err(CL_ERR_NOMEM, "out of memory for logits");
-    cl_compose_info ci = {0};
-    cl_gen_stats st = {0};
-    if (rc == CL_OK)
+    cl_compose_info ci;
+    cl_gen_stats st;
+    memset(&ci, 0, sizeof ci);
+    memset(&st, 0, sizeof st);
+    if (rc == CL_OK && !exit_code)
         rc = cl_compose_run(m, ids.v, (int64_t)ids.n, n_suffix, &co, &go, &out, &ci, &st);
-    if (rc == CL_OK && logits_out)
-        rc = cli_write_logits(logits_out, lg, st.new_tokens, V);
-    if (rc == CL_OK) {
+    if (rc == CL_OK && !exit_code && logits_out) {
+        int64_t shape[2] = {st.new_tokens, mi.vocab_size};
+        rc = cl_tensor_file_write_f32(logits_out, "logits", lg, 2, shape);
+    }
+    if (rc == CL_OK && !exit_code) {
         if (json) {
-            print_json(&out, type, &co, (int64_t)ids.n, n_suffix, &ci, &st);
+            exit_code = cli_json_emit(report(&out, type, &co, (int64_t)ids.n, n_suffix, &ci, &st));
         } else {
             for (size_t i = 0; i < out.n; i++)
                 printf("%s%d", i ? " " : "", out.v[i]);
@@ -202,5 +189,7 @@ int cmd_compose(int argc, char **argv)
     cl_ids_free(&suffix);
     cl_ids_free(&force);
     cl_ids_free(&out);
-    return rc == CL_OK ? 0 : cli_fail(rc);
+    if (rc != CL_OK)
+        return json ? cli_json_fail(rc, NULL) : cli_fail(rc);
+    return exit_code;
 }

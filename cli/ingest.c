@@ -1,19 +1,14 @@
 /* collage ingest - precompute and store document states (with a shared prefix),
- * once: a document already in the store is not processed again. */
+ * once: a document already in the store is not processed again. Each document's id is
+ * printed (and flushed) as soon as its state is committed: "<id> <tokens> <name>" per
+ * line, with " (stored)" after the token count when it was stored before. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
-#include "common/fileio.h"
-#include "common/ids.h"
-#include "common/json.h"
-#include "common/log.h"
-#include "common/status.h"
-#include "engine/docs.h"
-#include "engine/generate.h"
-#include "model_flags.h"
-#include "tokenizer/bpe.h"
+#include "cli_ctx.h"
+#include "collage.h"
 #include "verbs.h"
 
 typedef struct {
@@ -29,7 +24,7 @@ static int read_docs(const char *ids_file, char **files, int nfiles, const cl_to
     int rc = CL_OK;
     if (ids_file) { /* one document per line */
         char *text;
-        CL_TRY(cl_read_file(ids_file, &text, NULL));
+        CL_TRY(cli_read_file(ids_file, &text, NULL));
         int line = 0;
         for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && rc == CL_OK;
              l = strtok_r(NULL, "\n", &save)) {
@@ -41,7 +36,8 @@ static int read_docs(const char *ids_file, char **files, int nfiles, const cl_to
             }
             *out = nd;
             doc_in *d = &nd[(*n)++];
-            char label[64];
+            memset(d, 0, sizeof *d);
+            char label[4200];
             snprintf(label, sizeof label, "%s:%d", ids_file, line);
             d->name = strdup(label);
             rc = cl_ids_parse(l, label, &d->ids);
@@ -59,7 +55,7 @@ static int read_docs(const char *ids_file, char **files, int nfiles, const cl_to
         d->name = strdup(files[i]);
         char *text;
         size_t len;
-        rc = cl_read_file(files[i], &text, &len);
+        rc = cli_read_file(files[i], &text, &len);
         if (rc == CL_OK) {
             /* documents are plain text: special-token strings in them are not tokens */
             rc = cl_tokenizer_encode(tok, text, len, 0, &d->ids);
@@ -69,6 +65,31 @@ static int read_docs(const char *ids_file, char **files, int nfiles, const cl_to
         }
     }
     return rc;
+}
+
+typedef struct {
+    const doc_in *docs;
+    cJSON *list; /* --json: the documents committed so far */
+} ingest_out;
+
+/* Called once a document is committed (or found stored): its line goes out at once. */
+static int on_doc(void *user, int index, const cl_doc_result *r)
+{
+    ingest_out *o = user;
+    char hex[33];
+    cl_key_hex(&r->id, hex);
+    const char *name = o->docs[index].name ? o->docs[index].name : "";
+    if (o->list) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "id", hex);
+        cJSON_AddStringToObject(d, "name", name);
+        cJSON_AddNumberToObject(d, "tokens", (double)r->tokens);
+        cJSON_AddBoolToObject(d, "cached", r->cached);
+        cJSON_AddItemToArray(o->list, d);
+        return 0;
+    }
+    printf("%s %lld%s %s\n", hex, (long long)r->tokens, r->cached ? " (stored)" : "", name);
+    return fflush(stdout) != 0;
 }
 
 int cmd_ingest(int argc, char **argv)
@@ -82,17 +103,20 @@ int cmd_ingest(int argc, char **argv)
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
         CLI_STORE_OPTS(stf),
-        {"prefix", OPT_STR, &prefix, "TEXT", "shared prefix (task/system prompt) of every document"},
-        {"prefix-ids", OPT_STR, &prefix_ids, "IDS", "the prefix as token ids"},
-        {"ids-file", OPT_STR, &ids_file, "F", "documents as token ids, one document per line"},
-        {"pin", OPT_FLAG, &pin, NULL, "pin the documents (never evicted)"},
-        {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout"},
+        {"prefix", OPT_STR, &prefix, "TEXT", "shared prefix (task/system prompt) of every document",
+         0, 0},
+        {"prefix-ids", OPT_STR, &prefix_ids, "IDS", "the prefix as token ids", 0, 0},
+        {"ids-file", OPT_STR, &ids_file, "F", "documents as token ids, one document per line", 0,
+         0},
+        {"pin", OPT_FLAG, &pin, NULL, "pin the documents (never evicted)", 0, 0},
+        {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout", 0, 0},
         {0},
     };
     cli_spec spec = {"ingest", "--model DIR [--store DIR] [--prefix TEXT | --prefix-ids IDS] "
                                "(FILE... | --ids-file F)",
                      "Prefills each document after the shared prefix and stores its state;\n"
-                     "prints each document's id (for `collage query --docs`) and token count.",
+                     "prints each document's id (for `collage query --docs`) and token count\n"
+                     "as soon as it is stored: \"<id> <tokens>[ (stored)] <name>\".",
                      opts, 0, -1};
     int npos;
     char **files;
@@ -122,8 +146,8 @@ int cmd_ingest(int argc, char **argv)
     int ndocs = 0, exit_code = 0;
     cl_cache *c = NULL;
     cl_store *store = NULL;
-    cl_prefix pc;
-    cl_seq base = {0}, s = {0};
+    cl_prefix *pc = NULL;
+    ingest_out io = {NULL, json ? cJSON_CreateArray() : NULL};
     if (npos || prefix)
         rc = cl_tokenizer_load_dir(mf.model, &tok);
     if (rc == CL_OK && prefix)
@@ -138,74 +162,30 @@ int cmd_ingest(int argc, char **argv)
     if (rc == CL_OK)
         rc = cl_cache_create(m, &co, &c);
     if (rc == CL_OK)
-        rc = cl_seq_init(&base, c);
-    if (rc == CL_OK)
-        rc = cl_seq_init(&s, c);
-    if (rc == CL_OK)
         exit_code = cli_open_store("ingest", &stf, 1, m, c, &store, &pc);
-    /* the prefix is prefilled once and copied for every document */
-    if (rc == CL_OK && !exit_code && pre.n)
-        rc = cl_check_prompt(m, &base, pre.v, (int64_t)pre.n, mf.max_context);
-    if (rc == CL_OK && !exit_code && pre.n)
-        rc = cl_seq_feed(m, &base, pre.v, (int64_t)pre.n, 0, CL_LOGITS_NONE, NULL);
-    cl_doc_meta meta;
-    memset(&meta, 0, sizeof meta);
+    cl_doc_input *in = ndocs ? calloc((size_t)ndocs, sizeof *in) : NULL;
+    if (rc == CL_OK && ndocs && !in)
+        rc = cl_err(CL_ERR_NOMEM, "out of memory");
+    for (int i = 0; in && i < ndocs; i++)
+        in[i] = (cl_doc_input){docs[i].ids.v, (int64_t)docs[i].ids.n, docs[i].name};
+    io.docs = docs;
     if (rc == CL_OK && !exit_code) {
-        meta.model_id = pc.k0;
-        cl_doc_prefix_hash(pre.v, (int64_t)pre.n, &meta.prefix_hash);
-        meta.prefix_tokens = (int64_t)pre.n;
-        int has_trans = 0;
-        for (int i = 0; i < c->n_ssm; i++)
-            has_trans |= c->ssm[i].trans != NULL;
-        meta.has_transition = has_trans;
+        cl_ingest_opts o;
+        cl_ingest_opts_default(&o);
+        o.pin = pin;
+        o.max_context = mf.max_context;
+        o.on_doc = on_doc;
+        o.user = &io;
+        rc = cl_doc_ingest(pc, pre.v, (int64_t)pre.n, in, ndocs, &o, NULL);
     }
-    if (json && rc == CL_OK && !exit_code)
-        printf("{\"prefix_tokens\":%zu,\"docs\":[", pre.n);
-    int64_t total = 0, done = 0;
-    for (int i = 0; i < ndocs; i++)
-        total += (int64_t)docs[i].ids.n;
-    for (int i = 0; i < ndocs && rc == CL_OK && !exit_code; i++) {
-        doc_in *d = &docs[i];
-        cl_key key;
-        char hex[33];
-        cl_doc_key(&pc, pre.v, (int64_t)pre.n, d->ids.v, (int64_t)d->ids.n, &key);
-        int cached = cl_doc_exists(&pc, &key);
-        if (!cached) {
-            rc = cl_seq_copy(&s, &base);
-            if (rc == CL_OK)
-                rc = cl_check_prompt(m, &s, d->ids.v, (int64_t)d->ids.n, mf.max_context);
-            if (rc == CL_OK)
-                rc = cl_seq_feed(m, &s, d->ids.v, (int64_t)d->ids.n, 0, CL_LOGITS_NONE, NULL);
-            meta.doc_tokens = (int64_t)d->ids.n;
-            snprintf(meta.name, sizeof meta.name, "%s", d->name ? d->name : "");
-            if (rc == CL_OK)
-                rc = cl_doc_put(&pc, &key, &s, &meta, pin);
-            if (rc != CL_OK && d->name)
-                cl_err_prefix(rc, "%s", d->name);
-        } else if (pin) {
-            rc = cl_store_pin(store, CL_STORE_DOC, &key, 1);
-        }
-        done += (int64_t)d->ids.n;
-        cl_progress("ingest (tokens)", (uint64_t)done, (uint64_t)total);
-        if (rc != CL_OK)
-            break;
-        if (json) {
-            printf("%s{\"id\":\"%s\",\"name\":", i ? "," : "", cl_key_hex(&key, hex));
-            cl_json_fputs(stdout, d->name ? d->name : "");
-            printf(",\"tokens\":%zu,\"cached\":%s}", d->ids.n, cached ? "true" : "false");
-        } else {
-            printf("%s %zu%s %s\n", cl_key_hex(&key, hex), d->ids.n, cached ? " (stored)" : "",
-                   d->name ? d->name : "");
-        }
+    cJSON *report = NULL;
+    if (json) {
+        report = cJSON_CreateObject();
+        cJSON_AddNumberToObject(report, "prefix_tokens", (double)pre.n);
+        cJSON_AddItemToObject(report, "docs", io.list);
     }
-    cl_progress_end("ingest");
-    if (json && rc == CL_OK && !exit_code)
-        printf("]}\n");
-    if (c) {
-        cl_seq_release(&base);
-        cl_seq_release(&s);
-        cl_cache_free(c);
-    }
+    cl_prefix_free(pc);
+    cl_cache_free(c);
     if (store)
         cl_store_close(store);
     for (int i = 0; i < ndocs; i++) {
@@ -213,9 +193,15 @@ int cmd_ingest(int argc, char **argv)
         cl_ids_free(&docs[i].ids);
     }
     free(docs);
+    free(in);
     free(files);
     cl_ids_free(&pre);
     cl_tokenizer_free(tok);
     cl_model_free(m);
-    return rc != CL_OK ? cli_fail(rc) : exit_code;
+    if (rc != CL_OK) /* under --json: the documents stored before the failure, and the error */
+        return json ? cli_json_fail(rc, report) : cli_fail(rc);
+    if (json && !exit_code)
+        return cli_json_emit(report);
+    cJSON_Delete(report);
+    return exit_code;
 }

@@ -5,11 +5,7 @@
 
 #include "args.h"
 #include "cli_ctx.h"
-#include "common/ids.h"
-#include "common/status.h"
-#include "engine/generate.h"
-#include "engine/seq.h"
-#include "model_flags.h"
+#include "collage.h"
 #include "verbs.h"
 
 int cmd_logits(int argc, char **argv)
@@ -22,10 +18,11 @@ int cmd_logits(int argc, char **argv)
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
         CLI_STORE_OPTS(stf),
-        {"input-ids", OPT_STR, &ids_arg, "IDS", "prompt ids: 1,2,3 or @FILE"},
-        {"out", OPT_STR, &out, "F.safetensors", "output file (fp32 'logits' [T, V])"},
+        {"input-ids", OPT_STR, &ids_arg, "IDS", "prompt ids: 1,2,3 or @FILE", 0, 0},
+        {"out", OPT_STR, &out, "F.safetensors", "output file (fp32 'logits' [T, V])", 0, 0},
         {"mode", OPT_STR, &mode, "M",
-         "prefill (chunked forms, default) | decode (one token at a time, recurrent forms)"},
+         "prefill (chunked forms, default) | decode (one token at a time, recurrent forms)", 0,
+         0},
         {0},
     };
     cli_spec spec = {"logits", "--model DIR --input-ids 1,2,3 --out F.safetensors [--mode M]",
@@ -50,45 +47,44 @@ int cmd_logits(int argc, char **argv)
     }
     cli_ctx x;
     int exit_code = cli_ctx_open(&x, "logits", &mf, &stf, 0, NULL);
-    cl_model *m = x.m;
-    cl_seq *s = &x.s;
-    int64_t V = m ? m->cfg->vocab_size : 0, T = (int64_t)ids.n;
+    int64_t V = x.vocab, T = (int64_t)ids.n;
     float *logits = NULL;
     if (!exit_code && !(logits = malloc((size_t)(T * V) * sizeof *logits)))
         rc = cl_err(CL_ERR_NOMEM, "out of memory for %lld x %lld logits", (long long)T,
                     (long long)V);
-    if (rc == CL_OK && !exit_code)
-        rc = cl_check_prompt(m, s, ids.v, T, mf.max_context);
-    cl_prefix *pc = cli_ctx_prefix(&x);
-    cl_prefix_capture caps[2];
-    int ncap = 0;
     if (rc == CL_OK && !exit_code) {
-        if (decode) {
-            for (int64_t t = 0; t < T && rc == CL_OK; t++) {
-                rc = cl_seq_feed(m, s, ids.v + t, 1, 1, CL_LOGITS_LAST, logits + t * V);
-                if (rc == CL_OK && pc && (t == T - 2 || t == T - 1))
-                    rc = cl_prefix_capture_now(pc, s, &caps[ncap++]);
-            }
-        } else {
-            /* with a store: stop one token early to capture where the same prompt resumes */
-            int64_t first = pc && T > 1 ? T - 1 : T;
-            rc = cl_seq_feed(m, s, ids.v, first, 0, CL_LOGITS_ALL, logits);
-            if (rc == CL_OK && first < T) {
-                rc = cl_prefix_capture_now(pc, s, &caps[ncap++]);
-                if (rc == CL_OK)
-                    rc = cl_seq_feed(m, s, ids.v + first, 1, 1, CL_LOGITS_ALL,
-                                     logits + first * V);
-            }
-            if (rc == CL_OK && pc)
-                rc = cl_prefix_capture_now(pc, s, &caps[ncap++]);
-        }
-        if (rc == CL_OK && pc)
-            rc = cl_prefix_save(pc, s, ids.v, T, caps, ncap);
+        cl_model_info mi;
+        cl_model_info_get(x.m, &mi);
+        int64_t limit = mf.max_context ? mf.max_context : mi.max_position_embeddings;
+        if (T > limit)
+            rc = cl_err(CL_ERR_RANGE,
+                        "context overflow: %lld tokens exceed the context of %lld positions "
+                        "(--max-context to change)",
+                        (long long)T, (long long)limit);
     }
-    for (int i = 0; i < ncap; i++)
-        cl_prefix_capture_free(&caps[i]);
-    if (rc == CL_OK && !exit_code)
-        rc = cli_write_logits(out, logits, T, V);
+    /* with a store, the state one token before the end (where the same prompt resumes)
+     * and at the end are stored */
+    if (rc == CL_OK && !exit_code && decode) {
+        for (int64_t t = 0; t < T && rc == CL_OK; t++) {
+            rc = cl_seq_feed(x.m, x.s, ids.v + t, 1, 1, CL_LOGITS_LAST, logits + t * V);
+            if (rc == CL_OK && x.pc && (t == T - 2 || t == T - 1))
+                rc = cl_prefix_store(x.pc, x.s, ids.v, t + 1);
+        }
+    } else if (rc == CL_OK && !exit_code) {
+        int64_t first = x.pc && T > 1 ? T - 1 : T;
+        rc = cl_seq_feed(x.m, x.s, ids.v, first, 0, CL_LOGITS_ALL, logits);
+        if (rc == CL_OK && first < T) {
+            rc = cl_prefix_store(x.pc, x.s, ids.v, first);
+            if (rc == CL_OK)
+                rc = cl_seq_feed(x.m, x.s, ids.v + first, 1, 1, CL_LOGITS_ALL, logits + first * V);
+        }
+        if (rc == CL_OK && x.pc)
+            rc = cl_prefix_store(x.pc, x.s, ids.v, T);
+    }
+    if (rc == CL_OK && !exit_code) {
+        int64_t shape[2] = {T, V};
+        rc = cl_tensor_file_write_f32(out, "logits", logits, 2, shape);
+    }
     free(logits);
     cli_ctx_close(&x);
     cl_ids_free(&ids);

@@ -2,9 +2,7 @@
 #include <stdio.h>
 
 #include "args.h"
-#include "common/status.h"
-#include "model/mkmodel.h"
-#include "model/presets.h"
+#include "collage.h"
 #include "verbs.h"
 
 int cmd_mkmodel(int argc, char **argv)
@@ -13,15 +11,16 @@ int cmd_mkmodel(int argc, char **argv)
     int64_t seed = 0, layers = 0;
     int list = 0, no_tok = 0;
     cli_opt opts[] = {
-        {"preset", OPT_STR, &preset, "NAME", "preset (see --list)"},
-        {"out", OPT_STR, &out, "DIR", "output directory (created)"},
-        {"seed", OPT_INT, &seed, "N", "random seed (default 0)"},
+        {"preset", OPT_STR, &preset, "NAME", "preset (see --list)", 0, 0},
+        {"out", OPT_STR, &out, "DIR", "output directory (created)", 0, 0},
+        {"seed", OPT_INT, &seed, "N", "random seed (default 0)", 0, 9.2e18},
         {"pattern", OPT_STR, &pattern, "P",
-         "hybrid_override_pattern, e.g. '*-GKA' (repeated to the layer count)"},
-        {"dtype", OPT_STR, &dtype, "T", "float32 | bfloat16 | float16 (default: preset's)"},
-        {"layers", OPT_INT, &layers, "N", "number of layers (default: preset's)"},
-        {"list", OPT_FLAG, &list, NULL, "list the presets"},
-        {"no-tokenizer", OPT_FLAG, &no_tok, NULL, "do not write a tokenizer (tiny presets)"},
+         "hybrid_override_pattern, e.g. '*-GKA' (repeated to the layer count)", 0, 0},
+        {"dtype", OPT_STR, &dtype, "T", "float32 | bfloat16 | float16 (default: preset's)", 0, 0},
+        {"layers", OPT_INT, &layers, "N", "number of layers (default: preset's)", 1, 1024},
+        {"list", OPT_FLAG, &list, NULL, "list the presets", 0, 0},
+        {"no-tokenizer", OPT_FLAG, &no_tok, NULL, "do not write a tokenizer (tiny presets)", 0,
+         0},
         {0},
     };
     cli_spec spec = {"mkmodel", "--preset NAME --out DIR [--seed N] [--pattern P]",
@@ -33,13 +32,9 @@ int cmd_mkmodel(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     if (list) {
-        for (int i = 0; cl_preset_at(i); i++) {
-            const cl_preset *p = cl_preset_at(i);
-            printf("%-10s %-4s hidden %5lld  layers %3lld  heads %3lld/%lld  vocab %6lld  %s\n",
-                   p->name, p->ssm, (long long)p->hidden, (long long)p->layers,
-                   (long long)p->heads, (long long)p->kv_heads, (long long)p->vocab,
-                   p->dtype == 0 ? "f32" : "bf16");
-        }
+        const char *name, *desc;
+        for (int i = 0; (name = cl_mkmodel_preset(i, &desc)); i++)
+            printf("%-10s %s\n", name, desc);
         return 0;
     }
     if (!preset || !out)

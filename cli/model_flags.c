@@ -1,17 +1,12 @@
 #include "model_flags.h"
 
 #include <stdio.h>
-
-#include "common/status.h"
+#include <string.h>
 
 void cli_model_flags_init(cli_model_flags *f)
 {
-    f->model = NULL;
-    f->backend = NULL;
-    f->threads = 0;
+    memset(f, 0, sizeof *f);
     f->gka_num_iter = -1;
-    f->max_context = 0;
-    f->prefill_chunk = 0;
 }
 
 void cli_sampling_flags_init(cli_sampling_flags *s)
@@ -48,49 +43,45 @@ int cli_load_model(const char *verb, const cli_model_flags *f, cl_model **out)
     o.backend = f->backend;
     o.threads = (int)f->threads;
     o.gka_num_iter = f->gka_num_iter;
-    if (f->prefill_chunk < 0)
-        return cli_usage_error(verb, "--prefill-chunk must be >= 1 (0: the backend's default; got %lld)",
-                               (long long)f->prefill_chunk);
     o.prefill_chunk = f->prefill_chunk;
+    o.tp = (int)f->tp;
     int rc = cl_model_load(f->model, &o, out);
-    if (rc != CL_OK)
-        return cli_fail(rc);
-    return 0;
+    return rc == CL_OK ? 0 : cli_fail(rc);
 }
 
 void cli_store_flags_init(cli_store_flags *s)
 {
-    s->store = NULL;
-    s->no_store = 0;
-    s->block_tokens = CL_PREFIX_BLOCK_TOKENS;
-    s->snapshot_every = 0;
-    s->max_bytes = 0;
+    memset(s, 0, sizeof *s);
+    s->block_tokens = 64;
 }
 
 int cli_open_store(const char *verb, const cli_store_flags *f, int default_on, cl_model *m,
-                   const cl_cache *c, cl_store **st, cl_prefix *pc)
+                   cl_cache *c, cl_store **st, cl_prefix **pc)
 {
     *st = NULL;
+    *pc = NULL;
     if (f->no_store && f->store)
         return cli_usage_error(verb, "--store and --no-store exclude each other");
     if (f->no_store || (!default_on && !f->store))
         return 0;
-    if (f->block_tokens < 1 || f->snapshot_every < 0 || f->max_bytes < 0)
-        return cli_usage_error(verb, "--block-tokens must be >= 1, --snapshot-every >= 0");
     char dir[4096];
     int rc = cl_store_resolve_dir(f->store, dir, sizeof dir);
-    cl_store_opts o = {0};
+    cl_store_opts o;
+    memset(&o, 0, sizeof o);
     o.max_bytes = (uint64_t)f->max_bytes;
     if (rc == CL_OK)
         rc = cl_store_open(dir, &o, st);
+    cl_prefix_opts po;
+    cl_prefix_opts_default(&po);
+    po.block_tokens = f->block_tokens;
+    po.snapshot_every = f->snapshot_every;
     if (rc == CL_OK)
-        rc = cl_prefix_init(pc, *st, m, c, f->block_tokens);
+        rc = cl_prefix_create(*st, m, c, &po, pc);
     if (rc != CL_OK) {
         if (*st)
             cl_store_close(*st);
         *st = NULL;
         return cli_fail(rc);
     }
-    pc->snapshot_every = f->snapshot_every;
     return 0;
 }

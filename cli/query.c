@@ -1,23 +1,15 @@
-/* collage query - query-time composition of stored documents: each document's
- * state (ingested with the same prefix and model) is restored from the store, the
- * states are composed (KV concatenated in the given order with the shared prefix
- * kept once; SSM states by the chosen strategy), the query is prefilled from the
- * composition and the answer generated. No document is prefilled again. */
+/* collage query - query-time composition of stored documents: each document's state
+ * (ingested with the same prefix and model) is restored from the store, the states are
+ * composed (KV concatenated in the given order with the shared prefix kept once; SSM
+ * states by the chosen strategy), the query is prefilled from the composition and the
+ * answer generated. No document is prefilled again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "cli_ctx.h"
-#include "common/ids.h"
-#include "common/json.h"
-#include "common/log.h"
-#include "common/status.h"
-#include "compose/compose.h"
-#include "engine/docs.h"
-#include "engine/textstream.h"
-#include "model_flags.h"
-#include "tokenizer/bpe.h"
+#include "collage.h"
 #include "verbs.h"
 
 /* Parses "ID,ID,..." into keys. */
@@ -61,24 +53,30 @@ int cmd_query(int argc, char **argv)
                *force_arg = NULL, *logits_out = NULL;
     int64_t max_new = 64;
     int json = 0, sequential = 0, sw_mask_query = 0, print_ids = 0;
+    static char type_help[600];
+    snprintf(type_help, sizeof type_help,
+             "default concat_kv_soup_ssm; one of the concat_* and sw_* of: %s",
+             cl_compose_type_names());
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
         CLI_SAMPLING_OPTS(sf),
         CLI_STORE_OPTS(stf),
-        {"docs", OPT_STR, &docs_arg, "ID,ID,...", "stored document ids (from collage ingest)"},
-        {"compose-type", OPT_STR, &type, "T",
-         "concat_kv_soup_ssm (default), concat_kv_fuse_ssm, concat_kv_only, sw_*, *_caso_ssm"},
-        {"prompt", OPT_STR, &prompt, "TEXT", "the query text (follows the documents)"},
-        {"suffix-ids", OPT_STR, &suffix_arg, "IDS", "the query as token ids"},
+        {"docs", OPT_STR, &docs_arg, "ID,ID,...", "stored document ids (from collage ingest)", 0,
+         0},
+        {"compose-type", OPT_STR, &type, "T", type_help, 0, 0},
+        {"prompt", OPT_STR, &prompt, "TEXT", "the query text (follows the documents)", 0, 0},
+        {"suffix-ids", OPT_STR, &suffix_arg, "IDS", "the query as token ids", 0, 0},
         {"sequential-positions", OPT_FLAG, &sequential, NULL,
-         "RoPE positions continue across documents (not yet supported here)"},
-        {"sw-mask-query", OPT_FLAG, &sw_mask_query, NULL, "sw: hide the gap from the query too"},
-        {"max-new-tokens", OPT_INT, &max_new, "N", "tokens to generate (default 64)"},
-        {"print-ids", OPT_FLAG, &print_ids, NULL, "print ids instead of text"},
-        {"force-ids", OPT_STR, &force_arg, "IDS", "emit these ids instead of choosing"},
+         "RoPE positions continue across documents (not yet supported here)", 0, 0},
+        {"sw-mask-query", OPT_FLAG, &sw_mask_query, NULL, "sw: hide the gap from the query too",
+         0, 0},
+        {"max-new-tokens", OPT_INT, &max_new, "N", "tokens to generate (default 64)", 0,
+         1073741824},
+        {"print-ids", OPT_FLAG, &print_ids, NULL, "print ids instead of text", 0, 0},
+        {"force-ids", OPT_STR, &force_arg, "IDS", "emit these ids instead of choosing", 0, 0},
         {"logits-out", OPT_STR, &logits_out, "F.safetensors",
-         "write fp32 'logits' [steps, V]: row k chose id k"},
-        {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout"},
+         "write fp32 'logits' [steps, V]: row k chose id k", 0, 0},
+        {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout", 0, 0},
         {0},
     };
     cli_spec spec = {"query",
@@ -95,15 +93,12 @@ int cmd_query(int argc, char **argv)
         return cli_usage_error("query", "give exactly one of --prompt and --suffix-ids");
     if (stf.no_store)
         return cli_usage_error("query", "query composes stored documents: it needs the store");
-    if (max_new < 0)
-        return cli_usage_error("query", "--max-new-tokens must be >= 0");
     if (sequential) /* stored keys carry their document-local RoPE rotation */
         return cli_usage_error("query", "--sequential-positions is not yet supported for stored "
                                         "documents (their keys were rotated at positions from 0; "
                                         "use collage compose)");
     cl_compose_opts co;
     cl_compose_opts_default(&co);
-    co.sequential_positions = sequential;
     co.sw_mask_query = sw_mask_query;
     co.max_context = mf.max_context;
     cl_key *keys = NULL;
@@ -124,25 +119,22 @@ int cmd_query(int argc, char **argv)
         free(keys);
         return rc;
     }
+    cl_model_info mi;
+    cl_model_info_get(m, &mi);
     cl_tokenizer *tok = NULL;
     cl_ids q = {0}, out = {0}, force = {0};
     float *lg = NULL;
     cl_cache *c = NULL;
     cl_store *store = NULL;
-    cl_prefix pc;
-    cl_seq *docs = calloc((size_t)nd, sizeof *docs);
-    const cl_seq **dp = calloc((size_t)nd, sizeof *dp);
-    int64_t *lead = calloc((size_t)nd, sizeof *lead);
-    cl_seq comp = {0};
-    int exit_code = 0, ndocs_init = 0;
-    cl_compose_info info = {0};
-    cl_gen_stats gst = {0};
-    cl_textstream ts;
-    memset(&ts, 0, sizeof ts);
-    double t0 = cl_now(), t_load = 0;
-    if (!docs || !dp || !lead)
-        rc = cl_err(CL_ERR_NOMEM, "out of memory");
-    if (rc == CL_OK && (prompt || !print_ids))
+    cl_prefix *pc = NULL;
+    cl_seq *comp = NULL;
+    int exit_code = 0;
+    cl_compose_info info;
+    cl_gen_stats gst;
+    memset(&info, 0, sizeof info);
+    memset(&gst, 0, sizeof gst);
+    double t0 = cli_now();
+    if (prompt || !print_ids)
         rc = cl_tokenizer_load_dir(mf.model, &tok);
     if (rc == CL_OK && prompt)
         rc = cl_tokenizer_encode(tok, prompt, strlen(prompt), 1, &q);
@@ -153,7 +145,7 @@ int cmd_query(int argc, char **argv)
     if (rc == CL_OK && force_arg)
         rc = cl_ids_parse(force_arg, "--force-ids", &force);
     if (rc == CL_OK && logits_out && max_new > 0 &&
-        !(lg = calloc((size_t)(max_new * m->cfg->vocab_size), sizeof *lg)))
+        !(lg = calloc((size_t)(max_new * mi.vocab_size), sizeof *lg)))
         rc = cl_err(CL_ERR_NOMEM, "out of memory for logits");
     cl_cache_opts cacheo;
     cl_compose_cache_opts(m, &co, &cacheo);
@@ -161,58 +153,12 @@ int cmd_query(int argc, char **argv)
         rc = cl_cache_create(m, &cacheo, &c);
     if (rc == CL_OK)
         exit_code = cli_open_store("query", &stf, 1, m, c, &store, &pc);
-    /* restore every document; all must share the model and the prefix */
-    cl_doc_meta first;
-    memset(&first, 0, sizeof first);
-    for (int i = 0; i < nd && rc == CL_OK && !exit_code; i++) {
-        cl_doc_meta meta;
-        rc = cl_seq_init(&docs[i], c);
-        if (rc == CL_OK)
-            ndocs_init++;
-        if (rc == CL_OK)
-            rc = cl_doc_get(&pc, &keys[i], &docs[i], &meta);
-        char hex[33];
-        if (rc == CL_OK && i == 0)
-            first = meta;
-        if (rc == CL_OK && (!cl_key_eq(&meta.prefix_hash, &first.prefix_hash) ||
-                            meta.prefix_tokens != first.prefix_tokens))
-        {
-            char hex0[33];
-            rc = cl_err(CL_ERR_FORMAT,
-                        "document %s was ingested with another prefix than document %s: "
-                        "compose documents ingested with the same --prefix",
-                        cl_key_hex(&keys[i], hex), cl_key_hex(&keys[0], hex0));
-        }
-        if (rc == CL_OK && cl_compose_needs_transition(m, co.ssm) && !meta.has_transition)
-            rc = cl_err(CL_ERR_FORMAT,
-                        "document %s has no GDN transition product (needed by %s): ingest it "
-                        "again",
-                        cl_key_hex(&keys[i], hex), type);
-        dp[i] = &docs[i];
-        lead[i] = meta.prefix_tokens;
-    }
-    t_load = cl_now() - t0;
-    co.n_prefix = first.prefix_tokens;
-    co.doc_lead = lead;
     if (rc == CL_OK && !exit_code)
-        rc = cl_seq_init(&comp, c);
+        rc = cl_seq_create(c, &comp);
     if (rc == CL_OK && !exit_code)
-        rc = cl_compose_states(dp, nd, &co, &comp, &info);
-    /* the documents' own states are not needed any more */
-    for (int i = 0; i < ndocs_init; i++)
-        cl_seq_release(&docs[i]);
-    ndocs_init = 0;
-    double tq = cl_now();
-    if (rc == CL_OK && !exit_code && q.n > 1)
-        rc = cl_compose_feed_query(m, &comp, q.v, (int64_t)q.n - 1, &co);
-    info.query_s = cl_now() - tq;
-    int64_t eos[CL_MAX_EOS + 2];
-    int n_eos = 0;
-    if (tok)
-        n_eos = cli_stop_ids(m, tok, eos);
-    else
-        for (int i = 0; i < m->cfg->n_eos; i++)
-            eos[n_eos++] = m->cfg->eos_ids[i];
+        rc = cl_doc_query(pc, keys, nd, &co, q.v, (int64_t)q.n, comp, &info);
+    int64_t eos[CL_MAX_STOP_IDS];
+    int n_eos = cl_model_stop_ids(m, tok, eos);
     if (rc == CL_OK && !exit_code) {
         cl_gen_opts go;
         cl_gen_opts_default(&go);
@@ -224,15 +170,17 @@ int cmd_query(int argc, char **argv)
         go.force_ids = force.v;
         go.n_force = (int64_t)force.n;
         go.logits_out = lg;
-        rc = cl_generate(m, &comp, q.v + q.n - 1, 1, &go, &out, &gst);
-        if (rc == CL_OK && logits_out)
-            rc = cli_write_logits(logits_out, lg, gst.new_tokens, m->cfg->vocab_size);
+        rc = cl_generate(m, comp, q.v + q.n - 1, 1, &go, &out, &gst);
+        if (rc == CL_OK && logits_out) {
+            int64_t shape[2] = {gst.new_tokens, mi.vocab_size};
+            rc = cl_tensor_file_write_f32(logits_out, "logits", lg, 2, shape);
+        }
     }
     if (rc == CL_OK && !exit_code) {
         char *text = NULL;
         size_t tlen = 0;
         cl_ids shown = out;
-        if (shown.n && n_eos) /* a final EOS is not part of the answer's text */
+        if (shown.n) /* a final EOS is not part of the answer's text */
             for (int i = 0; i < n_eos; i++)
                 if (shown.v[shown.n - 1] == eos[i]) {
                     shown.n--;
@@ -240,20 +188,24 @@ int cmd_query(int argc, char **argv)
                 }
         if (tok && !print_ids)
             rc = cl_tokenizer_decode(tok, shown.v, shown.n, &text, &tlen);
-        double ttft = cl_now() - t0 - gst.decode_s;
+        double ttft = cli_now() - t0 - gst.decode_s;
         if (rc == CL_OK && json) {
-            printf("{\"ids\":[");
-            for (size_t i = 0; i < out.n; i++)
-                printf("%s%d", i ? "," : "", out.v[i]);
-            printf("],\"text\":");
-            cl_json_fputs(stdout, text ? text : "");
-            printf(",\"compose_type\":\"%s\",\"docs\":%d,\"prefix_tokens\":%lld,"
-                   "\"kept_tokens\":%lld,\"position\":%lld,\"query_tokens\":%zu,"
-                   "\"new_tokens\":%lld,\"load_s\":%.6f,\"compose_s\":%.6f,\"query_s\":%.6f,"
-                   "\"ttft_s\":%.6f,\"decode_s\":%.6f}\n",
-                   type, nd, (long long)first.prefix_tokens, (long long)info.kept_tokens,
-                   (long long)info.pos, q.n, (long long)gst.new_tokens, t_load, info.compose_s,
-                   info.query_s, ttft, gst.decode_s);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToObject(o, "ids", cli_json_ids(&out));
+            cli_json_text(o, "text", text, tlen);
+            cJSON_AddStringToObject(o, "compose_type", type);
+            cJSON_AddNumberToObject(o, "docs", nd);
+            cJSON_AddNumberToObject(o, "prefix_tokens", (double)info.prefix_tokens);
+            cJSON_AddNumberToObject(o, "kept_tokens", (double)info.kept_tokens);
+            cJSON_AddNumberToObject(o, "position", (double)info.pos);
+            cJSON_AddNumberToObject(o, "query_tokens", (double)q.n);
+            cJSON_AddNumberToObject(o, "new_tokens", (double)gst.new_tokens);
+            cJSON_AddNumberToObject(o, "load_s", info.load_s);
+            cJSON_AddNumberToObject(o, "compose_s", info.compose_s);
+            cJSON_AddNumberToObject(o, "query_s", info.query_s);
+            cJSON_AddNumberToObject(o, "ttft_s", ttft);
+            cJSON_AddNumberToObject(o, "decode_s", gst.decode_s);
+            exit_code = cli_json_emit(o);
         } else if (rc == CL_OK && (print_ids || !text)) {
             for (size_t i = 0; i < out.n; i++)
                 printf("%s%d", i ? " " : "", out.v[i]);
@@ -262,19 +214,13 @@ int cmd_query(int argc, char **argv)
             fwrite(text, 1, tlen, stdout);
             printf("\n");
         }
-        free(text);
+        cl_free(text);
     }
-    for (int i = 0; i < ndocs_init; i++)
-        cl_seq_release(&docs[i]);
-    if (comp.c)
-        cl_seq_release(&comp);
-    if (c)
-        cl_cache_free(c);
+    cl_seq_free(comp);
+    cl_prefix_free(pc);
+    cl_cache_free(c);
     if (store)
         cl_store_close(store);
-    free(docs);
-    free(dp);
-    free(lead);
     free(keys);
     cl_ids_free(&q);
     cl_ids_free(&out);
@@ -282,5 +228,7 @@ int cmd_query(int argc, char **argv)
     free(lg);
     cl_tokenizer_free(tok);
     cl_model_free(m);
-    return rc != CL_OK ? cli_fail(rc) : exit_code;
+    if (rc != CL_OK)
+        return json ? cli_json_fail(rc, NULL) : cli_fail(rc);
+    return exit_code;
 }

@@ -1,15 +1,14 @@
 /* collage run - text in, text out: a raw prompt or a chat message rendered with
  * the model's own chat template, generated text streamed as it comes. Uses the
- * state store (default ~/.cache/collage/store) unless --no-store. */
+ * state store (default ~/.cache/collage/store) unless --no-store. An answer that would
+ * not fit in the context is shortened to fit (said on stderr). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "cli_ctx.h"
-#include "common/ids.h"
-#include "common/json.h"
-#include "common/status.h"
+#include "collage.h"
 #include "verbs.h"
 
 int cmd_run(int argc, char **argv)
@@ -28,13 +27,15 @@ int cmd_run(int argc, char **argv)
         CLI_MODEL_OPTS(mf),
         CLI_SAMPLING_OPTS(sf),
         CLI_STORE_OPTS(stf),
-        {"prompt", OPT_STR, &prompt, "TEXT", "raw text to continue"},
-        {"chat", OPT_STR, &chat, "TEXT", "a user message, rendered with the chat template"},
-        {"system", OPT_STR, &system, "TEXT", "a system message (with --chat)"},
-        {"no-think", OPT_FLAG, &no_think, NULL, "chat with thinking off (enable_thinking=false)"},
-        {"max-new-tokens", OPT_INT, &max_new, "N", "tokens to generate (default 128)"},
-        {"stop", OPT_MULTI, &stops, "STR", "stop when this text appears (repeatable)"},
-        {"json", OPT_FLAG, &json, NULL, "one JSON object: ids, text, timings"},
+        {"prompt", OPT_STR, &prompt, "TEXT", "raw text to continue", 0, 0},
+        {"chat", OPT_STR, &chat, "TEXT", "a user message, rendered with the chat template", 0, 0},
+        {"system", OPT_STR, &system, "TEXT", "a system message (with --chat)", 0, 0},
+        {"no-think", OPT_FLAG, &no_think, NULL, "chat with thinking off (enable_thinking=false)",
+         0, 0},
+        {"max-new-tokens", OPT_INT, &max_new, "N",
+         "tokens to generate (default 128; shortened to fit the context)", 0, 1073741824},
+        {"stop", OPT_MULTI, &stops, "STR", "stop when this text appears (repeatable)", 0, 0},
+        {"json", OPT_FLAG, &json, NULL, "one JSON object: ids, text, timings", 0, 0},
         {0},
     };
     cli_spec spec = {"run", "--model DIR (--prompt TEXT | --chat TEXT) [--no-think] [--json]",
@@ -49,6 +50,10 @@ int cmd_run(int argc, char **argv)
     if (!prompt == !chat) {
         free(stops.v);
         return cli_usage_error("run", "give exactly one of --prompt and --chat");
+    }
+    if (system && !chat) {
+        free(stops.v);
+        return cli_usage_error("run", "--system goes with --chat");
     }
     cli_ctx x;
     int exit_code = cli_ctx_open(&x, "run", &mf, &stf, 1, NULL);
@@ -73,10 +78,11 @@ int cmd_run(int argc, char **argv)
         if (rc == CL_OK && ids.n == 0)
             rc = cl_err(CL_ERR_ARG, "the prompt is empty");
     }
+    int64_t eos[CL_MAX_STOP_IDS];
+    int n_eos = !exit_code && rc == CL_OK ? cl_model_stop_ids(x.m, tok, eos) : 0;
+    if (rc == CL_OK && !exit_code)
+        rc = cli_text_open(&tx, tok, json ? NULL : stdout, stops.v, stops.n, eos, n_eos);
     if (rc == CL_OK && !exit_code) {
-        int64_t eos[CL_MAX_EOS + 2];
-        int n_eos = cli_stop_ids(x.m, tok, eos);
-        cl_textstream_init(&tx.ts, tok, json ? NULL : stdout, stops.v, stops.n, eos, n_eos);
         cl_gen_opts go;
         cl_gen_opts_default(&go);
         go.max_new_tokens = max_new;
@@ -86,31 +92,35 @@ int cmd_run(int argc, char **argv)
         go.on_token = cli_text_on_token;
         go.user = &tx;
         go.max_context = mf.max_context;
-        rc = cl_session_generate(x.m, &x.s, cli_ctx_prefix(&x), NULL, ids.v, (int64_t)ids.n, &go,
-                                 &out, &ss);
+        go.shorten_to_fit = 1;
+        rc = cl_session_generate(x.pc, x.m, x.s, NULL, ids.v, (int64_t)ids.n, &go, &out, &ss);
         if (rc == CL_OK && tx.failed)
             rc = tx.failed;
-        cl_textstream_finish(&tx.ts);
+        cli_text_finish(&tx);
     }
     if (rc == CL_OK && !exit_code) {
         if (json) {
-            printf("{");
-            cli_json_ids("ids", &out);
-            printf(",\"text\":");
-            cl_json_fputs(stdout, tx.ts.text ? tx.ts.text : "");
-            cli_json_gen_stats((int64_t)ids.n, &ss, tx.ts.stopped ? "stop_string" : NULL);
-            printf("}\n");
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToObject(o, "ids", cli_json_ids(&out));
+            size_t tl;
+            const char *t = cl_textstream_text(tx.ts, &tl);
+            cli_json_text(o, "text", t, tl);
+            cli_json_gen_stats(o, (int64_t)ids.n, &ss,
+                               cl_textstream_stopped(tx.ts) ? "stop_string" : NULL);
+            exit_code = cli_json_emit(o);
         } else {
             printf("\n");
         }
     }
-    cl_textstream_free(&tx.ts);
+    cli_text_close(&tx);
     cl_chat_template_free(tpl);
     cl_tokenizer_free(tok);
-    free(text);
+    cl_free(text);
     free(stops.v);
     cl_ids_free(&ids);
     cl_ids_free(&out);
     cli_ctx_close(&x);
-    return rc != CL_OK ? cli_fail(rc) : exit_code;
+    if (rc != CL_OK)
+        return json ? cli_json_fail(rc, NULL) : cli_fail(rc);
+    return exit_code;
 }

@@ -1,23 +1,19 @@
 /* collage store - manage the state store: ls stat verify rm gc pin unpin. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "args.h"
-#include "common/json.h"
-#include "common/log.h"
-#include "common/status.h"
-#include "store/store.h"
+#include "cli_ctx.h"
+#include "collage.h"
 #include "verbs.h"
 
 typedef struct {
-    const char *store_dir, *max_bytes_s, *kind_s;
+    const char *store_dir, *kind_s;
     int json, pinned_only, save;
-    int64_t limit;
+    int64_t limit, max_bytes;
     char dir[4096];
-    uint64_t max_bytes;
     cl_store_kind kind;
     char verb[32];
 } store_args;
@@ -42,32 +38,6 @@ static void usage(FILE *f)
                "collage store <verb> --help shows the options of a verb.\n");
 }
 
-/* "123", "64K", "8M", "2G", "1T" (binary units, optional "iB"/"B"). */
-static int parse_bytes(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || errno || *s == '-')
-        return -1;
-    uint64_t mul = 1;
-    switch (*end) {
-    case 'k': case 'K': mul = 1ull << 10; end++; break;
-    case 'm': case 'M': mul = 1ull << 20; end++; break;
-    case 'g': case 'G': mul = 1ull << 30; end++; break;
-    case 't': case 'T': mul = 1ull << 40; end++; break;
-    default: break;
-    }
-    if (mul > 1 && *end == 'i')
-        end++;
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end || (mul > 1 && v > UINT64_MAX / mul))
-        return -1;
-    *out = (uint64_t)v * mul;
-    return 0;
-}
-
 static void fmt_time(char *buf, size_t n, int64_t ns)
 {
     if (!ns) {
@@ -84,7 +54,7 @@ static int open_store(const store_args *a, unsigned flags, cl_store **st)
 {
     cl_store_opts o = {0};
     o.flags = flags | CL_STORE_NOCREATE;
-    o.max_bytes = a->max_bytes;
+    o.max_bytes = (uint64_t)a->max_bytes;
     return cl_store_open(a->dir, &o, st);
 }
 
@@ -93,7 +63,7 @@ static int open_store(const store_args *a, unsigned flags, cl_store **st)
 typedef struct {
     const store_args *a;
     uint64_t n, bytes;
-    int first;
+    cJSON *entries; /* --json */
 } ls_ctx;
 
 static int ls_one(void *user, const cl_store_entry *e)
@@ -107,18 +77,24 @@ static int ls_one(void *user, const cl_store_entry *e)
     cl_key_hex(&e->key, hex);
     c->n++;
     c->bytes += e->bytes;
-    if (c->a->json) {
-        printf("%s{\"table\":\"%s\",\"key\":\"%s\",\"bytes\":%llu,\"payload_bytes\":%llu,"
-               "\"meta_bytes\":%llu,\"tokens\":%lld,\"dtype\":%u,\"shape\":[",
-               c->first ? "" : ",", cl_store_kind_table(e->kind), hex,
-               (unsigned long long)e->bytes, (unsigned long long)e->payload_bytes,
-               (unsigned long long)e->meta_bytes, (long long)e->info.tokens, e->info.dtype);
+    if (c->entries) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "table", cl_store_kind_table(e->kind));
+        cJSON_AddStringToObject(o, "key", hex);
+        cJSON_AddNumberToObject(o, "bytes", (double)e->bytes);
+        cJSON_AddNumberToObject(o, "payload_bytes", (double)e->payload_bytes);
+        cJSON_AddNumberToObject(o, "meta_bytes", (double)e->meta_bytes);
+        cJSON_AddNumberToObject(o, "tokens", (double)e->info.tokens);
+        cJSON_AddNumberToObject(o, "dtype", e->info.dtype);
+        cJSON *shape = cJSON_AddArrayToObject(o, "shape");
         for (int i = 0; i < e->info.ndim && i < 4; i++)
-            printf("%s%lld", i ? "," : "", (long long)e->info.shape[i]);
-        printf("],\"flags\":%u,\"pinned\":%s,\"created\":%.3f,\"last_use\":%.3f,"
-               "\"header_ok\":%s}",
-               e->info.flags, e->pinned ? "true" : "false", (double)e->created_ns * 1e-9,
-               (double)e->last_use_ns * 1e-9, e->header_ok ? "true" : "false");
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)e->info.shape[i]));
+        cJSON_AddNumberToObject(o, "flags", e->info.flags);
+        cJSON_AddBoolToObject(o, "pinned", e->pinned);
+        cJSON_AddNumberToObject(o, "created", (double)e->created_ns * 1e-9);
+        cJSON_AddNumberToObject(o, "last_use", (double)e->last_use_ns * 1e-9);
+        cJSON_AddBoolToObject(o, "header_ok", e->header_ok);
+        cJSON_AddItemToArray(c->entries, o);
     } else {
         char b[32], t[32];
         cli_human_bytes(b, sizeof b, (double)e->bytes);
@@ -127,35 +103,31 @@ static int ls_one(void *user, const cl_store_entry *e)
                (long long)e->info.tokens, e->pinned ? "yes" : "no", t,
                e->header_ok ? "" : "  (damaged: run verify)");
     }
-    c->first = 0;
     return 0;
 }
 
 static int do_ls(cl_store *st, const store_args *a)
 {
-    ls_ctx c = {a, 0, 0, 1};
-    if (a->json) {
-        printf("{\"store\":");
-        cl_json_fputs(stdout, a->dir);
-        printf(",\"entries\":[");
-    } else {
+    ls_ctx c = {a, 0, 0, a->json ? cJSON_CreateArray() : NULL};
+    if (!a->json)
         printf("%-7s %-32s %11s %8s %-3s %s\n", "TABLE", "KEY", "BYTES", "TOKENS", "PIN",
                "LAST USE");
-    }
     int rc = cl_store_list(st, a->kind, ls_one, &c);
     if (rc != CL_OK) {
-        if (a->json)
-            printf("]}\n");
-        return cli_fail(rc);
+        cJSON_Delete(c.entries);
+        return a->json ? cli_json_fail(rc, NULL) : cli_fail(rc);
     }
     if (a->json) {
-        printf("],\"count\":%llu,\"bytes\":%llu}\n", (unsigned long long)c.n,
-               (unsigned long long)c.bytes);
-    } else {
-        char b[32];
-        cli_human_bytes(b, sizeof b, (double)c.bytes);
-        printf("%llu entr%s, %s\n", (unsigned long long)c.n, c.n == 1 ? "y" : "ies", b);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "store", a->dir);
+        cJSON_AddItemToObject(o, "entries", c.entries);
+        cJSON_AddNumberToObject(o, "count", (double)c.n);
+        cJSON_AddNumberToObject(o, "bytes", (double)c.bytes);
+        return cli_json_emit(o);
     }
+    char b[32];
+    cli_human_bytes(b, sizeof b, (double)c.bytes);
+    printf("%llu entr%s, %s\n", (unsigned long long)c.n, c.n == 1 ? "y" : "ies", b);
     return 0;
 }
 
@@ -166,27 +138,31 @@ static int do_stat(cl_store *st, const store_args *a)
     cl_store_stats s;
     int rc = cl_store_stat(st, &s);
     if (rc != CL_OK)
-        return cli_fail(rc);
+        return a->json ? cli_json_fail(rc, NULL) : cli_fail(rc);
     if (a->json) {
-        printf("{\"store\":");
-        cl_json_fputs(stdout, a->dir);
-        printf(",\"tables\":{");
-        for (int k = 1; k <= CL_STORE_NKINDS; k++)
-            printf("%s\"%s\":{\"count\":%llu,\"bytes\":%llu}", k > 1 ? "," : "",
-                   cl_store_kind_table((cl_store_kind)k), (unsigned long long)s.count[k],
-                   (unsigned long long)s.bytes[k]);
-        printf("},\"total_count\":%llu,\"total_bytes\":%llu,\"pinned_count\":%llu,"
-               "\"pinned_bytes\":%llu,\"max_bytes\":%llu,\"saved_max_bytes\":%llu,"
-               "\"map_bytes\":%llu,\"map_max_bytes\":%llu,\"file_bytes\":%llu,"
-               "\"used_bytes\":%llu,\"page_bytes\":%u,\"readers\":%u,\"max_readers\":%u,"
-               "\"last_txn\":%llu}\n",
-               (unsigned long long)s.total_count, (unsigned long long)s.total_bytes,
-               (unsigned long long)s.pinned_count, (unsigned long long)s.pinned_bytes,
-               (unsigned long long)s.max_bytes, (unsigned long long)s.saved_max_bytes,
-               (unsigned long long)s.map_bytes, (unsigned long long)s.map_max_bytes,
-               (unsigned long long)s.file_bytes, (unsigned long long)s.used_bytes, s.page_bytes,
-               s.readers, s.max_readers, (unsigned long long)s.last_txn);
-        return 0;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "store", a->dir);
+        cJSON *tables = cJSON_AddObjectToObject(o, "tables");
+        for (int k = 1; k <= CL_STORE_NKINDS; k++) {
+            cJSON *t = cJSON_AddObjectToObject(tables, cl_store_kind_table((cl_store_kind)k));
+            cJSON_AddNumberToObject(t, "count", (double)s.count[k]);
+            cJSON_AddNumberToObject(t, "bytes", (double)s.bytes[k]);
+        }
+        cJSON_AddNumberToObject(o, "total_count", (double)s.total_count);
+        cJSON_AddNumberToObject(o, "total_bytes", (double)s.total_bytes);
+        cJSON_AddNumberToObject(o, "pinned_count", (double)s.pinned_count);
+        cJSON_AddNumberToObject(o, "pinned_bytes", (double)s.pinned_bytes);
+        cJSON_AddNumberToObject(o, "max_bytes", (double)s.max_bytes);
+        cJSON_AddNumberToObject(o, "saved_max_bytes", (double)s.saved_max_bytes);
+        cJSON_AddNumberToObject(o, "map_bytes", (double)s.map_bytes);
+        cJSON_AddNumberToObject(o, "map_max_bytes", (double)s.map_max_bytes);
+        cJSON_AddNumberToObject(o, "file_bytes", (double)s.file_bytes);
+        cJSON_AddNumberToObject(o, "used_bytes", (double)s.used_bytes);
+        cJSON_AddNumberToObject(o, "page_bytes", s.page_bytes);
+        cJSON_AddNumberToObject(o, "readers", s.readers);
+        cJSON_AddNumberToObject(o, "max_readers", s.max_readers);
+        cJSON_AddNumberToObject(o, "last_txn", (double)s.last_txn);
+        return cli_json_emit(o);
     }
     char b1[32], b2[32], b3[32], b4[32];
     printf("store     %s\n", a->dir);
@@ -220,73 +196,61 @@ static int do_stat(cl_store *st, const store_args *a)
 
 typedef struct {
     const store_args *a;
-    int n;
-    char *json; /* bad entries as JSON array items */
-    size_t len, cap;
+    cJSON *bad; /* --json: the bad entries */
 } verify_ctx;
-
-static void jappend(verify_ctx *c, const char *s)
-{
-    size_t n = strlen(s);
-    if (c->len + n + 1 > c->cap) {
-        size_t cap = (c->len + n + 1) * 2;
-        char *p = realloc(c->json, cap);
-        if (!p)
-            return;
-        c->json = p;
-        c->cap = cap;
-    }
-    memcpy(c->json + c->len, s, n + 1);
-    c->len += n;
-}
 
 static void verify_bad(void *user, cl_store_kind kind, const cl_key *key, const char *problem)
 {
     verify_ctx *c = user;
-    char hex[33], buf[256];
+    char hex[33];
     cl_key_hex(key, hex);
     fprintf(stderr, "collage: %s: %s %s: %s\n", c->a->dir, cl_store_kind_table(kind), hex,
             problem);
-    snprintf(buf, sizeof buf, "%s{\"table\":\"%s\",\"key\":\"%s\",\"problem\":\"%s\"}",
-             c->n ? "," : "", cl_store_kind_table(kind), hex, problem);
-    jappend(c, buf);
-    c->n++;
+    if (c->bad) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "table", cl_store_kind_table(kind));
+        cJSON_AddStringToObject(o, "key", hex);
+        cJSON_AddStringToObject(o, "problem", problem);
+        cJSON_AddItemToArray(c->bad, o);
+    }
 }
 
 static void verify_progress(void *user, uint64_t done, uint64_t total)
 {
     (void)user;
-    cl_progress("verify (MiB)", done >> 20, total >> 20);
+    cli_progress("verify (MiB)", done >> 20, total >> 20);
 }
 
 static int do_verify(cl_store *st, const store_args *a)
 {
-    verify_ctx c = {a, 0, NULL, 0, 0};
+    verify_ctx c = {a, a->json ? cJSON_CreateArray() : NULL};
     cl_store_verify_result r;
     int rc = cl_store_verify(st, verify_bad, verify_progress, &c, &r);
-    cl_progress_end("verify (MiB)");
+    cli_progress_end("verify (MiB)");
     if (rc != CL_OK) {
-        free(c.json);
-        return cli_fail(rc);
+        cJSON_Delete(c.bad);
+        return a->json ? cli_json_fail(rc, NULL) : cli_fail(rc);
     }
     int ok = r.bad == 0 && r.index_fixed == 0;
     if (a->json) {
-        printf("{\"store\":");
-        cl_json_fputs(stdout, a->dir);
-        printf(",\"checked\":%llu,\"checked_bytes\":%llu,\"bad\":%llu,\"removed\":%llu,"
-               "\"index_fixed\":%llu,\"ok\":%s,\"bad_entries\":[%s]}\n",
-               (unsigned long long)r.checked, (unsigned long long)r.checked_bytes,
-               (unsigned long long)r.bad, (unsigned long long)r.removed,
-               (unsigned long long)r.index_fixed, ok ? "true" : "false", c.json ? c.json : "");
-    } else {
-        char b[32];
-        cli_human_bytes(b, sizeof b, (double)r.checked_bytes);
-        printf("verified %llu entries (%s): %llu bad, %llu removed, %llu index records "
-               "repaired\n",
-               (unsigned long long)r.checked, b, (unsigned long long)r.bad,
-               (unsigned long long)r.removed, (unsigned long long)r.index_fixed);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "store", a->dir);
+        cJSON_AddNumberToObject(o, "checked", (double)r.checked);
+        cJSON_AddNumberToObject(o, "checked_bytes", (double)r.checked_bytes);
+        cJSON_AddNumberToObject(o, "bad", (double)r.bad);
+        cJSON_AddNumberToObject(o, "removed", (double)r.removed);
+        cJSON_AddNumberToObject(o, "index_fixed", (double)r.index_fixed);
+        cJSON_AddBoolToObject(o, "ok", ok);
+        cJSON_AddItemToObject(o, "bad_entries", c.bad);
+        int e = cli_json_emit(o);
+        return e ? e : ok ? 0 : 1;
     }
-    free(c.json);
+    char b[32];
+    cli_human_bytes(b, sizeof b, (double)r.checked_bytes);
+    printf("verified %llu entries (%s): %llu bad, %llu removed, %llu index records "
+           "repaired\n",
+           (unsigned long long)r.checked, b, (unsigned long long)r.bad,
+           (unsigned long long)r.removed, (unsigned long long)r.index_fixed);
     return ok ? 0 : 1;
 }
 
@@ -305,12 +269,8 @@ static int do_keys(cl_store *st, const store_args *a, int npos, char **pos)
             free(keys);
             return cli_usage_error(a->verb, "%s", cl_errmsg());
         }
-    int missing = 0, nd = 0, failed = 0;
-    if (a->json) {
-        printf("{\"store\":");
-        cl_json_fputs(stdout, a->dir);
-        printf(",\"%s\":[", done_name);
-    }
+    int missing = 0, failed = 0;
+    cJSON *done = a->json ? cJSON_CreateArray() : NULL;
     char *not_found = calloc((size_t)npos, 1);
     for (int i = 0; i < npos && !failed; i++) {
         int hits = 0;
@@ -327,12 +287,14 @@ static int do_keys(cl_store *st, const store_args *a, int npos, char **pos)
                 break;
             }
             hits++;
-            if (a->json)
-                printf("%s{\"table\":\"%s\",\"key\":\"%s\"}", nd ? "," : "",
-                       cl_store_kind_table((cl_store_kind)k), pos[i]);
-            else
+            if (done) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "table", cl_store_kind_table((cl_store_kind)k));
+                cJSON_AddStringToObject(o, "key", pos[i]);
+                cJSON_AddItemToArray(done, o);
+            } else {
                 printf("%s %s %s\n", done_name, cl_store_kind_table((cl_store_kind)k), pos[i]);
-            nd++;
+            }
         }
         if (!hits && !failed) {
             missing++;
@@ -341,14 +303,21 @@ static int do_keys(cl_store *st, const store_args *a, int npos, char **pos)
             fprintf(stderr, "collage: %s: %s: not found\n", a->dir, pos[i]);
         }
     }
-    if (a->json) {
-        printf("],\"not_found\":[");
-        for (int i = 0, first = 1; i < npos && not_found; i++)
-            if (not_found[i]) {
-                printf("%s\"%s\"", first ? "" : ",", pos[i]);
-                first = 0;
-            }
-        printf("]}\n");
+    if (done) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "store", a->dir);
+        cJSON_AddItemToObject(o, done_name, done);
+        cJSON *nf = cJSON_AddArrayToObject(o, "not_found");
+        for (int i = 0; i < npos && not_found; i++)
+            if (not_found[i])
+                cJSON_AddItemToArray(nf, cJSON_CreateString(pos[i]));
+        if (failed) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "message", cl_errmsg());
+            cJSON_AddItemToObject(o, "error", e);
+        }
+        if (cli_json_emit(o))
+            failed = 1;
     }
     free(not_found);
     free(keys);
@@ -362,7 +331,7 @@ static int do_gc(cl_store *st, const store_args *a)
     if (a->save) {
         if (!a->max_bytes)
             return cli_usage_error(a->verb, "--save needs --max-bytes N");
-        int rc = cl_store_set_max_bytes(st, a->max_bytes);
+        int rc = cl_store_set_max_bytes(st, (uint64_t)a->max_bytes);
         if (rc != CL_OK)
             return cli_fail(rc);
     }
@@ -370,7 +339,7 @@ static int do_gc(cl_store *st, const store_args *a)
     int rc = cl_store_stat(st, &s);
     if (rc != CL_OK)
         return cli_fail(rc);
-    uint64_t cap = a->max_bytes ? a->max_bytes : s.max_bytes;
+    uint64_t cap = a->max_bytes ? (uint64_t)a->max_bytes : s.max_bytes;
     if (!cap)
         return cli_usage_error(a->verb, "no size cap: pass --max-bytes N (the store has none "
                                "saved)");
@@ -381,13 +350,15 @@ static int do_gc(cl_store *st, const store_args *a)
     if (rc != CL_OK)
         return cli_fail(rc);
     if (a->json) {
-        printf("{\"store\":");
-        cl_json_fputs(stdout, a->dir);
-        printf(",\"max_bytes\":%llu,\"evicted\":%llu,\"evicted_bytes\":%llu,"
-               "\"total_bytes\":%llu,\"total_count\":%llu,\"saved\":%s}\n",
-               (unsigned long long)cap, (unsigned long long)n, (unsigned long long)bytes,
-               (unsigned long long)s.total_bytes, (unsigned long long)s.total_count,
-               a->save ? "true" : "false");
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "store", a->dir);
+        cJSON_AddNumberToObject(o, "max_bytes", (double)cap);
+        cJSON_AddNumberToObject(o, "evicted", (double)n);
+        cJSON_AddNumberToObject(o, "evicted_bytes", (double)bytes);
+        cJSON_AddNumberToObject(o, "total_bytes", (double)s.total_bytes);
+        cJSON_AddNumberToObject(o, "total_count", (double)s.total_count);
+        cJSON_AddBoolToObject(o, "saved", a->save);
+        return cli_json_emit(o);
     } else {
         char b1[32], b2[32], b3[32];
         cli_human_bytes(b1, sizeof b1, (double)bytes);
@@ -423,20 +394,23 @@ int cmd_store(int argc, char **argv)
     cli_opt opts[12];
     int no = 0;
     opts[no++] = (cli_opt){"store", OPT_STR, &a.store_dir, "DIR",
-                           "store directory (default $COLLAGE_STORE or ~/.cache/collage/store)"};
-    opts[no++] = (cli_opt){"max-bytes", OPT_STR, &a.max_bytes_s, "N",
-                           "size cap, e.g. 8G (binary units K M G T)"};
-    opts[no++] = (cli_opt){"json", OPT_FLAG, &a.json, NULL, "one JSON object on stdout"};
+                           "store directory (default $COLLAGE_STORE or ~/.cache/collage/store)",
+                           0, 0};
+    opts[no++] = (cli_opt){"max-bytes", OPT_SIZE, &a.max_bytes, "SIZE",
+                           "size cap, e.g. 8G (K M G T binary, KB MB GB TB decimal)", 0, 9.2e18};
+    opts[no++] = (cli_opt){"json", OPT_FLAG, &a.json, NULL, "one JSON object on stdout", 0, 0};
     if (!strcmp(sub, "ls") || keys_verb)
         opts[no++] = (cli_opt){"kind", OPT_STR, &a.kind_s, "TABLE",
-                               "only this table: blocks, snaps, docs or misc"};
+                               "only this table: blocks, snaps, docs or misc", 0, 0};
     if (!strcmp(sub, "ls")) {
-        opts[no++] = (cli_opt){"pinned", OPT_FLAG, &a.pinned_only, NULL, "only pinned entries"};
-        opts[no++] = (cli_opt){"limit", OPT_INT, &a.limit, "N", "list at most N entries"};
+        opts[no++] = (cli_opt){"pinned", OPT_FLAG, &a.pinned_only, NULL, "only pinned entries",
+                               0, 0};
+        opts[no++] = (cli_opt){"limit", OPT_INT, &a.limit, "N", "list at most N entries", 1,
+                               9.2e18};
     }
     if (!strcmp(sub, "gc"))
         opts[no++] = (cli_opt){"save", OPT_FLAG, &a.save, NULL,
-                               "also save --max-bytes as the store's cap for every process"};
+                               "also save --max-bytes as the store's cap for every process", 0, 0};
     opts[no] = (cli_opt){0};
     char usage_line[160];
     snprintf(usage_line, sizeof usage_line, "%s[--store DIR] [--max-bytes N] [--json]%s",
@@ -452,10 +426,6 @@ int cmd_store(int argc, char **argv)
     int rc = cli_parse(&spec, argc - 1, argv + 1, &npos, &pos);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (a.max_bytes_s && parse_bytes(a.max_bytes_s, &a.max_bytes)) {
-        free(pos);
-        return cli_usage_error(a.verb, "--max-bytes: '%s' is not a size", a.max_bytes_s);
-    }
     if (a.kind_s && !(a.kind = cl_store_kind_from_table(a.kind_s))) {
         free(pos);
         return cli_usage_error(a.verb, "--kind: '%s' is not blocks, snaps, docs or misc",
@@ -469,7 +439,7 @@ int cmd_store(int argc, char **argv)
     cl_store *st;
     if ((rc = open_store(&a, rdonly ? CL_STORE_RDONLY : 0, &st)) != CL_OK) {
         free(pos);
-        return cli_fail(rc);
+        return a.json ? cli_json_fail(rc, NULL) : cli_fail(rc);
     }
     if (!strcmp(sub, "ls"))
         rc = do_ls(st, &a);

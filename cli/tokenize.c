@@ -5,10 +5,8 @@
 #include <stdlib.h>
 
 #include "args.h"
-#include "common/fileio.h"
-#include "common/ids.h"
-#include "common/status.h"
-#include "tokenizer/bpe.h"
+#include "cli_ctx.h"
+#include "collage.h"
 #include "verbs.h"
 
 /* Ids separated by single spaces, one line. Formatted by hand into a buffer:
@@ -44,7 +42,7 @@ static int run(const char *path, int no_special, int decode)
 {
     char *input;
     size_t len;
-    CL_TRY(cl_read_stream(stdin, &input, &len));
+    CL_TRY(cli_read_stdin(&input, &len));
     cl_tokenizer *t = NULL;
     cl_ids ids = {0};
     int rc = cl_tokenizer_load(path, &t);
@@ -54,15 +52,15 @@ static int run(const char *path, int no_special, int decode)
         /* cl_ids_parse would read "@FILE" as a file name: here it is just bad input */
         rc = input[0] == '@' ? cl_err(CL_ERR_FORMAT, "stdin: item 0 is not an integer token id")
                              : cl_ids_parse(input, "stdin", &ids);
-        if (rc == CL_ERR_ARG)
-            rc = CL_ERR_FORMAT;
+        if (rc == CL_ERR_ARG || rc == CL_ERR_RANGE)
+            rc = CL_ERR_FORMAT; /* bad input on stdin is a runtime error, not usage */
         char *text = NULL;
         size_t n = 0;
         if (rc == CL_OK)
             rc = cl_tokenizer_decode(t, ids.v, ids.n, &text, &n);
         if (rc == CL_OK && (fwrite(text, 1, n, stdout) != n || fflush(stdout) != 0))
             rc = cl_err(CL_ERR_IO, "stdout: write failed");
-        free(text);
+        cl_free(text);
     } else if (rc == CL_OK) {
         rc = cl_tokenizer_encode(t, input, len, !no_special, &ids);
         if (rc != CL_OK)
@@ -81,11 +79,11 @@ int cmd_tokenize(int argc, char **argv)
     const char *path = NULL;
     int no_special = 0, decode = 0;
     cli_opt opts[] = {
-        {"tokenizer", OPT_STR, &path, "FILE", "tokenizer.json (Hugging Face format)"},
+        {"tokenizer", OPT_STR, &path, "FILE", "tokenizer.json (Hugging Face format)", 0, 0},
         {"no-special", OPT_FLAG, &no_special, NULL,
-         "do not match added tokens such as <|im_end|>: all text is plain text"},
+         "do not match added tokens such as <|im_end|>: all text is plain text", 0, 0},
         {"decode", OPT_FLAG, &decode, NULL,
-         "read token ids (whitespace-separated) and write the text they decode to"},
+         "read token ids (whitespace-separated) and write the text they decode to", 0, 0},
         {0},
     };
     cli_spec spec = {"tokenize", "--tokenizer FILE [--no-special] [--decode]",

@@ -20,11 +20,11 @@ int main(int argc, char **argv)
     cl_cache *c = NULL;
     cl_store *st = NULL;
     cl_tokenizer *tok = NULL;
-    cl_seq s = {0};
+    cl_seq *s = NULL;
     cl_ids prompt = {0}, out = {0};
     char *text = NULL;
     size_t len = 0;
-    cl_prefix pc;
+    cl_prefix *pc = NULL;
     cl_session_stats stats;
     cl_gen_opts go;
     cl_gen_opts_default(&go);
@@ -39,13 +39,13 @@ int main(int argc, char **argv)
     if (rc == CL_OK)
         rc = cl_cache_create(m, NULL, &c);
     if (rc == CL_OK)
-        rc = cl_seq_init(&s, c);
+        rc = cl_seq_create(c, &s);
     if (rc == CL_OK)
         rc = cl_store_open(argv[2], NULL, &st);
     if (rc == CL_OK)
-        rc = cl_prefix_init(&pc, st, m, c, 0);
+        rc = cl_prefix_create(st, m, c, NULL, &pc);
     if (rc == CL_OK)
-        rc = cl_session_generate(m, &s, &pc, NULL, prompt.v, (int64_t)prompt.n, &go, &out,
+        rc = cl_session_generate(pc, m, s, NULL, prompt.v, (int64_t)prompt.n, &go, &out,
                                  &stats);
     if (rc == CL_OK)
         rc = cl_tokenizer_decode(tok, out.v, out.n, &text, &len);
@@ -54,13 +54,12 @@ int main(int argc, char **argv)
                (long long)stats.cached_tokens, (int)len, text);
     else
         fprintf(stderr, "error: %s\n", cl_errmsg());
-    free(text);
+    cl_free(text);
     cl_ids_free(&prompt);
     cl_ids_free(&out);
-    if (c) {
-        cl_seq_release(&s);
-        cl_cache_free(c);
-    }
+    cl_prefix_free(pc);
+    cl_seq_free(s);
+    cl_cache_free(c);
     if (st)
         cl_store_close(st);
     cl_tokenizer_free(tok);

@@ -6,7 +6,7 @@
  * unless named `host`. Activations are fp32; weights are whatever the backend
  * uploaded (cl_bweight). Recurrent states are fp32.
  *
- * Sequence state lives in pools owned by the caller (src/engine/cache.h) and
+ * Sequence state lives in pools owned by the caller (src/model/cache.h) and
  * allocated through this table: attention KV in pages of `page_tokens` tokens
  * (one block table per sequence, shared by all attention layers), SSM states in
  * slots (one slot index per sequence, shared by all SSM layers). A batch names,
@@ -21,9 +21,19 @@
 #include <stdint.h>
 
 #include "common/dtype.h"
-#include "model/safetensors.h"
+#include "common/rng.h" /* CL_RNG_* kinds of fill_random */
 
 typedef struct cl_backend cl_backend;
+
+/* A host tensor to upload, viewed as rows x cols (a vector has rows = 1): row r starts
+ * at element r * ld (ld 0: cols), so a block of columns of a larger matrix can be
+ * viewed without a copy. `name` is for error messages only. */
+typedef struct {
+    const void *data;
+    cl_dtype dtype;
+    int64_t rows, cols, ld;
+    const char *name;
+} cl_tensor_view;
 
 /* An uploaded weight: rows x cols (a vector has rows = 1). */
 typedef struct {
@@ -104,12 +114,17 @@ typedef struct cl_backend_ops {
      * backend's weight dtype for matmuls (`matrix` = 1) or fp32 (`matrix` = 0),
      * except that a backend may keep a 2-D table (the embedding) in the
      * checkpoint's 16-bit type; out->dtype says which. */
-    int (*weight_upload)(cl_backend *b, const cl_st_tensor *t, int64_t rows, int64_t cols,
-                         int matrix, cl_bweight *out);
+    int (*weight_upload)(cl_backend *b, const cl_tensor_view *t, int matrix, cl_bweight *out);
     /* Uploads fp32 host data (rows x cols) as an fp32 weight (fused small tensors). */
     int (*weight_from_f32)(cl_backend *b, const float *host, int64_t rows, int64_t cols,
                            cl_bweight *out);
     void (*weight_free)(cl_backend *b, cl_bweight *w);
+    /* Fills n elements of dst (backend memory, of dtype F32/BF16/F16) with values
+     * first.. of counter-based stream `key` (CL_RNG_* kinds), each rounded through
+     * round_to (F32: not rounded) before it is stored: random-weight models and random
+     * KV / state for benchmarks, generated where the memory lives. */
+    int (*fill_random)(cl_backend *b, void *dst, cl_dtype dtype, size_t n, uint64_t key,
+                       uint64_t first, int kind, float a, float bias, cl_dtype round_to);
 
     /* ---- batch ---- */
     int (*batch_prepare)(cl_backend *b, cl_batch *batch);
@@ -182,6 +197,9 @@ typedef struct cl_backend_ops {
     /* ids[r] = argmax over V of logits[r*V ..] for rows r < rows (ids: host). */
     int (*argmax)(cl_backend *b, int32_t *ids_host, const float *logits, int64_t rows,
                   int64_t V);
+    /* Element type this backend keeps projection matrices in for a checkpoint of the
+     * given dtype (what weight_upload gives a matrix). */
+    cl_dtype (*matrix_dtype)(cl_backend *b, cl_dtype weights);
     /* KV cache element type this backend uses for a checkpoint of the given dtype. */
     cl_dtype (*kv_dtype)(cl_backend *b, cl_dtype weights);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend/cpu_internal.h"
+#include "common/rng.h"
 #include "common/status.h"
 
 /* ---------------------------------------------------------------- memory */
@@ -59,28 +60,50 @@ static int cpu_sync(cl_backend *b)
 
 /* --------------------------------------------------------------- weights */
 
-static int cpu_weight_upload(cl_backend *b, const cl_st_tensor *t, int64_t rows, int64_t cols,
-                             int matrix, cl_bweight *out)
+static int cpu_weight_upload(cl_backend *b, const cl_tensor_view *t, int matrix, cl_bweight *out)
 {
     (void)b;
     (void)matrix;
     memset(out, 0, sizeof *out);
     out->dtype = CL_F32;
-    out->rows = rows;
-    out->cols = cols;
-    size_t n = (size_t)(rows * cols);
-    /* fp32 on disk and aligned: use the mapping as is (no copy on the CPU path) */
-    if (t->dtype == CL_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+    out->rows = t->rows;
+    out->cols = t->cols;
+    int64_t ld = t->ld ? t->ld : t->cols;
+    size_t n = (size_t)(t->rows * t->cols), es = cl_dtype_size(t->dtype);
+    /* fp32, dense and aligned: use the mapping as is (no copy on the CPU path) */
+    if (t->dtype == CL_F32 && ld == t->cols && ((uintptr_t)t->data % sizeof(float)) == 0) {
         out->data = (void *)t->data;
         return CL_OK;
     }
-    float *p = malloc(n * sizeof *p);
+    float *p = malloc((n ? n : 1) * sizeof *p);
     if (!p)
-        return cl_err(CL_ERR_NOMEM, "%s: out of memory converting tensor '%s'", t->file,
-                      t->name);
-    cl_convert_to_f32(p, t->data, t->dtype, n);
+        return cl_err(CL_ERR_NOMEM, "out of memory converting tensor '%s'", t->name);
+    for (int64_t r = 0; r < t->rows; r++)
+        cl_convert_to_f32(p + r * t->cols, (const char *)t->data + (size_t)(r * ld) * es,
+                          t->dtype, (size_t)t->cols);
     out->data = p;
     out->owned = 1;
+    return CL_OK;
+}
+
+static int cpu_fill_random(cl_backend *b, void *dst, cl_dtype dtype, size_t n, uint64_t key,
+                           uint64_t first, int kind, float a, float bias, cl_dtype round_to)
+{
+    (void)b;
+    if (dtype != CL_F32 && dtype != CL_BF16 && dtype != CL_F16)
+        return cl_err(CL_ERR_ARG, "fill_random: dtype %s", cl_dtype_name(dtype));
+    size_t es = cl_dtype_size(dtype);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float v = cl_rng_value(kind, key, first + i, a, bias), r;
+        if (round_to != CL_F32) {
+            uint16_t h;
+            cl_convert_from_f32(&h, round_to, &v, 1);
+            cl_convert_to_f32(&r, &h, round_to, 1);
+            v = r;
+        }
+        cl_convert_from_f32((char *)dst + i * es, dtype, &v, 1);
+    }
     return CL_OK;
 }
 
@@ -325,6 +348,13 @@ static int cpu_argmax(cl_backend *b, int32_t *ids, const float *logits, int64_t 
     return CL_OK;
 }
 
+static cl_dtype cpu_matrix_dtype(cl_backend *b, cl_dtype weights)
+{
+    (void)b;
+    (void)weights;
+    return CL_F32;
+}
+
 static cl_dtype cpu_kv_dtype(cl_backend *b, cl_dtype weights)
 {
     (void)b;
@@ -348,6 +378,7 @@ static const cl_backend_ops cpu_ops = {
     .weight_upload = cpu_weight_upload,
     .weight_from_f32 = cpu_weight_from_f32,
     .weight_free = cpu_weight_free,
+    .fill_random = cpu_fill_random,
     .batch_prepare = cpu_batch_prepare,
     .batch_release = cpu_batch_release,
     .embed = cpu_embed,
@@ -366,6 +397,7 @@ static const cl_backend_ops cpu_ops = {
     .gated_norm_m2 = cpu_gated_norm_m2,
     .gated_norm_fla = cpu_gated_norm_fla,
     .argmax = cpu_argmax,
+    .matrix_dtype = cpu_matrix_dtype,
     .kv_dtype = cpu_kv_dtype,
     .destroy = cpu_destroy,
 };

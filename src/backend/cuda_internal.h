@@ -200,7 +200,10 @@ int cuda_upload(cuda_ctx *c, void *dst, const void *const *parts, const size_t *
 /* Lays out and uploads the block tables for page size P (attention ops). */
 int cuda_batch_blocks(cuda_ctx *c, int64_t P);
 
-/* Op families (cuda_dense.c, cuda_gemm.c, cuda_mixers.c) fill the op table. */
+/* Op families (cuda_memory.c, cuda_weights.c, cuda_dense.c, cuda_gemm.c,
+ * cuda_mixers.c, cuda_compose.c) fill the op table. */
+void cuda_memory_ops(cl_backend_ops *o);
+void cuda_weight_ops(cl_backend_ops *o);
 void cuda_dense_ops(cl_backend_ops *o);
 void cuda_gemm_ops(cl_backend_ops *o);
 void cuda_mixer_ops(cl_backend_ops *o);

@@ -1,7 +1,6 @@
 #include "common/ids.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,25 +35,46 @@ void cl_ids_free(cl_ids *ids)
     ids->n = ids->cap = 0;
 }
 
+/* Items are whole decimal numbers in [0, 2^31) separated by one comma (with optional
+ * whitespace around it) or by whitespace; an empty item ("1,,2", ",1") is an error, one
+ * trailing comma is accepted ("1,2," as `tr '\n' ,` writes it). */
 static int parse_text(const char *text, const char *what, cl_ids *out)
 {
     const char *p = text;
     size_t index = 0;
+    int need_item = 0; /* after a comma */
     for (;;) {
-        while (*p && (isspace((unsigned char)*p) || *p == ','))
+        while (*p && isspace((unsigned char)*p))
             p++;
         if (!*p)
             break;
-        char *end;
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || (*end && !isspace((unsigned char)*end) && *end != ','))
-            return cl_err(CL_ERR_ARG, "%s: item %zu is not an integer token id", what, index);
-        if (errno == ERANGE || v < 0 || v > INT32_MAX)
-            return cl_err(CL_ERR_RANGE, "%s: token id %lld out of range", what, v);
+        if (*p == ',')
+            return cl_err(CL_ERR_ARG, "%s: item %zu is empty (%s)", what, index + 1,
+                          need_item ? "two commas" : "a leading comma");
+        const char *start = p;
+        while (*p && !isspace((unsigned char)*p) && *p != ',')
+            p++;
+        size_t len = (size_t)(p - start);
+        int digits = len > 0;
+        for (size_t i = 0; i < len; i++)
+            digits &= start[i] >= '0' && start[i] <= '9';
+        if (!digits)
+            return cl_err(CL_ERR_ARG, "%s: item %zu ('%.*s') is not a token id (a whole number "
+                                      ">= 0)",
+                          what, index + 1, (int)(len > 40 ? 40 : len), start);
+        long long v = 0;
+        for (size_t i = 0; i < len && v <= INT32_MAX; i++)
+            v = v * 10 + (start[i] - '0');
+        if (v > INT32_MAX)
+            return cl_err(CL_ERR_ARG, "%s: item %zu ('%.*s') is out of range [0, %d]", what,
+                          index + 1, (int)(len > 40 ? 40 : len), start, INT32_MAX);
         CL_TRY(cl_ids_push(out, (int32_t)v));
         index++;
-        p = end;
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        need_item = *p == ',';
+        if (need_item)
+            p++;
     }
     return CL_OK;
 }
@@ -65,6 +85,8 @@ int cl_ids_parse(const char *text, const char *what, cl_ids *out)
     out->n = out->cap = 0;
     int rc;
     if (text[0] == '@') {
+        if (!text[1])
+            return cl_err(CL_ERR_ARG, "%s @: no file name after '@'", what);
         char *buf;
         CL_TRY(cl_read_file(text + 1, &buf, NULL));
         rc = parse_text(buf, text + 1, out);

@@ -7,6 +7,7 @@
 
 #include "common/fileio.h"
 #include "common/status.h"
+#include "common/utf8.h"
 
 int cl_json_parse(const char *what, const char *text, size_t len, cJSON **out)
 {
@@ -99,29 +100,13 @@ int cl_json_str(const cJSON *obj, const char *key, const char *file, const char 
 }
 
 /* Length of the valid UTF-8 sequence at p (0 if invalid). */
-static int utf8_len(const unsigned char *p)
-{
-    int n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
-                                                    : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (n == 2 && p[0] < 0xc2)
-        return 0;
-    for (int i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if (n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)))
-        return 0; /* overlong / surrogate */
-    if (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || p[0] > 0xf4 || (p[0] == 0xf4 && p[1] >= 0x90)))
-        return 0;
-    return n;
-}
-
 void cl_json_fputs(void *file, const char *s)
 {
     FILE *f = file;
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p >= 0x80) { /* JSON text must be valid UTF-8: invalid bytes become U+FFFD */
-            int n = utf8_len(p);
+            int n = cl_utf8_seq_len(p, 4); /* NUL-terminated: a short tail fails its check */
             if (n == 0) {
                 fputs("\\ufffd", f);
             } else {

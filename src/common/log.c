@@ -1,5 +1,7 @@
 #include "common/log.h"
 
+#include "collage.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

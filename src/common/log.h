@@ -6,9 +6,8 @@
 
 #include <stdint.h>
 
-enum { CL_LOG_QUIET = 0, CL_LOG_INFO = 1, CL_LOG_DEBUG = 2 };
-
-void cl_log_set_level(int level);
+/* Levels are collage.h's CL_LOG_QUIET (0), CL_LOG_INFO (1), CL_LOG_DEBUG (2);
+ * cl_log_set_level is declared there. */
 int cl_log_level(void);
 void cl_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cl_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -39,4 +39,23 @@ static inline float cl_rng_normal(uint64_t key, uint64_t i)
     return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
 }
 
+/* Kinds of values drawn from a stream (kernels/rng.cu draws the same ones):
+ * a * N(0,1) + b, a * U[0,1) + b, Mamba2 A_log = log U[1, 16], dt_bias =
+ * softplus^-1 of a log-uniform dt in [1e-3, 1e-1], or the constant b. */
+enum { CL_RNG_NORMAL = 0, CL_RNG_UNIFORM, CL_RNG_A_LOG, CL_RNG_DT_BIAS, CL_RNG_CONST };
+
+static inline float cl_rng_value(int kind, uint64_t key, uint64_t i, float a, float b)
+{
+    switch (kind) {
+    case CL_RNG_NORMAL: return a * cl_rng_normal(key, i) + b;
+    case CL_RNG_UNIFORM: return a * cl_rng_uniform(key, i) + b;
+    case CL_RNG_A_LOG: return logf(1.0f + 15.0f * cl_rng_uniform(key, i));
+    case CL_RNG_DT_BIAS: {
+        float dt = expf(logf(1e-3f) + cl_rng_uniform(key, i) * (logf(1e-1f) - logf(1e-3f)));
+        return dt + logf(-expm1f(-dt));
+    }
+    default: return b;
+    }
+}
+
 #endif

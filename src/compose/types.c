@@ -1,4 +1,5 @@
 /* The compose_type names (spec COMPOSITION.md §2), options and cache settings. */
+#include <pthread.h>
 #include <string.h>
 
 #include "common/status.h"
@@ -35,6 +36,24 @@ void cl_compose_opts_default(cl_compose_opts *o)
     o->pad_id = CL_COMPOSE_DEFAULT_PAD;
 }
 
+static char names_list[512];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void build_names(void)
+{
+    for (size_t i = 0; i < N_TYPES; i++) {
+        strncat(names_list, types[i].name, sizeof names_list - strlen(names_list) - 1);
+        if (i + 1 < N_TYPES)
+            strncat(names_list, ", ", sizeof names_list - strlen(names_list) - 1);
+    }
+}
+
+const char *cl_compose_type_names(void)
+{
+    pthread_once(&names_once, build_names);
+    return names_list;
+}
+
 int cl_compose_type_parse(const char *name, cl_compose_kv *kv, cl_compose_ssm *ssm)
 {
     for (size_t i = 0; name && i < N_TYPES; i++)
@@ -43,14 +62,8 @@ int cl_compose_type_parse(const char *name, cl_compose_kv *kv, cl_compose_ssm *s
             *ssm = types[i].ssm;
             return CL_OK;
         }
-    char list[512] = "";
-    for (size_t i = 0; i < N_TYPES; i++) {
-        strncat(list, types[i].name, sizeof list - strlen(list) - 1);
-        if (i + 1 < N_TYPES)
-            strncat(list, ", ", sizeof list - strlen(list) - 1);
-    }
     return cl_err(CL_ERR_ARG, "unknown compose type '%s' (one of: %s)", name ? name : "(none)",
-                  list);
+                  cl_compose_type_names());
 }
 
 const char *cl_compose_type_name(cl_compose_kv kv, cl_compose_ssm ssm)

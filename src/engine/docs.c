@@ -84,7 +84,7 @@ int cl_doc_put(cl_prefix *p, const cl_key *key, const cl_seq *s, const cl_doc_me
         return cl_err(CL_ERR_NOMEM, "out of memory");
     }
     cl_store_info info = {0};
-    info.dtype = (uint8_t)s->c->o.kv_dtype;
+    info.dtype = (uint8_t)s->c->kv_dtype;
     info.tokens = s->kv_len;
     info.meta = mj;
     info.meta_bytes = strlen(mj);
@@ -118,6 +118,8 @@ int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
     if (rc != CL_OK)
         return rc;
     rc = parse_meta(what, v.info.meta, v.info.meta_bytes, meta);
+    if (rc == CL_OK)
+        meta->id = *key;
     if (rc == CL_OK && !cl_key_eq(&meta->model_id, &p->k0))
         rc = cl_err(CL_ERR_FORMAT,
                     "%s was ingested with another model (or other settings: KV dtype, GKA "
@@ -127,4 +129,91 @@ int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
         rc = cl_state_restore(s, v.payload, (size_t)v.payload_bytes, what);
     free(buf);
     return rc;
+}
+
+/* ---- listing and management (public) ---- */
+
+int cl_doc_meta_get(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
+{
+    char hex[33], what[64];
+    snprintf(what, sizeof what, "document %s", cl_key_hex(id, hex));
+    cl_store_txn *txn;
+    CL_TRY(cl_store_txn_begin(p->st, &txn));
+    cl_store_value v;
+    int rc = cl_store_get(txn, CL_STORE_DOC, id, &v);
+    if (rc == CL_ERR_NOTFOUND)
+        rc = cl_err(CL_ERR_NOTFOUND, "%s: not in the store %s", what, cl_store_dir(p->st));
+    if (rc == CL_OK)
+        rc = parse_meta(what, v.info.meta, v.info.meta_bytes, out);
+    if (rc == CL_OK) {
+        out->id = *id;
+        out->bytes = v.payload_bytes + v.info.meta_bytes;
+        out->created_ns = v.created_ns;
+    }
+    cl_store_txn_end(txn);
+    if (rc == CL_OK && !cl_key_eq(&out->model_id, &p->k0))
+        rc = cl_err(CL_ERR_NOTFOUND, "%s: stored for another model or other settings", what);
+    return rc;
+}
+
+typedef struct {
+    cl_key key;
+    int pinned;
+} listed_doc;
+
+typedef struct {
+    listed_doc *docs;
+    size_t n, cap;
+} list_ctx;
+
+static int collect_doc(void *user, const cl_store_entry *e)
+{
+    list_ctx *x = user;
+    if (!e->header_ok)
+        return 0;
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? 2 * x->cap : 64;
+        listed_doc *nd = realloc(x->docs, cap * sizeof *nd);
+        if (!nd)
+            return cl_err(CL_ERR_NOMEM, "out of memory");
+        x->docs = nd;
+        x->cap = cap;
+    }
+    x->docs[x->n++] = (listed_doc){e->key, e->pinned};
+    return 0;
+}
+
+int cl_doc_list(cl_prefix *p, cl_doc_list_fn fn, void *user)
+{
+    list_ctx x = {NULL, 0, 0};
+    /* keys first (one read transaction), then each descriptor: fn may use the store */
+    int rc = cl_store_list(p->st, CL_STORE_DOC, collect_doc, &x);
+    for (size_t i = 0; i < x.n && rc == CL_OK; i++) {
+        cl_doc_meta m;
+        int r = cl_doc_meta_get(p, &x.docs[i].key, &m);
+        if (r == CL_ERR_NOTFOUND || r == CL_ERR_CORRUPT || r == CL_ERR_FORMAT)
+            continue; /* another model's, or gone meanwhile, or damaged */
+        if (r != CL_OK) {
+            rc = r;
+            break;
+        }
+        m.pinned = x.docs[i].pinned;
+        rc = fn(user, &m);
+    }
+    free(x.docs);
+    return rc;
+}
+
+int cl_doc_delete(cl_prefix *p, const cl_key *id)
+{
+    cl_doc_meta m;
+    CL_TRY(cl_doc_meta_get(p, id, &m));
+    return cl_store_del(p->st, CL_STORE_DOC, id);
+}
+
+int cl_doc_pin(cl_prefix *p, const cl_key *id, int pinned)
+{
+    cl_doc_meta m;
+    CL_TRY(cl_doc_meta_get(p, id, &m));
+    return cl_store_pin(p->st, CL_STORE_DOC, id, pinned);
 }

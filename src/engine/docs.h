@@ -10,23 +10,20 @@
 
 #include <stdint.h>
 
+#include "collage.h"
 #include "engine/prefix.h"
 #include "engine/seq.h"
 #include "store/store.h"
 
-typedef struct {
-    cl_key model_id;      /* the prefix cache's chain root: model id + settings */
-    cl_key prefix_hash;   /* H(prefix ids) */
-    int64_t prefix_tokens, doc_tokens;
-    int has_transition;
-    char name[256];       /* file name or label (may be empty) */
-} cl_doc_meta;
+/* Public (collage.h): cl_doc_meta, cl_doc_ingest (docs_ingest.c), cl_doc_compose and
+ * cl_doc_query (docs_query.c), cl_doc_meta_get / list / delete / pin (here). */
 
 /* Key of a document (settings as in the prefix cache: KV dtype, num_iter). */
 void cl_doc_key(const cl_prefix *p, const int32_t *prefix, int64_t n_prefix, const int32_t *doc,
                 int64_t n_doc, cl_key *out);
 void cl_doc_prefix_hash(const int32_t *prefix, int64_t n_prefix, cl_key *out);
-/* Stores s (holding prefix + doc) with its descriptor. pin: never evicted. */
+/* Stores s (holding prefix + doc) with its descriptor (model_id, prefix_hash,
+ * prefix_tokens, doc_tokens, has_transition, name). pin: never evicted. */
 int cl_doc_put(cl_prefix *p, const cl_key *key, const cl_seq *s, const cl_doc_meta *meta,
                int pin);
 /* 1 if stored (header check only). */

@@ -13,16 +13,68 @@ typedef struct {
     int64_t gka_num_iter;
 } prefix_settings;
 
-int cl_prefix_init(cl_prefix *p, cl_store *st, const cl_model *m, const cl_cache *c,
-                   int64_t block_tokens)
+void cl_prefix_opts_default(cl_prefix_opts *o)
 {
-    memset(p, 0, sizeof *p);
+    memset(o, 0, sizeof *o);
+    o->block_tokens = CL_PREFIX_BLOCK_TOKENS;
+}
+
+int cl_prefix_create(cl_store *st, cl_model *m, cl_cache *c, const cl_prefix_opts *o,
+                     cl_prefix **out)
+{
+    cl_prefix_opts def;
+    if (!o) {
+        cl_prefix_opts_default(&def);
+        o = &def;
+    }
+    if (o->block_tokens < 0 || o->block_tokens > (1 << 20))
+        return cl_err(CL_ERR_ARG, "block_tokens must be in [1, %d] (got %lld)", 1 << 20,
+                      (long long)o->block_tokens);
+    if (o->snapshot_every < 0)
+        return cl_err(CL_ERR_ARG, "snapshot_every must be >= 0 (got %lld)",
+                      (long long)o->snapshot_every);
+    if (o->gpu_tier_bytes || o->host_tier_bytes || o->write_behind)
+        return cl_err(CL_ERR_UNSUPPORTED, "hot tiers and write-behind are not yet supported");
+    cl_prefix *p = calloc(1, sizeof *p);
+    if (!p)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
     p->st = st;
-    p->block_tokens = block_tokens > 0 ? block_tokens : CL_PREFIX_BLOCK_TOKENS;
-    CL_TRY(cl_model_id(m, st, &p->model_id));
-    prefix_settings s = {1, CL_STATE_VERSION, (uint32_t)c->o.kv_dtype, 0, m->gka_num_iter};
+    p->m = m;
+    p->c = c;
+    p->o = *o;
+    p->block_tokens = o->block_tokens > 0 ? o->block_tokens : CL_PREFIX_BLOCK_TOKENS;
+    p->snapshot_every = o->snapshot_every;
+    int rc = cl_model_id(m, st, &p->model_id);
+    if (rc != CL_OK) {
+        free(p);
+        return rc;
+    }
+    prefix_settings s = {1, CL_STATE_VERSION, (uint32_t)c->kv_dtype, 0, m->gka_num_iter};
     cl_key_chain_root(&p->model_id, &s, sizeof s, &p->k0);
+    *out = p;
     return CL_OK;
+}
+
+void cl_prefix_free(cl_prefix *p)
+{
+    free(p);
+}
+
+int cl_prefix_flush(cl_prefix *p)
+{
+    (void)p; /* writes are synchronous: nothing is ever pending */
+    return CL_OK;
+}
+
+void cl_prefix_stats_get(const cl_prefix *p, cl_prefix_stats *out) { *out = p->stats; }
+
+int cl_prefix_store(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n)
+{
+    cl_prefix_capture cap;
+    CL_TRY(cl_prefix_capture_now(p, s, &cap));
+    int rc = cl_prefix_save(p, s, ids, n, &cap, 1);
+    cl_prefix_capture_free(&cap);
+    return rc;
 }
 
 /* Key of the snapshot at position pos, given K[i] = key after block i (K[0] = k0). */
@@ -68,6 +120,7 @@ int cl_prefix_restore(cl_prefix *p, cl_seq *s, const int32_t *ids, int64_t n_max
     *cached = 0;
     if (n_max <= 0)
         return CL_OK;
+    double t_start = cl_now();
     int64_t B = p->block_tokens, m = n_max / B;
     cl_key *K = malloc((size_t)(m + 1) * sizeof *K);
     if (!K)
@@ -114,9 +167,14 @@ int cl_prefix_restore(cl_prefix *p, cl_seq *s, const int32_t *ids, int64_t n_max
     }
     cl_store_txn_end(txn);
     free(K);
-    if (rc == CL_OK && *cached)
+    if (rc == CL_OK && *cached) {
         cl_log_debug("prefix cache: resumed at %lld of %lld tokens", (long long)*cached,
                      (long long)n_max);
+        p->stats.restores++;
+        p->stats.restored_tokens += (uint64_t)*cached;
+        p->stats.hits_store++;
+    }
+    p->stats.restore_s += cl_now() - t_start;
     return rc;
 }
 
@@ -164,7 +222,7 @@ int cl_prefix_save(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n,
             char *dst = kv + blk_bytes * (size_t)(j - 1);
             rc = cl_state_read_kv(s, (j - 1) * B, B, dst);
             cl_store_info info = {0};
-            info.dtype = (uint8_t)s->c->o.kv_dtype;
+            info.dtype = (uint8_t)s->c->kv_dtype;
             info.tokens = B;
             cl_store_piece piece = {dst, blk_bytes};
             if (rc == CL_OK)
@@ -178,7 +236,7 @@ int cl_prefix_save(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n,
         cl_key key;
         snap_key(p, K, ids, caps[i].pos, &key);
         cl_store_info info = {0};
-        info.dtype = (uint8_t)s->c->o.kv_dtype;
+        info.dtype = (uint8_t)s->c->kv_dtype;
         info.tokens = caps[i].pos;
         cl_store_piece piece = {caps[i].bytes, caps[i].len};
         rc = cl_store_batch_put(b, CL_STORE_SNAP, &key, &info, &piece, 1, 0);

@@ -17,17 +17,24 @@
 
 #include <stdint.h>
 
+#include "collage.h"
 #include "engine/seq.h"
 #include "store/store.h"
 
 #define CL_PREFIX_BLOCK_TOKENS 64
 
-typedef struct {
+/* Public (collage.h): cl_prefix_opts, create/free/flush/restore/store/stats. */
+struct cl_prefix {
     cl_store *st;
+    cl_model *m;
+    cl_cache *c;
+    cl_prefix_opts o;
     cl_key model_id, k0;
     int64_t block_tokens;
     int64_t snapshot_every; /* also snapshot every N full blocks (0: only where asked) */
-} cl_prefix;
+    int readonly;           /* the store cannot be written: lookups only */
+    cl_prefix_stats stats;
+};
 
 /* A state snapshot captured in memory at position pos, saved later. */
 typedef struct {
@@ -36,16 +43,6 @@ typedef struct {
     size_t len;
 } cl_prefix_capture;
 
-/* Settings that change stored states are part of k0: KV dtype, GKA num_iter,
- * state format version. */
-int cl_prefix_init(cl_prefix *p, cl_store *st, const cl_model *m, const cl_cache *c,
-                   int64_t block_tokens);
-/* Restores into s (empty) the longest stored state resumable at a position
- * <= n_max of ids; *cached = that position (0: none). Store problems are logged
- * and cost only recomputation; the return value is an error only for real
- * failures (memory, backend). */
-int cl_prefix_restore(cl_prefix *p, cl_seq *s, const int32_t *ids, int64_t n_max,
-                      int64_t *cached);
 /* Captures s's current state (position s->pos) for a later save. */
 int cl_prefix_capture_now(const cl_prefix *p, const cl_seq *s, cl_prefix_capture *cap);
 void cl_prefix_capture_free(cl_prefix_capture *cap);

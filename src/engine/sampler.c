@@ -9,6 +9,7 @@
 
 void cl_sampler_opts_default(cl_sampler_opts *o)
 {
+    memset(o, 0, sizeof *o);
     o->greedy = 0;
     o->temperature = 1.0f;
     o->top_k = 0;
@@ -18,28 +19,64 @@ void cl_sampler_opts_default(cl_sampler_opts *o)
     o->seed = 0;
 }
 
+int cl_sampler_opts_check(const cl_sampler_opts *o)
+{
+    if (!o->greedy && !(o->temperature > 0 && o->temperature <= 1e6f))
+        return cl_err(CL_ERR_ARG, "temperature must be in (0, 1e6] (greedy for argmax; got %g)",
+                      (double)o->temperature);
+    if (!(o->top_p > 0 && o->top_p <= 1))
+        return cl_err(CL_ERR_ARG, "top_p must be in (0, 1] (got %g)", (double)o->top_p);
+    if (!(o->min_p >= 0 && o->min_p < 1))
+        return cl_err(CL_ERR_ARG, "min_p must be in [0, 1) (got %g)", (double)o->min_p);
+    if (o->top_k < 0)
+        return cl_err(CL_ERR_ARG, "top_k must be >= 0 (got %lld)", (long long)o->top_k);
+    if (!(o->repetition_penalty > 0 && o->repetition_penalty <= 100))
+        return cl_err(CL_ERR_ARG, "repetition_penalty must be in (0, 100] (got %g)",
+                      (double)o->repetition_penalty);
+    if (!(o->presence_penalty >= -2 && o->presence_penalty <= 2))
+        return cl_err(CL_ERR_ARG, "presence_penalty must be in [-2, 2] (got %g)",
+                      (double)o->presence_penalty);
+    if (!(o->frequency_penalty >= -2 && o->frequency_penalty <= 2))
+        return cl_err(CL_ERR_ARG, "frequency_penalty must be in [-2, 2] (got %g)",
+                      (double)o->frequency_penalty);
+    return CL_OK;
+}
+
 int cl_sampler_init(cl_sampler *s, const cl_sampler_opts *o)
 {
     memset(s, 0, sizeof *s);
     s->o = *o;
-    if (!o->greedy && !(o->temperature > 0))
-        return cl_err(CL_ERR_ARG, "--temperature must be > 0 (use --greedy for argmax)");
-    if (o->top_p <= 0 || o->top_p > 1)
-        return cl_err(CL_ERR_ARG, "--top-p must be in (0, 1]");
-    if (o->min_p < 0 || o->min_p >= 1)
-        return cl_err(CL_ERR_ARG, "--min-p must be in [0, 1)");
-    if (o->top_k < 0)
-        return cl_err(CL_ERR_ARG, "--top-k must be >= 0");
-    if (!(o->repetition_penalty > 0))
-        return cl_err(CL_ERR_ARG, "--repetition-penalty must be > 0");
+    return cl_sampler_opts_check(o);
+}
+
+void cl_sampler_release(cl_sampler *s)
+{
+    free(s->idx);
+    free(s->prob);
+    free(s->seen);
+    memset(s, 0, sizeof *s);
+}
+
+int cl_sampler_create(const cl_sampler_opts *o, cl_sampler **out)
+{
+    cl_sampler *s = malloc(sizeof *s);
+    if (!s)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    int rc = cl_sampler_init(s, o);
+    if (rc != CL_OK) {
+        free(s);
+        return rc;
+    }
+    *out = s;
     return CL_OK;
 }
 
 void cl_sampler_free(cl_sampler *s)
 {
-    free(s->idx);
-    free(s->prob);
-    memset(s, 0, sizeof *s);
+    if (!s)
+        return;
+    cl_sampler_release(s);
+    free(s);
 }
 
 int32_t cl_argmax(const float *x, int64_t n)
@@ -51,27 +88,52 @@ int32_t cl_argmax(const float *x, int64_t n)
     return (int32_t)best;
 }
 
-static void penalize(const cl_sampler_opts *o, float *logits, int64_t V, const int32_t *hist,
-                     int64_t n)
+/* Penalties (HF repetition: each distinct token of the history once, positive logits
+ * divided, negative multiplied; OpenAI presence/frequency: over the generated tokens,
+ * logit -= presence * [count > 0] + frequency * count). A bitmap over the vocabulary
+ * keeps this linear in the history. */
+static int penalize(cl_sampler *s, float *logits, int64_t V, const int32_t *hist, int64_t n,
+                    int64_t n_prompt)
 {
-    if (o->repetition_penalty == 1.0f)
-        return;
-    /* HF: each distinct previous token once: positive logits divided, negative multiplied */
+    const cl_sampler_opts *o = &s->o;
+    int rep = o->repetition_penalty != 1.0f;
+    int oai = o->presence_penalty != 0.0f || o->frequency_penalty != 0.0f;
+    if (!rep && !oai)
+        return CL_OK;
+    if (s->seen_cap < V) {
+        uint32_t *ns = realloc(s->seen, (size_t)V * sizeof *ns);
+        if (!ns)
+            return cl_err(CL_ERR_NOMEM, "out of memory (sampler)");
+        s->seen = ns;
+        s->seen_cap = V;
+    }
+    memset(s->seen, 0, (size_t)V * sizeof *s->seen);
+    if (n_prompt > n)
+        n_prompt = n;
     for (int64_t i = 0; i < n; i++) {
         int32_t t = hist[i];
         if (t < 0 || t >= V)
             continue;
-        int seen = 0;
-        for (int64_t j = 0; j < i && !seen; j++)
-            seen = hist[j] == t;
-        if (seen)
-            continue;
-        logits[t] = logits[t] > 0 ? logits[t] / o->repetition_penalty
-                                  : logits[t] * o->repetition_penalty;
+        s->seen[t] |= 1u;
+        if (i >= n_prompt)
+            s->seen[t] += 2u;
     }
+    for (int64_t i = 0; i < n; i++) {
+        int32_t t = hist[i];
+        if (t < 0 || t >= V || !(s->seen[t] & 1u))
+            continue;
+        if (rep)
+            logits[t] = logits[t] > 0 ? logits[t] / o->repetition_penalty
+                                      : logits[t] * o->repetition_penalty;
+        uint32_t count = s->seen[t] >> 1;
+        if (oai && count)
+            logits[t] -= o->presence_penalty + o->frequency_penalty * (float)count;
+        s->seen[t] &= ~1u; /* each distinct token once */
+    }
+    return CL_OK;
 }
 
-static const float *cmp_base;
+static _Thread_local const float *cmp_base; /* qsort has no context argument */
 static int cmp_desc(const void *a, const void *b)
 {
     float x = cmp_base[*(const int32_t *)a], y = cmp_base[*(const int32_t *)b];
@@ -142,9 +204,9 @@ static int filtered(cl_sampler *s, float *logits, int64_t V, int64_t *n_out)
 }
 
 int cl_sampler_probs(cl_sampler *s, float *logits, int64_t V, const int32_t *hist, int64_t nh,
-                     float *probs)
+                     int64_t n_prompt, float *probs)
 {
-    penalize(&s->o, logits, V, hist, nh);
+    CL_TRY(penalize(s, logits, V, hist, nh, n_prompt));
     memset(probs, 0, (size_t)V * sizeof *probs);
     if (s->o.greedy) {
         probs[cl_argmax(logits, V)] = 1.0f;
@@ -157,9 +219,10 @@ int cl_sampler_probs(cl_sampler *s, float *logits, int64_t V, const int32_t *his
     return CL_OK;
 }
 
-int32_t cl_sampler_pick(cl_sampler *s, float *logits, int64_t V, const int32_t *hist, int64_t nh)
+int32_t cl_sampler_pick(cl_sampler *s, float *logits, int64_t V, const int32_t *hist, int64_t nh,
+                        int64_t n_prompt)
 {
-    penalize(&s->o, logits, V, hist, nh);
+    penalize(s, logits, V, hist, nh, n_prompt); /* out of memory: no penalty */
     uint64_t step = s->step++;
     if (s->o.greedy)
         return cl_argmax(logits, V);
@@ -176,4 +239,42 @@ int32_t cl_sampler_pick(cl_sampler *s, float *logits, int64_t V, const int32_t *
             return s->idx[i];
     }
     return s->idx[n - 1];
+}
+
+int cl_sampler_logprobs(cl_sampler *s, const float *raw, int64_t V, int32_t id, int k,
+                        cl_token_logprobs *out)
+{
+    if (k < 0)
+        k = 0;
+    if (k > CL_MAX_TOP_LOGPROBS)
+        k = CL_MAX_TOP_LOGPROBS;
+    if (k > V)
+        k = (int)V;
+    double mx = raw[0];
+    for (int64_t i = 1; i < V; i++)
+        mx = raw[i] > mx ? raw[i] : mx;
+    double sum = 0;
+    for (int64_t i = 0; i < V; i++)
+        sum += exp((double)raw[i] - mx);
+    double lse = mx + log(sum);
+    int n = 0; /* insertion into a sorted top-k list (k <= 20) */
+    for (int64_t i = 0; i < V && k > 0; i++) {
+        float v = raw[i];
+        if (n == k && v <= raw[s->top_ids[n - 1]])
+            continue;
+        int j = n < k ? n++ : n - 1;
+        while (j > 0 && raw[s->top_ids[j - 1]] < v) {
+            s->top_ids[j] = s->top_ids[j - 1];
+            j--;
+        }
+        s->top_ids[j] = (int32_t)i;
+    }
+    for (int i = 0; i < n; i++)
+        s->top_lp[i] = (float)((double)raw[s->top_ids[i]] - lse);
+    out->id = id;
+    out->logprob = id >= 0 && id < V ? (float)((double)raw[id] - lse) : -INFINITY;
+    out->n_top = n;
+    out->top_ids = s->top_ids;
+    out->top_logprobs = s->top_lp;
+    return CL_OK;
 }

@@ -1,42 +1,42 @@
-/* sampler.h - choosing the next token from logits: greedy, or temperature with
- * top-k, top-p (nucleus), min-p and a repetition penalty, from a seeded
- * counter-based RNG (same seed, same choices, on any machine).
- * Order (as HF): repetition penalty -> temperature -> top-k -> top-p -> min-p. */
+/* sampler.h - choosing the next token from logits (public part in collage.h:
+ * cl_sampler_opts, create/free/pick): greedy, or temperature with top-k, top-p
+ * (nucleus), min-p, HF's repetition penalty and OpenAI's presence / frequency
+ * penalties, from a seeded counter-based RNG (same seed, same choices, on any
+ * machine). Order (as HF): penalties -> temperature -> top-k -> top-p -> min-p.
+ * Log-probabilities are reported from the raw logits (as vLLM does by default). */
 #ifndef CL_SAMPLER_H
 #define CL_SAMPLER_H
 
 #include <stdint.h>
 
-typedef struct {
-    int greedy;           /* 1: argmax (ignores the rest but the penalty) */
-    float temperature;    /* > 0 */
-    int64_t top_k;        /* 0: off */
-    float top_p;          /* 1: off */
-    float min_p;          /* 0: off */
-    float repetition_penalty; /* 1: off */
-    uint64_t seed;
-} cl_sampler_opts;
+#include "collage.h"
 
-typedef struct {
+#define CL_MAX_TOP_LOGPROBS 20
+
+struct cl_sampler {
     cl_sampler_opts o;
     uint64_t step;
     /* scratch */
     int32_t *idx;
     float *prob;
     int64_t cap;
-} cl_sampler;
+    uint32_t *seen;      /* [V]: bit 0 seen anywhere, bits 1..: count in the generated text */
+    int64_t seen_cap;
+    int32_t top_ids[CL_MAX_TOP_LOGPROBS];
+    float top_lp[CL_MAX_TOP_LOGPROBS];
+};
 
-void cl_sampler_opts_default(cl_sampler_opts *o);
+/* Initialises a sampler held by value (checks the options: CL_ERR_ARG). */
 int cl_sampler_init(cl_sampler *s, const cl_sampler_opts *o);
-void cl_sampler_free(cl_sampler *s);
-/* Chooses a token. logits (n_vocab) are modified (penalty, temperature). history:
- * tokens seen so far (prompt + generated) for the repetition penalty. */
-int32_t cl_sampler_pick(cl_sampler *s, float *logits, int64_t n_vocab, const int32_t *history,
-                        int64_t n_history);
-/* The probability distribution the sampler draws from after all filters
- * (for tests): writes probs[n_vocab] (zeros where filtered). */
+void cl_sampler_release(cl_sampler *s);
+/* The probability distribution the sampler draws from after all filters (for
+ * tests): writes probs[n_vocab] (zeros where filtered). */
 int cl_sampler_probs(cl_sampler *s, float *logits, int64_t n_vocab, const int32_t *history,
-                     int64_t n_history, float *probs);
+                     int64_t n_history, int64_t n_prompt, float *probs);
+/* Log-probabilities of the raw logits (log-softmax): `id`'s and the k most likely
+ * (k <= CL_MAX_TOP_LOGPROBS); out points into s (valid until the next call). */
+int cl_sampler_logprobs(cl_sampler *s, const float *raw_logits, int64_t n_vocab, int32_t id,
+                        int k, cl_token_logprobs *out);
 /* argmax (first index of the maximum). */
 int32_t cl_argmax(const float *x, int64_t n);
 

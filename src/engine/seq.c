@@ -123,6 +123,12 @@ out:
 int cl_seq_feed(cl_model *m, cl_seq *s, const int32_t *tokens, int64_t n, int64_t chunk,
                 cl_logits_mode mode, float *logits)
 {
+    if (n < 0 || (n > 0 && !tokens) || (mode != CL_LOGITS_NONE && n > 0 && !logits))
+        return cl_err(CL_ERR_ARG, "cl_seq_feed: bad arguments");
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->cfg->vocab_size)
+            return cl_err(CL_ERR_RANGE, "token id %d (at %lld) out of range [0, %lld)",
+                          tokens[i], (long long)i, (long long)m->cfg->vocab_size);
     if (chunk <= 0)
         chunk = m->feed_chunk > 0 ? m->feed_chunk : m->b->ops->feed_tokens;
     if (chunk <= 0)
@@ -177,3 +183,30 @@ int cl_seq_decode_batch(cl_model *m, cl_seq **seqs, const int32_t *tokens, int n
     free(rows);
     return rc;
 }
+
+/* ---- public handles (collage.h) ---- */
+
+int cl_seq_create(cl_cache *c, cl_seq **out)
+{
+    cl_seq *s = calloc(1, sizeof *s);
+    if (!s)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    int rc = cl_seq_init(s, c);
+    if (rc != CL_OK) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return CL_OK;
+}
+
+void cl_seq_free(cl_seq *s)
+{
+    if (!s)
+        return;
+    cl_seq_release(s);
+    free(s);
+}
+
+int64_t cl_seq_pos(const cl_seq *s) { return s->pos; }
+int64_t cl_seq_kv_len(const cl_seq *s) { return s->kv_len; }

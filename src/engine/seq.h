@@ -13,7 +13,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 
-typedef struct {
+struct cl_seq {
     cl_cache *c;
     int32_t slot;
     int32_t *pages;
@@ -22,29 +22,21 @@ typedef struct {
     int64_t pos;    /* RoPE position of the next token */
     int64_t hide_lo, hide_hi; /* KV slots hidden from new queries (sw composition) */
     int64_t n_tokens; /* tokens fed since the state began (or was restored) */
-} cl_seq;
+};
 
-/* Takes a fresh (zero) slot. */
+/* Public (collage.h): cl_seq_create/free (a heap cl_seq), reset, copy, pos, kv_len,
+ * feed, state_save/load, cl_logits_mode. Below: the engine's own. */
+
+/* Initialises a cl_seq held by value (inside another structure): a fresh (zero) slot. */
 int cl_seq_init(cl_seq *s, cl_cache *c);
 void cl_seq_release(cl_seq *s);
-/* Back to the empty state (keeps its slot and pages). */
-int cl_seq_reset(cl_seq *s);
 /* Ensures pages for kv_slots KV slots. */
 int cl_seq_reserve(cl_seq *s, int64_t kv_slots);
-/* dst (initialised, possibly in use) becomes a copy of src. */
-int cl_seq_copy(cl_seq *dst, const cl_seq *src);
-
-typedef enum { CL_LOGITS_NONE = 0, CL_LOGITS_LAST, CL_LOGITS_ALL } cl_logits_mode;
 
 /* Tokens per forward call when feeding a long prompt and neither the model
  * (cl_model.feed_chunk: --prefill-chunk) nor the backend (feed_tokens) sets it. */
 #define CL_FEED_CHUNK 512
 
-/* Feeds n tokens (in forward calls of at most `chunk` tokens; 0 = the model's
- * feed_chunk) and
- * writes logits: LAST -> [V] for the last token, ALL -> [n, V]. */
-int cl_seq_feed(cl_model *m, cl_seq *s, const int32_t *tokens, int64_t n, int64_t chunk,
-                cl_logits_mode mode, float *logits);
 /* One forward call over several sequences: sequence i adds toks[i][0..n[i]) (rows
  * in that order, concatenated); logits [n_rows, V] (host, may be NULL) and/or
  * argmax ids [n_rows] for the batch rows listed in rows. */

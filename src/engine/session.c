@@ -8,12 +8,12 @@
 
 void cl_session_opts_default(cl_session_opts *o)
 {
-    o->snapshot_every = 0;
+    memset(o, 0, sizeof *o);
     o->store_answer = 1;
     o->restore = 1;
 }
 
-int cl_session_generate(cl_model *m, cl_seq *s, cl_prefix *pc, const cl_session_opts *so,
+int cl_session_generate(cl_prefix *pc, cl_model *m, cl_seq *s, const cl_session_opts *so,
                         const int32_t *prompt, int64_t n, const cl_gen_opts *go, cl_ids *out,
                         cl_session_stats *st)
 {
@@ -25,7 +25,11 @@ int cl_session_generate(cl_model *m, cl_seq *s, cl_prefix *pc, const cl_session_
     memset(st, 0, sizeof *st);
     if (n <= 0)
         return cl_err(CL_ERR_ARG, "empty prompt: at least one token is needed");
+    /* every check before any work: ids, options, the context for prompt + answer */
     CL_TRY(cl_check_prompt(m, s, prompt, n, go->max_context));
+    CL_TRY(cl_gen_opts_check(m, go));
+    int64_t budget;
+    CL_TRY(cl_gen_budget(m, s->pos, n, go, &budget));
     double t0 = cl_now();
     int64_t cached = 0;
     if (pc && so->restore)
@@ -35,7 +39,7 @@ int cl_session_generate(cl_model *m, cl_seq *s, cl_prefix *pc, const cl_session_
     enum { MAXCAP = 64 };
     cl_prefix_capture caps[MAXCAP + 2];
     int ncap = 0, rc = CL_OK;
-    int64_t every = pc && so->snapshot_every > 0 ? so->snapshot_every * pc->block_tokens : 0;
+    int64_t every = pc && pc->snapshot_every > 0 ? pc->snapshot_every * pc->block_tokens : 0;
     int64_t at = cached;
     while (at < n - 1 && rc == CL_OK) {
         int64_t end = n - 1;
@@ -57,6 +61,7 @@ int cl_session_generate(cl_model *m, cl_seq *s, cl_prefix *pc, const cl_session_
         }
     }
     cl_gen_opts g = *go;
+    g.max_new_tokens = budget;
     g.feed_last = g.feed_last || (pc && so->store_answer);
     if (rc == CL_OK)
         rc = cl_generate(m, s, prompt + n - 1, 1, &g, out, &st->gen);

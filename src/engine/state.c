@@ -9,7 +9,7 @@ static size_t kv_row_bytes(const cl_cache *c)
 {
     if (!c->n_attn)
         return 0;
-    return (size_t)(c->kv[0].n_kv_heads * c->kv[0].head_dim) * cl_dtype_size(c->o.kv_dtype);
+    return (size_t)(c->kv[0].n_kv_heads * c->kv[0].head_dim) * cl_dtype_size(c->kv_dtype);
 }
 
 size_t cl_state_kv_bytes(const cl_cache *c, int64_t n) { return 2 * (size_t)c->n_attn * (size_t)n * kv_row_bytes(c); }
@@ -164,7 +164,7 @@ static void fill_header(const cl_seq *s, int64_t kv_from, int with_trans, cl_sta
     memset(h, 0, sizeof *h);
     h->magic = CL_STATE_MAGIC;
     h->version = CL_STATE_VERSION;
-    h->kv_dtype = (uint32_t)c->o.kv_dtype;
+    h->kv_dtype = (uint32_t)c->kv_dtype;
     h->flags = with_trans ? CL_STATE_HAS_TRANS : 0;
     h->kv_len = s->kv_len;
     h->pos = s->pos;
@@ -235,9 +235,9 @@ int cl_state_restore(cl_seq *s, const void *bytes, size_t len, const char *what)
         h.head_dim != want.head_dim || h.n_heads != want.n_heads)
         return cl_err(CL_ERR_FORMAT, "%s: state snapshot is for a different model geometry",
                       what);
-    if (h.kv_dtype != (uint32_t)c->o.kv_dtype)
+    if (h.kv_dtype != (uint32_t)c->kv_dtype)
         return cl_err(CL_ERR_UNSUPPORTED, "%s: snapshot KV dtype %s differs from the cache's %s",
-                      what, cl_dtype_name((cl_dtype)h.kv_dtype), cl_dtype_name(c->o.kv_dtype));
+                      what, cl_dtype_name((cl_dtype)h.kv_dtype), cl_dtype_name(c->kv_dtype));
     if (h.kv_from < 0 || h.kv_from > h.kv_len ||
         h.kv_bytes != cl_state_kv_bytes(c, h.kv_len - h.kv_from))
         return cl_err(CL_ERR_CORRUPT, "%s: snapshot KV range is inconsistent", what);
@@ -258,4 +258,19 @@ int cl_state_restore(cl_seq *s, const void *bytes, size_t len, const char *what)
     s->hide_lo = h.hide_lo;
     s->hide_hi = h.hide_hi;
     return CL_OK;
+}
+
+/* ---- public (collage.h) ---- */
+
+int cl_seq_state_save(const cl_seq *s, void **bytes, size_t *len)
+{
+    return cl_state_snapshot(s, 0, bytes, len);
+}
+
+int cl_seq_state_load(cl_seq *s, const void *bytes, size_t len, const char *what)
+{
+    if (s->kv_len || s->n_tokens)
+        return cl_err(CL_ERR_ARG, "%s: restore into an empty sequence (reset it first)",
+                      what ? what : "state");
+    return cl_state_restore(s, bytes, len, what ? what : "state");
 }

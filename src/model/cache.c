@@ -5,20 +5,15 @@
 
 #include "common/status.h"
 
-void cl_cache_opts_default(cl_cache_opts *o)
+void cl_cache_opts_for_model(const cl_model *m, cl_cache_opts *o)
 {
+    (void)m;
+    memset(o, 0, sizeof *o);
     o->page_tokens = 64;
     o->init_pages = 16;
     o->init_slots = 2;
     o->growable = 1;
     o->track_transition = 0;
-    o->kv_dtype = CL_F32;
-}
-
-void cl_cache_opts_for_model(const cl_model *m, cl_cache_opts *o)
-{
-    cl_cache_opts_default(o);
-    o->kv_dtype = m->b->ops->kv_dtype(m->b, m->cfg->dtype);
 }
 
 size_t cl_cache_page_bytes(const cl_cache *c)
@@ -110,19 +105,24 @@ static int grow_slots(cl_cache *c, int64_t want)
     return CL_OK;
 }
 
-int cl_cache_create(const cl_model *m, const cl_cache_opts *o, cl_cache **out)
+int cl_cache_create(cl_model *m, const cl_cache_opts *o, cl_cache **out)
 {
     cl_cache_opts def;
     if (!o) {
         cl_cache_opts_for_model(m, &def);
         o = &def;
     }
+    if (!m->loaded)
+        return cl_err(CL_ERR_ARG, "%s: the model was opened without its weights (describe "
+                                  "only): it cannot run",
+                      m->ck.dir);
     const cl_config *cfg = m->cfg;
     cl_cache *c = calloc(1, sizeof *c);
     if (!c)
         return cl_err(CL_ERR_NOMEM, "out of memory");
     c->b = m->b;
     c->o = *o;
+    c->kv_dtype = m->b->ops->kv_dtype(m->b, m->cfg->dtype);
     c->n_attn = cfg->n_attn_layers;
     c->n_ssm = cfg->n_ssm_layers;
     c->kv = calloc((size_t)(c->n_attn ? c->n_attn : 1), sizeof *c->kv);
@@ -139,7 +139,7 @@ int cl_cache_create(const cl_model *m, const cl_cache_opts *o, cl_cache **out)
         for (int64_t i = 0; i < D; i++)
             c->identity[(h * D + i) * D + i] = 1.0f;
     for (int i = 0; i < c->n_attn; i++)
-        c->kv[i] = (cl_kv_layer){NULL, NULL, o->page_tokens, cfg->num_kv_heads, D, o->kv_dtype};
+        c->kv[i] = (cl_kv_layer){NULL, NULL, o->page_tokens, cfg->num_kv_heads, D, c->kv_dtype};
     int si = 0;
     for (int64_t l = 0; l < cfg->num_layers; l++) {
         cl_layer_type t = cfg->layer_types[l];
@@ -259,4 +259,24 @@ int cl_cache_copy_slot(cl_cache *c, int32_t dst, int32_t src)
             CL_TRY(o->copy(c->b, s->trans + dst * sf, s->trans + src * sf, sf * 4));
     }
     return CL_OK;
+}
+
+void cl_cache_stats_get(const cl_cache *c, cl_cache_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->page_tokens = c->o.page_tokens;
+    out->total_pages = c->cap_pages;
+    out->free_pages = c->n_free_pages;
+    out->total_slots = c->cap_slots;
+    out->free_slots = c->n_free_slots;
+    out->growable = c->o.growable;
+    out->track_transition = c->o.track_transition;
+    out->kv_bytes = 2 * (uint64_t)c->n_attn * cl_cache_page_bytes(c) * (uint64_t)c->cap_pages;
+    for (int i = 0; i < c->n_ssm; i++) {
+        const cl_ssm_layer *s = &c->ssm[i];
+        uint64_t st = cl_cache_state_floats(c, i);
+        uint64_t per = cl_cache_conv_floats(c, i) + st + (uint64_t)s->n_heads +
+                       (s->state2 ? st : 0) + (s->trans ? st : 0);
+        out->ssm_bytes += 4 * per * (uint64_t)c->cap_slots;
+    }
 }

@@ -13,18 +13,12 @@
 #include "backend/backend.h"
 #include "model/model.h"
 
-typedef struct {
-    int64_t page_tokens;   /* tokens per KV page (default 64) */
-    int64_t init_pages;    /* initial pool size in pages */
-    int64_t init_slots;    /* initial number of SSM slots */
-    int growable;          /* 1: pools grow on demand */
-    int track_transition;  /* keep the GDN transition product (for GDN fuse / CASO) */
-    cl_dtype kv_dtype;     /* F32 on the CPU */
-} cl_cache_opts;
+/* cl_cache_opts, cl_cache_create/free and cl_cache_stats_get are public (collage.h). */
 
-typedef struct {
+struct cl_cache {
     cl_backend *b;
     cl_cache_opts o;
+    cl_dtype kv_dtype;    /* the backend's KV element type for this model */
     int n_attn, n_ssm;
     cl_kv_layer *kv;   /* [n_attn] */
     cl_ssm_layer *ssm; /* [n_ssm] */
@@ -35,13 +29,8 @@ typedef struct {
     int32_t *free_slots;
     int64_t n_free_slots;
     float *identity;     /* host [H, D, D] identities (GDN transition reset) */
-} cl_cache;
+};
 
-void cl_cache_opts_default(cl_cache_opts *o);
-/* Defaults for a model: the backend's KV dtype for the checkpoint's dtype. */
-void cl_cache_opts_for_model(const cl_model *m, cl_cache_opts *o);
-int cl_cache_create(const cl_model *m, const cl_cache_opts *o, cl_cache **out);
-void cl_cache_free(cl_cache *c);
 
 /* Pages: n fresh page indices into out. */
 int cl_cache_alloc_pages(cl_cache *c, int64_t n, int32_t *out);

@@ -11,22 +11,10 @@
 
 #include <stdint.h>
 
+#include "collage.h"
 #include "common/dtype.h"
 
-typedef enum {
-    CL_LAYER_ATTN = 0, /* "*"   */
-    CL_LAYER_SWA,      /* "SWA" */
-    CL_LAYER_M2,       /* "M2"  */
-    CL_LAYER_GDN,      /* "GDN" */
-    CL_LAYER_GKA,      /* "GKA" */
-    CL_LAYER_BMF,      /* "BMF" (parsed; forward not yet supported) */
-    CL_LAYER_TYPE_COUNT
-} cl_layer_type;
-
-/* "*", "SWA", ... */
-const char *cl_layer_symbol(cl_layer_type t);
-/* "attention", "sliding-window attention", "Mamba2", ... */
-const char *cl_layer_name(cl_layer_type t);
+/* cl_layer_type, cl_layer_symbol and cl_layer_name are public (collage.h). */
 /* 1 for layer types that keep attention KV (ATTN, SWA). */
 int cl_layer_is_attention(cl_layer_type t);
 /* 1 for layer types with a recurrent state (M2, GDN, GKA). */

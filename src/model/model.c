@@ -8,10 +8,29 @@
 
 void cl_model_opts_default(cl_model_opts *o)
 {
-    o->backend = NULL;
-    o->threads = 0;
+    memset(o, 0, sizeof *o);
     o->gka_num_iter = -1;
-    o->prefill_chunk = 0;
+    o->load_weights = 1;
+}
+
+/* Options are checked before anything is read. */
+static int check_opts(const cl_model_opts *o)
+{
+    if (o->threads < 0 || o->threads > 4096)
+        return cl_err(CL_ERR_ARG, "threads must be in [0, 4096] (0: all cores; got %d)",
+                      o->threads);
+    if (o->gka_num_iter < -1 || o->gka_num_iter > 1000)
+        return cl_err(CL_ERR_ARG, "gka_num_iter must be in [0, 1000] (got %lld)",
+                      (long long)o->gka_num_iter);
+    if (o->prefill_chunk < 0 || o->prefill_chunk > (1 << 24))
+        return cl_err(CL_ERR_ARG, "prefill_chunk must be in [1, %d] (0: the backend's; got %lld)",
+                      1 << 24, (long long)o->prefill_chunk);
+    if (o->tp < 0 || o->tp > 64)
+        return cl_err(CL_ERR_ARG, "tp must be in [1, 64] (got %d)", o->tp);
+    if (o->tp > 1)
+        return cl_err(CL_ERR_UNSUPPORTED, "tensor parallelism (tp %d) is not yet supported",
+                      o->tp);
+    return CL_OK;
 }
 
 /* Fuses an SSM layer's depthwise conv weights ([C_i, 1, W] each) into [C, W] fp32. */
@@ -45,28 +64,10 @@ static int fuse_conv(cl_model *m, int64_t l, cl_layer_bw *lb)
 
 static int upload(cl_model *m, const cl_st_tensor *t, int matrix, cl_bweight *out)
 {
-    int64_t rows = t->ndim >= 2 ? t->shape[0] : 1;
-    int64_t cols = t->ndim >= 2 ? cl_st_numel(t) / t->shape[0] : t->shape[0];
-    return m->b->ops->weight_upload(m->b, t, rows, cols, matrix, out);
-}
-
-static int is_matrix_role(int r)
-{
-    switch (r) {
-    case CL_W_MLP_GATE:
-    case CL_W_MLP_UP:
-    case CL_W_MLP_DOWN:
-    case CL_W_Q:
-    case CL_W_K:
-    case CL_W_V:
-    case CL_W_O:
-    case CL_W_M2_IN:
-    case CL_W_BETA:
-    case CL_W_DECAY:
-    case CL_W_ALPHA:
-    case CL_W_GATE: return 1;
-    default: return 0;
-    }
+    cl_tensor_view v = {t->data, t->dtype, t->ndim >= 2 ? t->shape[0] : 1,
+                        t->ndim >= 2 ? cl_st_numel(t) / t->shape[0] : t->shape[0], 0, t->name};
+    int rc = m->b->ops->weight_upload(m->b, &v, matrix, out);
+    return rc == CL_OK ? rc : cl_err_prefix(rc, "%s", t->file);
 }
 
 /* Roles in the order forward.c uses them: a backend that stores 16-bit matrices
@@ -88,6 +89,7 @@ int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
         cl_model_opts_default(&def);
         opts = &def;
     }
+    CL_TRY(check_opts(opts));
     cl_model *m = calloc(1, sizeof *m);
     if (!m)
         return cl_err(CL_ERR_NOMEM, "out of memory");
@@ -99,6 +101,12 @@ int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
     }
     m->cfg = &m->ck.cfg;
     m->gka_num_iter = opts->gka_num_iter >= 0 ? opts->gka_num_iter : m->cfg->gka.num_iter;
+    m->tp = opts->tp > 1 ? opts->tp : 1;
+    if (!opts->load_weights) { /* described only: config and tensor headers */
+        *out = m;
+        return CL_OK;
+    }
+    m->loaded = 1;
     rc = cl_backend_create(opts->backend, opts->threads, &m->b);
     if (rc != CL_OK)
         goto fail;
@@ -123,7 +131,7 @@ int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
             const cl_st_tensor *st = m->ck.w.layers[l].t[r];
             if (!st || r == CL_W_CONV || r == CL_W_Q_CONV || r == CL_W_K_CONV || r == CL_W_V_CONV)
                 continue;
-            if ((rc = upload(m, st, is_matrix_role(r), &lb->w[r])) != CL_OK)
+            if ((rc = upload(m, st, cl_wrole_is_matrix((cl_wrole)r), &lb->w[r])) != CL_OK)
                 goto fail;
         }
         if (cl_layer_is_ssm(t) && (rc = fuse_conv(m, l, lb)) != CL_OK)
@@ -163,4 +171,57 @@ void cl_model_free(cl_model *m)
     free(m->layers);
     cl_checkpoint_close(&m->ck);
     free(m);
+}
+
+/* ---- what callers may know about a model (collage.h) ---- */
+
+void cl_model_info_get(const cl_model *m, cl_model_info *out)
+{
+    const cl_config *c = m->cfg;
+    memset(out, 0, sizeof *out);
+    out->dir = m->ck.dir;
+    out->model_type = c->model_type;
+    out->dtype = cl_dtype_name(c->dtype);
+    out->backend = m->b ? m->b->ops->name : NULL;
+    out->vocab_size = c->vocab_size;
+    out->hidden_size = c->hidden_size;
+    out->intermediate_size = c->intermediate_size;
+    out->num_layers = c->num_layers;
+    out->num_heads = c->num_heads;
+    out->num_kv_heads = c->num_kv_heads;
+    out->head_dim = c->head_dim;
+    out->rope_theta = c->rope_theta;
+    out->max_position_embeddings = c->max_position_embeddings;
+    out->n_attn_layers = c->n_attn_layers;
+    out->n_ssm_layers = c->n_ssm_layers;
+    out->n_params = m->ck.w.n_params;
+    out->weight_bytes = m->ck.st ? cl_st_total_bytes(m->ck.st) : 0;
+    cl_dtype kv = m->b ? m->b->ops->kv_dtype(m->b, c->dtype) : CL_F32;
+    out->kv_bytes_per_token = cl_config_kv_bytes_per_token(c, kv);
+    out->kv_bytes_per_token_bf16 = cl_config_kv_bytes_per_token(c, CL_BF16);
+    out->kv_bytes_per_token_f32 = cl_config_kv_bytes_per_token(c, CL_F32);
+    out->ssm_state_bytes = cl_config_ssm_state_bytes(c);
+    for (int64_t l = 0; l < c->num_layers; l++) {
+        if (c->layer_types[l] == CL_LAYER_SWA)
+            out->swa_window = c->swa.window;
+        if (c->layer_types[l] == CL_LAYER_GKA)
+            out->has_gka = 1;
+    }
+    out->gka_num_iter = out->has_gka ? m->gka_num_iter : 0;
+    out->gka_ridge_strength = out->has_gka ? c->gka.ridge_strength : 0;
+    out->n_eos = c->n_eos < 8 ? c->n_eos : 8;
+    for (int i = 0; i < out->n_eos; i++)
+        out->eos_ids[i] = c->eos_ids[i];
+    out->n_unknown_keys = c->n_unknown;
+    out->n_unused_tensors = m->ck.w.n_unused;
+}
+
+cl_layer_type cl_model_layer(const cl_model *m, int64_t i)
+{
+    return i >= 0 && i < m->cfg->num_layers ? m->cfg->layer_types[i] : CL_LAYER_TYPE_COUNT;
+}
+
+const char *cl_model_unknown_key(const cl_model *m, int i)
+{
+    return i >= 0 && i < m->cfg->n_unknown ? m->cfg->unknown_keys[i] : NULL;
 }

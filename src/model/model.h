@@ -6,6 +6,7 @@
 #define CL_MODEL_H
 
 #include "backend/backend.h"
+#include "collage.h"
 #include "model/checkpoint.h"
 
 typedef struct {
@@ -15,14 +16,9 @@ typedef struct {
     int ssm_index;                 /* index among SSM layers, or -1 */
 } cl_layer_bw;
 
-typedef struct {
-    const char *backend;  /* "cpu" | "cuda" | NULL (auto) */
-    int threads;          /* CPU threads (0: OpenMP default) */
-    int64_t gka_num_iter; /* -1: from config (gka_config + gka_overrides) */
-    int64_t prefill_chunk; /* tokens per forward call for long prompts (0: the backend's) */
-} cl_model_opts;
+/* cl_model_opts, cl_model_load and cl_model_free are public (collage.h). */
 
-typedef struct cl_model {
+struct cl_model {
     cl_checkpoint ck;
     const cl_config *cfg; /* = &ck.cfg */
     cl_backend *b;
@@ -33,10 +29,8 @@ typedef struct cl_model {
     /* forward scratch (backend memory), grown on demand */
     float *scratch;
     size_t scratch_floats;
-} cl_model;
-
-void cl_model_opts_default(cl_model_opts *o);
-int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out);
-void cl_model_free(cl_model *m);
+    int tp;               /* tensor-parallel ranks (1: none) */
+    int loaded;           /* 0: described only (cl_model_opts.load_weights 0): no backend */
+};
 
 #endif

@@ -228,3 +228,22 @@ void cl_weights_free(cl_weights *w)
     free(w->layers);
     memset(w, 0, sizeof *w);
 }
+
+int cl_wrole_is_matrix(cl_wrole r)
+{
+    switch (r) {
+    case CL_W_MLP_GATE:
+    case CL_W_MLP_UP:
+    case CL_W_MLP_DOWN:
+    case CL_W_Q:
+    case CL_W_K:
+    case CL_W_V:
+    case CL_W_O:
+    case CL_W_M2_IN:
+    case CL_W_BETA:
+    case CL_W_DECAY:
+    case CL_W_ALPHA:
+    case CL_W_GATE: return 1;
+    default: return 0;
+    }
+}

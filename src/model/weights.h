@@ -56,6 +56,10 @@ typedef struct {
     int64_t n_unused;             /* tensors in the checkpoint that nothing binds */
 } cl_weights;
 
+/* 1 for the roles that are projection matrices (uploaded in the backend's matmul
+ * dtype); 0 for vectors, norms and conv weights. */
+int cl_wrole_is_matrix(cl_wrole r);
+
 /* Binds and checks every required tensor. Errors name the file and tensor. */
 int cl_weights_bind(const cl_config *cfg, const cl_safetensors *st, cl_weights *w);
 void cl_weights_free(cl_weights *w);

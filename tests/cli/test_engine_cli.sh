@@ -48,13 +48,27 @@ $BIN tensors diff $T/chunk7.safetensors $T/chunk1000.safetensors --tol 1e-5 >/de
 
 # errors: one line, exit 1 for runtime errors, 2 for usage errors
 expect_fail 1 "out of range" $BIN generate --model $G --input-ids 1,5000 --max-new-tokens 2
-expect_fail 1 "out of range" $BIN logits --model $G --input-ids 1,-3 --out $T/x.safetensors
-expect_fail 2 "not an integer" $BIN generate --model $G --input-ids 1,x --max-new-tokens 2
+# malformed ids (negative, not a number, empty item, overflow) are usage errors alike
+expect_fail 2 "not a token id" $BIN logits --model $G --input-ids 1,-3 --out $T/x.safetensors
+expect_fail 2 "not a token id" $BIN generate --model $G --input-ids 1,x --max-new-tokens 2
+expect_fail 2 "item 2 is empty" $BIN generate --model $G --input-ids 1,,2 --max-new-tokens 2
+expect_fail 2 "out of range \[0, 2147483647\]" $BIN generate --model $G --input-ids 99999999999999999999
+expect_fail 2 "no file name" $BIN generate --model $G --input-ids @
 expect_fail 1 "context overflow" $BIN generate --model $G --input-ids 1,2,3 --max-new-tokens 8 --max-context 5
 expect_fail 1 "not a model directory" $BIN info --model $T/nowhere
 expect_fail 2 "unknown option" $BIN generate --model $G --bogus
 expect_fail 2 "required" $BIN logits --model $G
 expect_fail 1 "no such file|No such file" $BIN generate --model $G --input-ids @$T/missing.txt
 expect_fail 2 "prefill-chunk" $BIN generate --model $G --input-ids 1,2 --prefill-chunk -1
+# numbers: one parser, ranges checked, usage errors exit 2
+expect_fail 2 "threads: '100000' is not an integer in \[1, 4096\]" $BIN generate --model $G --input-ids 1 --threads 100000
+expect_fail 2 "threads" $BIN generate --model $G --input-ids 1 --threads 0
+expect_fail 2 "threads" $BIN generate --model $G --input-ids 1 --threads -1
+expect_fail 2 "gka-num-iter" $BIN generate --model $G --input-ids 1 --gka-num-iter 100000
+expect_fail 2 "max-context" $BIN generate --model $G --input-ids 1 --max-context 0
+expect_fail 2 "max-new-tokens: '-1'" $BIN generate --model $G --input-ids 1 --max-new-tokens -1
+expect_fail 2 "max-new-tokens: 'abc'" $BIN generate --model $G --input-ids 1 --max-new-tokens abc
+expect_fail 2 "max-new-tokens: '99999999999999999999' is not an integer in" $BIN generate --model $G --input-ids 1 --max-new-tokens 99999999999999999999
+expect_fail 2 "store-max-bytes: '-5' is not a size" $BIN generate --model $G --input-ids 1 --store $T/st --store-max-bytes -5
 expect_fail 2 "mode" $BIN logits --model $G --input-ids 1 --out $T/x.safetensors --mode fast
 echo "ok"

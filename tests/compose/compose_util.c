@@ -12,7 +12,7 @@
 #include "compose/strategy.h"
 #include "compose_util.h"
 #include "engine/state.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "testutil.h"
 
 const char *cu_golden_file(const char *name, const char *file)

@@ -9,7 +9,7 @@ M="$D/m"
 IDS=5,6,7,8,9,10,11,12,13,14,15,16
 base() { "$BIN" compose --model "$M" --input-ids $IDS --suffix-ids 15,16 --max-new-tokens 2 --greedy "$@"; }
 
-expect_fail 2 "num-chunks must be >= 1" base --compose-type concat_kv_soup_ssm --num-chunks 0
+expect_fail 2 "num-chunks: .0. is not an integer in \[1, 65536\]" base --compose-type concat_kv_soup_ssm --num-chunks 0
 expect_fail 2 "unknown compose type 'concat_soup'" base --compose-type concat_soup --num-chunks 2
 expect_fail 2 "compose-type is required" base --num-chunks 2
 expect_fail 2 "longer than --input-ids" "$BIN" compose --model "$M" --input-ids 1,2 --suffix-ids 3,1,2 \

@@ -26,9 +26,9 @@
 #include "common/status.h"
 #include "engine/seq.h"
 #include "engine/state.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "model/model.h"
-#include "model/model_random.h"
+#include "mkmodel/model_random.h"
 #include "testutil.h"
 #ifdef COLLAGE_HAVE_CUDA
 #include "backend/cuda.h"
@@ -113,7 +113,7 @@ static float *decode_each(engine *e, const int32_t *ids, int64_t n)
 static float *read_state(engine *e, const cl_seq *s, size_t *n_ssm, size_t *n_kv)
 {
     size_t sb = cl_state_ssm_bytes(e->c, 1), kb = cl_state_kv_bytes(e->c, s->kv_len);
-    cl_dtype kd = e->c->o.kv_dtype;
+    cl_dtype kd = e->c->kv_dtype;
     size_t kv_elems = kb / cl_dtype_size(kd);
     float *out = malloc(sb + kv_elems * sizeof(float) + 16);
     void *kraw = malloc(kb + 16);

@@ -13,8 +13,8 @@
 
 #include "common/status.h"
 #include "engine/seq.h"
-#include "model/mkmodel.h"
-#include "model/model_random.h"
+#include "mkmodel/mkmodel.h"
+#include "mkmodel/model_random.h"
 #include "testutil.h"
 
 static float *logits_of(cl_model *m, const int32_t *ids, int64_t n)

@@ -15,14 +15,14 @@
 #include "common/rng.h"
 #include "common/status.h"
 #include "engine/session.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "testutil.h"
 
 typedef struct {
     cl_model *m;
     cl_cache *c;
     cl_store *st;
-    cl_prefix pc;
+    cl_prefix *pc;
 } env;
 
 static const char *make(const char *preset, uint64_t seed)
@@ -48,12 +48,16 @@ static void open_env(env *e, const char *model, const char *store, int64_t num_i
     assert_int_equal(cl_cache_create(e->m, NULL, &e->c), 0);
     if (store) {
         assert_int_equal(cl_store_open(store, NULL, &e->st), 0);
-        assert_int_equal(cl_prefix_init(&e->pc, e->st, e->m, e->c, 16), 0);
+        cl_prefix_opts po;
+        cl_prefix_opts_default(&po);
+        po.block_tokens = 16;
+        assert_int_equal(cl_prefix_create(e->st, e->m, e->c, &po, &e->pc), 0);
     }
 }
 
 static void close_env(env *e)
 {
+    cl_prefix_free(e->pc);
     if (e->st)
         cl_store_close(e->st);
     cl_cache_free(e->c);
@@ -74,7 +78,7 @@ static int64_t gen(env *e, int use_store, const int32_t *prompt, int64_t n, int3
     go.logits_out = logits;
     cl_ids out = {0};
     cl_session_stats ss;
-    int rc = cl_session_generate(e->m, &s, use_store ? &e->pc : NULL, NULL, prompt, n, &go, &out,
+    int rc = cl_session_generate(use_store ? e->pc : NULL, e->m, &s, NULL, prompt, n, &go, &out,
                                  &ss);
     if (rc != 0)
         fail_msg("generate: %s", cl_errmsg());
@@ -204,9 +208,7 @@ static void test_conversation_and_every(void **st)
     assert_int_equal(gen(&e, 1, p, 70, ids, NULL), 58);
     /* a long prompt with a snapshot every 2 blocks (32 tokens): a shorter prompt that
      * shares its first 100 tokens resumes at 96 */
-    cl_session_opts so;
-    cl_session_opts_default(&so);
-    so.snapshot_every = 2;
+    e.pc->snapshot_every = 2;
     cl_seq s;
     assert_int_equal(cl_seq_init(&s, e.c), 0);
     cl_gen_opts go;
@@ -217,7 +219,8 @@ static void test_conversation_and_every(void **st)
     cl_session_stats ss;
     int32_t q[256];
     prompt_of(q, 200, V, 77);
-    assert_int_equal(cl_session_generate(e.m, &s, &e.pc, &so, q, 200, &go, &out, &ss), 0);
+    assert_int_equal(cl_session_generate(e.pc, e.m, &s, NULL, q, 200, &go, &out, &ss), 0);
+    e.pc->snapshot_every = 0;
     cl_ids_free(&out);
     cl_seq_release(&s);
     q[100] = (q[100] + 1) % (int32_t)V;

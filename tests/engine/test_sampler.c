@@ -50,10 +50,10 @@ static void test_seed_repeatable(void **st)
         for (int k = 0; k < 64; k++) {
             float l[V];
             random_logits(l, 1000 + (uint64_t)k);
-            int32_t id = cl_sampler_pick(&s, l, V, NULL, 0);
+            int32_t id = cl_sampler_pick(&s, l, V, NULL, 0, 0);
             (run == 0 ? a : run == 1 ? b : c)[k] = id;
         }
-        cl_sampler_free(&s);
+        cl_sampler_release(&s);
     }
     assert_memory_equal(a, b, sizeof a);
     assert_true(memcmp(a, c, sizeof a) != 0);
@@ -71,7 +71,7 @@ static void test_top_k(void **st)
     random_logits(l, 5);
     float copy[V];
     memcpy(copy, l, sizeof l);
-    assert_int_equal(cl_sampler_probs(&s, l, V, NULL, 0, probs), 0);
+    assert_int_equal(cl_sampler_probs(&s, l, V, NULL, 0, 0, probs), 0);
     int kept = 0;
     double mass = 0;
     float kth = INFINITY;
@@ -86,7 +86,7 @@ static void test_top_k(void **st)
     for (int i = 0; i < V; i++)
         if (probs[i] == 0)
             assert_true(copy[i] <= kth); /* nothing dropped is more likely than a kept one */
-    cl_sampler_free(&s);
+    cl_sampler_release(&s);
 }
 
 static void test_top_p_min_p(void **st)
@@ -106,7 +106,7 @@ static void test_top_p_min_p(void **st)
         double p[V];
         random_logits(l, 77);
         softmax(l, 0.7, p);
-        assert_int_equal(cl_sampler_probs(&s, l, V, NULL, 0, probs), 0);
+        assert_int_equal(cl_sampler_probs(&s, l, V, NULL, 0, 0, probs), 0);
         double kept_mass = 0, min_kept = 1, pmax = 0;
         for (int i = 0; i < V; i++) {
             pmax = fmax(pmax, p[i]);
@@ -131,7 +131,7 @@ static void test_top_p_min_p(void **st)
         for (int i = 0; i < V; i++)
             if (probs[i] > 0)
                 assert_true(fabs(probs[i] - p[i] / kept_mass) < 1e-5);
-        cl_sampler_free(&s);
+        cl_sampler_release(&s);
     }
 }
 
@@ -149,9 +149,9 @@ static void test_penalty_and_greedy(void **st)
     l[5] = 3.0f;
     l[9] = -1.0f;
     int32_t hist[] = {3, 9, 3};
-    assert_int_equal(cl_sampler_pick(&s, l, V, hist, 3), 5); /* 4/2 = 2 < 3 */
+    assert_int_equal(cl_sampler_pick(&s, l, V, hist, 3, 3), 5); /* 4/2 = 2 < 3 */
     assert_true(l[3] == 2.0f && l[9] == -2.0f);              /* HF: divide / multiply once */
-    cl_sampler_free(&s);
+    cl_sampler_release(&s);
     cl_sampler_opts_default(&o);
     o.temperature = 0.0f;
     assert_int_not_equal(cl_sampler_init(&s, &o), 0); /* temperature 0 without --greedy */
@@ -177,14 +177,14 @@ static void test_frequencies(void **st)
     for (int k = 0; k < N; k++) {
         float l[4];
         memcpy(l, base, sizeof l);
-        count[cl_sampler_pick(&s, l, 4, NULL, 0)]++;
+        count[cl_sampler_pick(&s, l, 4, NULL, 0, 0)]++;
     }
     for (int i = 0; i < 4; i++) {
         double expect = p[i] / sum, got = (double)count[i] / N;
         double sd = sqrt(expect * (1 - expect) / N);
         assert_true(fabs(got - expect) < 5 * sd);
     }
-    cl_sampler_free(&s);
+    cl_sampler_release(&s);
 }
 
 int main(void)

@@ -13,7 +13,7 @@
 #include "common/rng.h"
 #include "common/status.h"
 #include "engine/scheduler.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "testutil.h"
 
 enum { NREQ = 9 };
@@ -41,6 +41,7 @@ static void make_requests(const cl_model *m, int32_t **prompts, cl_sched_req *re
         prompts[i] = malloc((size_t)n * sizeof(int32_t));
         for (int64_t t = 0; t < n; t++)
             prompts[i][t] = (int32_t)(cl_mix64((uint64_t)(i * 1000 + t)) % (uint64_t)V);
+        memset(&req[i], 0, sizeof req[i]);
         cl_gen_opts_default(&req[i].gen);
         req[i].prompt = prompts[i];
         req[i].n_prompt = n;
@@ -57,7 +58,7 @@ static void check_against_solo(cl_model *m, cl_cache *c, cl_sched *s, const cl_s
 {
     for (int i = 0; i < NREQ; i++) {
         const cl_ids *got;
-        assert_int_equal(cl_sched_result(s, ids[i], &got, NULL), 0);
+        assert_int_equal(cl_sched_result_get(s, ids[i], &got, NULL), 0);
         cl_seq solo;
         assert_int_equal(cl_seq_init(&solo, c), 0);
         cl_ids want = {0};
@@ -83,18 +84,21 @@ static void test_mixed_batches(void **st)
         int32_t *prompts[NREQ];
         cl_sched_req req[NREQ];
         make_requests(m, prompts, req);
-        cl_sched_opts so = {48, 5};
+        cl_sched_opts so;
+        cl_sched_opts_default(&so);
+        so.max_batch_tokens = 48;
+        so.max_seqs = 5;
         cl_sched *s;
         assert_int_equal(cl_sched_create(m, c, &so, &s), 0);
         int ids[NREQ];
         for (int i = 0; i < NREQ; i++)
             assert_int_equal(cl_sched_submit(s, &req[i], &ids[i]), 0);
         assert_int_equal(cl_sched_run(s), 0);
-        int64_t steps, rows;
-        int maxr;
-        cl_sched_counts(s, &steps, &rows, &maxr);
+        cl_sched_counts k;
+        cl_sched_counts_get(s, &k);
+        int maxr = k.max_running;
         print_message("  %-9s %d requests: %lld forward calls, %lld rows, up to %d in flight\n",
-                      presets[p], NREQ, (long long)steps, (long long)rows, maxr);
+                      presets[p], NREQ, (long long)k.steps, (long long)k.rows, maxr);
         assert_true(maxr > 1 && maxr <= 5);
         check_against_solo(m, c, s, req, ids);
         cl_sched_free(s);
@@ -121,15 +125,18 @@ static void test_fixed_cache_admission(void **st)
     cl_sched_req req[NREQ];
     make_requests(m, prompts, req);
     cl_sched *s;
-    cl_sched_opts so = {64, 64};
+    cl_sched_opts so;
+    cl_sched_opts_default(&so);
+    so.max_batch_tokens = 64;
+    so.max_seqs = 64;
     assert_int_equal(cl_sched_create(m, c, &so, &s), 0);
     int ids[NREQ];
     for (int i = 0; i < NREQ; i++)
         assert_int_equal(cl_sched_submit(s, &req[i], &ids[i]), 0);
     assert_int_equal(cl_sched_run(s), 0);
-    int64_t steps, rows;
-    int maxr;
-    cl_sched_counts(s, &steps, &rows, &maxr);
+    cl_sched_counts k;
+    cl_sched_counts_get(s, &k);
+    int maxr = k.max_running;
     print_message("  fixed cache of 24 pages: up to %d in flight\n", maxr);
     assert_true(maxr < NREQ); /* not everything fit at once */
     assert_int_equal(c->n_free_pages, 24); /* all pages back */

@@ -15,7 +15,7 @@
 #include "common/rng.h"
 #include "common/status.h"
 #include "engine/state.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "testutil.h"
 
 static const char *presets[] = {"tiny-gka", "tiny-gdn", "tiny-m2", "tiny-swa", "tiny-attn"};

@@ -14,8 +14,8 @@
 #include "common/fileio.h"
 #include "common/status.h"
 #include "model/checkpoint.h"
-#include "model/mkmodel.h"
-#include "model/presets.h"
+#include "mkmodel/mkmodel.h"
+#include "mkmodel/presets.h"
 #include "testutil.h"
 
 static void write_text(const char *dir, const char *name, const char *text)

@@ -16,7 +16,7 @@
 
 #include "common/status.h"
 #include "testutil.h"
-#include "tokenizer/jinja.h"
+#include "template/jinja.h"
 
 /* Variables every case below is rendered with. */
 static const char vars_json[] = "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Hi there\"}, {\"role\": \"assistant\", \"content\": \"Hello!\", \"tool_calls\": [{\"function\": {\"name\": \"f\", \"arguments\": {\"a\": 1, \"b\": \"x\"}}}]}], \"xs\": [3, 1, 2], \"d\": {\"b\": 1, \"a\": [1, 2], \"c\": {\"x\": null, \"y\": true}}, \"s\": \"  Hello World  \", \"u\": \"h\\u00e9llo w\\u00f6rld\", \"n\": null, \"f\": 1.5, \"i\": 7, \"e\": [], \"names\": [\"Bob\", \"alice\", \"Carol\", \"bob\"], \"people\": [{\"name\": \"A\", \"age\": 3, \"tags\": [\"x\"]}, {\"name\": \"b\", \"age\": 1}, {\"name\": \"C\", \"age\": 2, \"tags\": []}]}";

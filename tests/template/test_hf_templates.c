@@ -19,7 +19,7 @@
 
 #include "common/status.h"
 #include "testutil.h"
-#include "tokenizer/chat.h"
+#include "template/chat.h"
 
 typedef struct {
     const char *tpl_name, *tpl, *conv;
@@ -208,7 +208,7 @@ static void test_hf_templates(void **state)
         cJSON *msgs = cJSON_Parse(c->conv);
         assert_non_null(msgs);
         char *out = NULL;
-        int rc = cl_chat_render(t, msgs, c->with_tools ? tools : NULL, c->add_generation_prompt, -1,
+        int rc = cl_chat_render_cjson(t, msgs, c->with_tools ? tools : NULL, c->add_generation_prompt, -1,
                                 &out);
         if (c->expected) {
             if (rc != CL_OK || strcmp(out, c->expected) != 0) {
@@ -245,20 +245,20 @@ static void test_variables(void **state)
     cJSON *msgs = cJSON_Parse("[{\"role\": \"user\", \"content\": \"x\"}]");
     char *out;
     assert_int_equal(cl_chat_template_set_var(t, "bos_token", "<s>"), CL_OK);
-    assert_int_equal(cl_chat_render(t, msgs, NULL, 1, -1, &out), CL_OK);
+    assert_int_equal(cl_chat_render_cjson(t, msgs, NULL, 1, -1, &out), CL_OK);
     assert_string_equal(out, "[True|True|False||True|True|1]");
     free(out);
     assert_int_equal(cl_chat_template_set_var(t, "bos_token", NULL), CL_OK);
-    assert_int_equal(cl_chat_render(t, msgs, NULL, 0, 0, &out), CL_OK);
+    assert_int_equal(cl_chat_render_cjson(t, msgs, NULL, 0, 0, &out), CL_OK);
     assert_string_equal(out, "[False|True|True|False|False|True|1]");
     free(out);
-    assert_int_equal(cl_chat_render(t, msgs, NULL, 0, 1, &out), CL_OK);
+    assert_int_equal(cl_chat_render_cjson(t, msgs, NULL, 0, 1, &out), CL_OK);
     assert_string_equal(out, "[False|True|True|True|False|True|1]");
     free(out);
     /* messages must be an array */
     cJSON *obj = cJSON_Parse("{\"role\": \"user\"}");
     out = NULL;
-    assert_int_equal(cl_chat_render(t, obj, NULL, 0, -1, &out), CL_ERR_FORMAT);
+    assert_int_equal(cl_chat_render_cjson(t, obj, NULL, 0, -1, &out), CL_ERR_FORMAT);
     assert_null(out);
     cJSON_Delete(obj);
     cJSON_Delete(msgs);

@@ -17,7 +17,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "testutil.h"
-#include "tokenizer/chat.h"
+#include "template/chat.h"
 
 static cJSON *load_cases(void)
 {
@@ -53,7 +53,7 @@ static int render_all(const cl_chat_template *t, const cJSON *cases, const char 
     {
         char *out = NULL;
         const cJSON *agp = cJSON_GetObjectItemCaseSensitive(c, "add_generation_prompt");
-        int rc = cl_chat_render(t, cJSON_GetObjectItemCaseSensitive(c, "messages"),
+        int rc = cl_chat_render_cjson(t, cJSON_GetObjectItemCaseSensitive(c, "messages"),
                                 cJSON_GetObjectItemCaseSensitive(c, "tools"), cJSON_IsTrue(agp),
                                 case_thinking(c), &out);
         if (rc != CL_OK || strcmp(out, case_str(c, "rendered")) != 0) {
@@ -157,11 +157,11 @@ static void test_llama_cpp_template(void **state)
     for (size_t i = 0; i < sizeof differ / sizeof differ[0]; i++) {
         cJSON *msgs = cJSON_Parse(differ[i].messages);
         char *out = NULL;
-        assert_int_equal(cl_chat_render(official, msgs, NULL, 1, -1, &out), CL_OK);
+        assert_int_equal(cl_chat_render_cjson(official, msgs, NULL, 1, -1, &out), CL_OK);
         assert_string_equal(out, differ[i].official);
         free(out);
         out = NULL;
-        assert_int_not_equal(cl_chat_render(old, msgs, NULL, 1, -1, &out), CL_OK);
+        assert_int_not_equal(cl_chat_render_cjson(old, msgs, NULL, 1, -1, &out), CL_OK);
         assert_null(out);
         if (!strstr(cl_errmsg(), differ[i].old_error))
             fail_msg("unexpected error: %s", cl_errmsg());
@@ -228,14 +228,14 @@ static void test_tiny_model_template(void **state)
     const char *base = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n"
                        "<|im_start|>assistant\n";
     char expected[512];
-    assert_int_equal(cl_chat_render(t, msgs, NULL, 1, -1, &out), CL_OK);
+    assert_int_equal(cl_chat_render_cjson(t, msgs, NULL, 1, -1, &out), CL_OK);
     assert_string_equal(out, base);
     free(out);
-    assert_int_equal(cl_chat_render(t, msgs, NULL, 1, 1, &out), CL_OK);
+    assert_int_equal(cl_chat_render_cjson(t, msgs, NULL, 1, 1, &out), CL_OK);
     assert_string_equal(out, base);
     free(out);
     snprintf(expected, sizeof expected, "%s<think>\n\n</think>\n\n", base);
-    assert_int_equal(cl_chat_render(t, msgs, NULL, 1, 0, &out), CL_OK);
+    assert_int_equal(cl_chat_render_cjson(t, msgs, NULL, 1, 0, &out), CL_OK);
     assert_string_equal(out, expected);
     free(out);
     cJSON_Delete(msgs);

@@ -17,7 +17,7 @@
 #include "common/status.h"
 #include "testutil.h"
 #include "tokenizer/bpe.h"
-#include "tokenizer/tiny_tokenizer.h"
+#include "mkmodel/tiny_tokenizer.h"
 
 static const char *texts[] = {
     "The keeper climbed one hundred and twelve steps to wind the clock.",

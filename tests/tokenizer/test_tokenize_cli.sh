@@ -53,11 +53,11 @@ expect_fail 1 "model type 'Unigram' is not yet supported" tok "$D/x" --tokenizer
 printf '1 2 99999' > "$D/bad_id"
 expect_fail 1 "^collage: token id 99999 is not in the vocabulary" tok "$D/bad_id" --tokenizer "$TT" --decode
 printf '12 abc' > "$D/bad_int"
-expect_fail 1 "^collage: stdin: item 1 is not an integer" tok "$D/bad_int" --tokenizer "$TT" --decode
+expect_fail 1 "^collage: stdin: item 2 .'abc'. is not a token id" tok "$D/bad_int" --tokenizer "$TT" --decode
 printf '@/etc/hostname' > "$D/at"
 expect_fail 1 "^collage: stdin: item 0 is not an integer" tok "$D/at" --tokenizer "$TT" --decode
 printf '5 -3' > "$D/neg"
-expect_fail 1 "out of range" tok "$D/neg" --tokenizer "$TT" --decode
+expect_fail 1 "item 2 .'-3'. is not a token id" tok "$D/neg" --tokenizer "$TT" --decode
 printf 'ok \377 no' > "$D/bad_utf8"
 expect_fail 1 "^collage: stdin: invalid UTF-8 at byte 3 of the text" tok "$D/bad_utf8" --tokenizer "$TT"
 
