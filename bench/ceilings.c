@@ -9,6 +9,7 @@
 #include <cuda_runtime_api.h>
 #include <stdlib.h>
 
+#include "backend/cuda_blas.h"
 #include "kernels.h"
 
 typedef struct {
@@ -19,7 +20,7 @@ typedef struct {
 static void sb_close(stream_blas *sb)
 {
     if (sb->blas)
-        cublasDestroy(sb->blas);
+        cuda_blas()->destroy(sb->blas);
     if (sb->stream)
         cudaStreamDestroy(sb->stream);
     sb->blas = NULL;
@@ -37,8 +38,13 @@ static int sb_open(stream_blas *sb, int with_blas)
     }
     if (cudaStreamCreateWithFlags(&sb->stream, cudaStreamNonBlocking) != cudaSuccess)
         return cl_err(CL_ERR_BACKEND, "cuda: cannot create a stream");
-    if (with_blas && (cublasCreate(&sb->blas) != CUBLAS_STATUS_SUCCESS ||
-                      cublasSetStream(sb->blas, sb->stream) != CUBLAS_STATUS_SUCCESS)) {
+    const cuda_blas_api *blas = with_blas ? cuda_blas() : NULL;
+    if (with_blas && !blas) {
+        sb_close(sb);
+        return CL_ERR_BACKEND;
+    }
+    if (with_blas && (blas->create(&sb->blas) != CUBLAS_STATUS_SUCCESS ||
+                      blas->set_stream(sb->blas, sb->stream) != CUBLAS_STATUS_SUCCESS)) {
         sb_close(sb);
         return cl_err(CL_ERR_BACKEND, "cublas: cannot create a handle");
     }
@@ -120,12 +126,12 @@ int bench_gpu_gemm_tflops(int n, int reps, double *tflops)
     const float one = 1.0f, zero = 0.0f;
     for (int i = -3; i < reps; i++) {
         cudaEventRecord(e0, sb.stream);
-        cublasStatus_t st = cublasGemmEx(sb.blas, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &one, A,
+        cublasStatus_t st = cuda_blas()->gemm_ex(sb.blas, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &one, A,
                                          CUDA_R_16BF, n, B, CUDA_R_16BF, n, &zero, C,
                                          CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
         cudaEventRecord(e1, sb.stream);
         if (st != CUBLAS_STATUS_SUCCESS || cudaEventSynchronize(e1) != cudaSuccess) {
-            rc = cl_err(CL_ERR_BACKEND, "cuda: GEMM test failed (%s)", cublasGetStatusString(st));
+            rc = cl_err(CL_ERR_BACKEND, "cuda: GEMM test failed (%s)", cuda_blas_status(st));
             goto out;
         }
         float t = 0;

@@ -61,7 +61,7 @@ static void cuda_destroy(cl_backend *b)
             if (c->prof_ev[i])
                 cudaEventDestroy(c->prof_ev[i]);
         if (c->blas)
-            cublasDestroy(c->blas);
+            cuda_blas()->destroy(c->blas);
         cudaFree(c->blas_ws);
         for (size_t i = 0; i < c->n_slabs; i++)
             cudaFree(c->slabs[i]);
@@ -100,15 +100,18 @@ static int cuda_init(cuda_ctx *c, int device)
     CU_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CU_CHECK(cudaEventCreateWithFlags(&c->pinned_free, cudaEventDisableTiming));
     CU_CHECK(cudaEventRecord(c->pinned_free, c->stream));
-    CUBLAS_CHECK(cublasCreate(&c->blas));
-    CUBLAS_CHECK(cublasSetStream(c->blas, c->stream));
+    const cuda_blas_api *blas = cuda_blas();
+    if (!blas)
+        return CL_ERR_BACKEND;
+    CUBLAS_CHECK(blas->create(&c->blas));
+    CUBLAS_CHECK(blas->set_stream(c->blas, c->stream));
     /* an explicit workspace keeps cuBLAS from allocating inside graph capture */
     CU_CHECK(cudaMalloc(&c->blas_ws, CUBLAS_WORKSPACE_BYTES));
-    CUBLAS_CHECK(cublasSetWorkspace(c->blas, c->blas_ws, CUBLAS_WORKSPACE_BYTES));
+    CUBLAS_CHECK(blas->set_workspace(c->blas, c->blas_ws, CUBLAS_WORKSPACE_BYTES));
     /* default math for the 16-bit GEMMs (pedantic mode rules out cuBLAS's fast
      * small-batch kernels); fp32 GEMMs ask for CUBLAS_COMPUTE_32F_PEDANTIC per
      * call (no TF32: fp32 checkpoints must match the CPU to 1e-4) */
-    CUBLAS_CHECK(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(blas->set_math_mode(c->blas, CUBLAS_DEFAULT_MATH));
     CU_CHECK(kl_gemm_skinny_prepare());
     CU_CHECK(kl_gemm_wgmma_prepare());
     CU_CHECK(kl_ssm_prepare());

@@ -18,7 +18,7 @@ static int batched_mm(cuda_ctx *c, const float *A, int64_t sa, const float *B, i
                       float *C, int64_t sc, int64_t D, int64_t V, int64_t H)
 {
     const float one = 1.0f;
-    CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+    CUBLAS_CHECK(cuda_blas()->gemm_strided_batched_ex(
         c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)V, (int)D, (int)D, &one, B, CUDA_R_32F, (int)V,
         sb, A, CUDA_R_32F, (int)D, sa, &one, C, CUDA_R_32F, (int)V, sc, (int)H,
         CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
@@ -77,7 +77,7 @@ static int cuda_gdn_fuse(cl_backend *b, const cl_ssm_layer *s, const int32_t *sl
     float *out = s->state + (size_t)out_slot * hdd;
     CU_CHECK(cudaMemsetAsync(out, 0, (size_t)hdd * sizeof(float), c->stream));
     for (int k = 0; k < n; k++)
-        CUBLAS_CHECK(cublasSaxpy(c->blas, (int)hdd, &weight[k], X + (size_t)k * hdd, 1, out, 1));
+        CUBLAS_CHECK(cuda_blas()->saxpy(c->blas, (int)hdd, &weight[k], X + (size_t)k * hdd, 1, out, 1));
     CU_CHECK(cudaStreamSynchronize(c->stream));
     return CL_OK;
 }

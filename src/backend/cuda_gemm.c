@@ -48,7 +48,7 @@ static int matmul_path(cuda_ctx *c, const matmul_args *a)
 {
     const float one = 1.0f, zero = 0.0f;
     if (a->dtype == CL_F32) {
-        CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)a->N, (int)a->rows,
+        CUBLAS_CHECK(cuda_blas()->gemm_ex(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)a->N, (int)a->rows,
                                   (int)a->K, &one, a->w, CUDA_R_32F, (int)a->K, a->x, CUDA_R_32F,
                                   (int)a->ldx, &zero, a->out, CUDA_R_32F, (int)a->ldo,
                                   CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
@@ -99,7 +99,7 @@ static int matmul_path(cuda_ctx *c, const matmul_args *a)
         return CL_OK;
     }
     cudaDataType_t t = kd == KL_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-    CUBLAS_CHECK(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)a->N, (int)a->rows,
+    CUBLAS_CHECK(cuda_blas()->gemm_ex(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)a->N, (int)a->rows,
                               (int)a->K, &one, a->w, t, (int)a->K, a->act16, t, (int)a->K, &zero,
                               a->out, CUDA_R_32F, (int)a->ldo, CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));

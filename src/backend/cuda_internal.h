@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "backend/cuda_blas.h"
 #include "common/status.h"
 #include "kernels.h"
 
@@ -35,7 +36,7 @@
         cublasStatus_t cb_e_ = (call);                                                      \
         if (cb_e_ != CUBLAS_STATUS_SUCCESS)                                                 \
             return cl_err(CL_ERR_BACKEND, "cublas: %s: %s (%s:%d)", #call,                  \
-                          cublasGetStatusString(cb_e_), __FILE__, __LINE__);                \
+                          cuda_blas_status(cb_e_), __FILE__, __LINE__);                \
     } while (0)
 
 /* A device buffer that only grows. */

@@ -29,6 +29,7 @@ int main(void)
 #include <math.h>
 
 #include "cuda_check.h"
+#include "backend/cuda_blas.h"
 #include "kernels.h"
 
 enum { P_SMALL_F32, P_SMALL_BF16, P_WGMMA, P_SKINNY, P_CUBLAS, P_COUNT };
@@ -49,7 +50,7 @@ static cudaError_t run_path(int path, float *out, const float *x32, const void *
     case P_WGMMA: return kl_gemm_wgmma(out, N, x16, w, N, K, R, sm_count, st);
     case P_SKINNY: return kl_gemm_skinny(out, N, x16, w, N, K, R, sm_count, st);
     default:
-        return cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)R, (int)K, &one, w,
+        return cuda_blas()->gemm_ex(blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)R, (int)K, &one, w,
                             CUDA_R_16BF, (int)K, x16, CUDA_R_16BF, (int)K, &zero, out,
                             CUDA_R_32F, (int)N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) ==
                        CUBLAS_STATUS_SUCCESS
@@ -245,8 +246,8 @@ int main(int argc, char **argv)
     const char *pdl = getenv("COLLAGE_CUDA_PDL");
     kl_pdl = !pdl || strcmp(pdl, "0") != 0;
     CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-    if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS ||
-        cublasSetStream(blas, st) != CUBLAS_STATUS_SUCCESS)
+    if (!cuda_blas() || cuda_blas()->create(&blas) != CUBLAS_STATUS_SUCCESS ||
+        cuda_blas()->set_stream(blas, st) != CUBLAS_STATUS_SUCCESS)
         return 1;
     CK(kl_gemm_skinny_prepare());
     CK(kl_gemm_wgmma_prepare());
@@ -263,7 +264,7 @@ int main(int argc, char **argv)
     const char *b = getenv("COLLAGE_KERNEL_BENCH");
     if ((argc > 1 && !strcmp(argv[1], "--bench")) || (b && !strcmp(b, "1")))
         bench();
-    cublasDestroy(blas);
+    cuda_blas()->destroy(blas);
     cudaStreamDestroy(st);
     return n_fail ? 1 : 0;
 }
