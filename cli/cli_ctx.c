@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 int cli_ctx_open(cli_ctx *x, const char *verb, const cli_model_flags *mf,
                  const cli_store_flags *sf, int store_default_on, const cl_cache_opts *co)
@@ -229,42 +228,4 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int progress_enabled(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("COLLAGE_PROGRESS");
-        on = e && *e ? strcmp(e, "0") != 0 : isatty(2);
-    }
-    return on;
-}
-
-static double progress_last;
-static int progress_drawn;
-
-void cli_progress(const char *label, uint64_t done, uint64_t total)
-{
-    if (!progress_enabled())
-        return;
-    double now = cli_now();
-    if (done < total && now - progress_last < 0.2)
-        return;
-    progress_last = now;
-    progress_drawn = 1;
-    if (total)
-        fprintf(stderr, "\r%s: %llu / %llu (%3.0f%%)", label, (unsigned long long)done,
-                (unsigned long long)total, 100.0 * (double)done / (double)total);
-    else
-        fprintf(stderr, "\r%s: %llu", label, (unsigned long long)done);
-    fflush(stderr);
-}
-
-void cli_progress_end(const char *label)
-{
-    (void)label;
-    if (progress_drawn && progress_enabled())
-        fprintf(stderr, "\n");
-    progress_drawn = 0;
 }

@@ -67,10 +67,5 @@ int cli_read_file(const char *path, char **out, size_t *len);
 int cli_read_stdin(char **out, size_t *len);
 /* Monotonic seconds. */
 double cli_now(void);
-/* A progress line on stderr (drawn when stderr is a terminal or COLLAGE_PROGRESS=1,
- * never with COLLAGE_PROGRESS=0; at most a few times a second), ended by
- * cli_progress_end. */
-void cli_progress(const char *label, uint64_t done, uint64_t total);
-void cli_progress_end(const char *label);
 
 #endif

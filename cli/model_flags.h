@@ -15,7 +15,7 @@ typedef struct {
     int64_t threads, gka_num_iter, max_context, prefill_chunk, tp;
 } cli_model_flags;
 
-#define CLI_MAX_THREADS 4096
+#define CLI_MAX_THREADS 1024
 #define CLI_MODEL_OPTS(f)                                                                     \
     {"model", OPT_STR, &(f).model, "DIR", "model directory (config.json + safetensors)", 0, 0}, \
         {"backend", OPT_STR, &(f).backend, "NAME", "cpu | cuda (default: cuda if present)", 0, \

@@ -218,7 +218,7 @@ static void verify_bad(void *user, cl_store_kind kind, const cl_key *key, const 
 static void verify_progress(void *user, uint64_t done, uint64_t total)
 {
     (void)user;
-    cli_progress("verify (MiB)", done >> 20, total >> 20);
+    cl_progress("verify (MiB)", done >> 20, total >> 20);
 }
 
 static int do_verify(cl_store *st, const store_args *a)
@@ -226,7 +226,7 @@ static int do_verify(cl_store *st, const store_args *a)
     verify_ctx c = {a, a->json ? cJSON_CreateArray() : NULL};
     cl_store_verify_result r;
     int rc = cl_store_verify(st, verify_bad, verify_progress, &c, &r);
-    cli_progress_end("verify (MiB)");
+    cl_progress_end("verify (MiB)");
     if (rc != CL_OK) {
         cJSON_Delete(c.bad);
         return a->json ? cli_json_fail(rc, NULL) : cli_fail(rc);

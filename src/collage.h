@@ -58,11 +58,18 @@ typedef struct cl_tensor_file cl_tensor_file; /* a safetensors file opened for r
 
 /* Library version ("0.1.0"). */
 const char *cl_version(void);
-/* Logging on stderr: CL_LOG_QUIET, CL_LOG_INFO (default; COLLAGE_LOG=quiet|info|debug
- * sets it at start), CL_LOG_DEBUG. Progress lines of long work (prefill, ingest,
- * store verify) are drawn when stderr is a terminal or COLLAGE_PROGRESS=1 (0: never). */
-enum { CL_LOG_QUIET = 0, CL_LOG_INFO = 1, CL_LOG_DEBUG = 2 };
+/* Logging on stderr (COLLAGE_LOG=quiet|warn|info|debug sets the level at start):
+ * quiet: nothing; warn (default): warnings (a store entry recomputed, an answer
+ * shortened to fit the context); info: also what each step did and took (model load,
+ * prefix restored, prefill and decode rates, documents stored); debug: more. Progress
+ * lines of long work (prefill, ingest, model load) are drawn when COLLAGE_PROGRESS=1,
+ * never with COLLAGE_PROGRESS=0, and without it when stderr is a terminal (unless quiet). */
+enum { CL_LOG_QUIET = 0, CL_LOG_WARN = 1, CL_LOG_INFO = 2, CL_LOG_DEBUG = 3 };
 void cl_log_set_level(int level);
+/* A progress line on stderr under those settings: label, done, total (units: what the
+ * caller counts); at most a few redraws a second; cl_progress_end ends the line. */
+void cl_progress(const char *label, uint64_t done, uint64_t total);
+void cl_progress_end(const char *label);
 /* Frees memory the library handed over (snapshot bytes, rendered text, decoded text). */
 void cl_free(void *p);
 /* A copy of len bytes of text that is valid UTF-8: each byte that is not part of a
@@ -89,7 +96,7 @@ const char *cl_layer_name(cl_layer_type t);
 
 typedef struct {
     const char *backend;   /* "cpu" | "cuda" | NULL (auto: cuda when a GPU is present) */
-    int threads;           /* CPU threads (0: all cores; at most 4096) */
+    int threads;           /* CPU threads (0: all cores; at most 1024) */
     int64_t gka_num_iter;  /* GKA Chebyshev iterations, -1: config (gka_overrides) */
     int64_t prefill_chunk; /* tokens per forward call for long prompts (0: backend's) */
     int tp;                /* tensor-parallel ranks (0 or 1: none) */

@@ -18,9 +18,11 @@ static void init_level(void)
     if (log_level >= 0)
         return;
     const char *e = getenv("COLLAGE_LOG");
-    log_level = CL_LOG_INFO;
+    log_level = CL_LOG_WARN;
     if (e && !strcmp(e, "quiet"))
         log_level = CL_LOG_QUIET;
+    else if (e && !strcmp(e, "info"))
+        log_level = CL_LOG_INFO;
     else if (e && !strcmp(e, "debug"))
         log_level = CL_LOG_DEBUG;
 }
@@ -62,6 +64,8 @@ void cl_log_debug(const char *fmt, ...)
 
 void cl_log_warn(const char *fmt, ...)
 {
+    if (cl_log_level() < CL_LOG_WARN)
+        return;
     va_list ap;
     va_start(ap, fmt);
     vlog("warning: ", fmt, ap);
@@ -75,16 +79,18 @@ double cl_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* COLLAGE_PROGRESS=1 / 0 decides; without it, progress is drawn on a terminal unless
+ * the log is quiet. */
 static int progress_enabled(void)
 {
     if (progress_on < 0) {
         const char *e = getenv("COLLAGE_PROGRESS");
-        if (e)
-            progress_on = atoi(e) != 0;
+        if (e && *e)
+            progress_on = atoi(e) != 0 ? 1 : 0;
         else
-            progress_on = isatty(2);
+            progress_on = isatty(2) ? 2 : 0;
     }
-    return progress_on && cl_log_level() >= CL_LOG_INFO;
+    return progress_on == 1 || (progress_on == 2 && cl_log_level() >= CL_LOG_WARN);
 }
 
 void cl_progress(const char *label, uint64_t done, uint64_t total)

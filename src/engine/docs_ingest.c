@@ -74,6 +74,7 @@ int cl_doc_ingest(cl_prefix *p, const int32_t *prefix, int64_t n_prefix,
         cl_doc_result r = {{{0}}, d->n, 0};
         cl_doc_key(p, prefix, n_prefix, d->ids, d->n, &r.id);
         r.cached = cl_doc_exists(p, &r.id);
+        double t_doc = cl_now();
         if (!r.cached) {
             rc = cl_seq_copy(&s, &base);
             if (rc == CL_OK)
@@ -91,6 +92,9 @@ int cl_doc_ingest(cl_prefix *p, const int32_t *prefix, int64_t n_prefix,
             break;
         }
         done += d->n;
+        char hex[33];
+        cl_log_info("document %s (%lld tokens): %s in %.3f s", cl_key_hex(&r.id, hex),
+                    (long long)d->n, r.cached ? "already stored" : "stored", cl_now() - t_doc);
         cl_progress("ingest (tokens)", (uint64_t)done, (uint64_t)total);
         if (out)
             out[i] = r;

@@ -86,6 +86,10 @@ int cl_doc_compose(cl_prefix *p, const cl_key *ids, int n, const cl_compose_opts
         rc = cl_compose_states(dp, n, &co, out, info);
     }
     info->prefix_tokens = first.prefix_tokens;
+    if (rc == CL_OK)
+        cl_log_info("%d documents restored in %.3f s, composed (%s) in %.3f s: %lld KV slots",
+                    n, info->load_s, cl_compose_type_name(o->kv, o->ssm), info->compose_s,
+                    (long long)info->kept_tokens);
     for (int i = 0; i < n_init; i++)
         cl_seq_release(&docs[i]);
     free(docs);

@@ -56,7 +56,7 @@ int cl_gen_budget(const cl_model *m, int64_t pos, int64_t n, const cl_gen_opts *
                           "--max-context)",
                           (long long)(pos + n), (long long)want, (long long)limit,
                           (long long)room);
-        cl_log_info("the answer is limited to %lld tokens to fit the context of %lld positions",
+        cl_log_warn("the answer is limited to %lld tokens to fit the context of %lld positions",
                     (long long)room, (long long)limit);
         want = room;
     }

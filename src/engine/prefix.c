@@ -168,8 +168,8 @@ int cl_prefix_restore(cl_prefix *p, cl_seq *s, const int32_t *ids, int64_t n_max
     cl_store_txn_end(txn);
     free(K);
     if (rc == CL_OK && *cached) {
-        cl_log_debug("prefix cache: resumed at %lld of %lld tokens", (long long)*cached,
-                     (long long)n_max);
+        cl_log_info("prefix cache: resumed at %lld of %lld tokens in %.3f s", (long long)*cached,
+                    (long long)n_max, cl_now() - t_start);
         p->stats.restores++;
         p->stats.restored_tokens += (uint64_t)*cached;
         p->stats.hits_store++;

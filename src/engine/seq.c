@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/status.h"
 
 int cl_seq_init(cl_seq *s, cl_cache *c)
@@ -138,7 +139,10 @@ int cl_seq_feed(cl_model *m, cl_seq *s, const int32_t *tokens, int64_t n, int64_
     if (!rows)
         return cl_err(CL_ERR_NOMEM, "out of memory");
     int rc = CL_OK;
+    int show = n > chunk; /* a long prompt: progress per forward call */
     for (int64_t off = 0; off < n && rc == CL_OK; off += chunk) {
+        if (show)
+            cl_progress("prefill (tokens)", (uint64_t)off, (uint64_t)n);
         int64_t len = n - off < chunk ? n - off : chunk;
         int64_t nr = 0;
         float *dst = NULL;
@@ -155,6 +159,10 @@ int cl_seq_feed(cl_model *m, cl_seq *s, const int32_t *tokens, int64_t n, int64_
         const int32_t *tp = tokens + off;
         cl_seq *sp = s;
         rc = cl_seq_forward(m, &sp, &tp, &len, 1, rows, nr, dst, NULL);
+    }
+    if (show) {
+        cl_progress("prefill (tokens)", (uint64_t)n, (uint64_t)n);
+        cl_progress_end("prefill (tokens)");
     }
     free(rows);
     return rc;

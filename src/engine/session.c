@@ -67,6 +67,12 @@ int cl_session_generate(cl_prefix *pc, cl_model *m, cl_seq *s, const cl_session_
         rc = cl_generate(m, s, prompt + n - 1, 1, &g, out, &st->gen);
     st->prefill_tokens = n - cached;
     st->prefill_s = cl_now() - t0 - st->gen.decode_s;
+    if (rc == CL_OK)
+        cl_log_info("prompt of %lld tokens: %lld restored, %lld computed in %.3f s (%.0f tok/s); "
+                    "%lld new tokens in %.3f s",
+                    (long long)n, (long long)cached, (long long)(n - cached), st->prefill_s,
+                    st->prefill_s > 0 ? (double)(n - cached) / st->prefill_s : 0.0,
+                    (long long)st->gen.new_tokens, st->gen.decode_s);
     if (rc == CL_OK && pc) {
         /* the state now covers prompt + answer (feed_last): store blocks and snapshots */
         int64_t total = n + (int64_t)out->n;

@@ -16,8 +16,8 @@ void cl_model_opts_default(cl_model_opts *o)
 /* Options are checked before anything is read. */
 static int check_opts(const cl_model_opts *o)
 {
-    if (o->threads < 0 || o->threads > 4096)
-        return cl_err(CL_ERR_ARG, "threads must be in [0, 4096] (0: all cores; got %d)",
+    if (o->threads < 0 || o->threads > 1024)
+        return cl_err(CL_ERR_ARG, "threads must be in [1, 1024] (0: all cores; got %d)",
                       o->threads);
     if (o->gka_num_iter < -1 || o->gka_num_iter > 1000)
         return cl_err(CL_ERR_ARG, "gka_num_iter must be in [0, 1000] (got %lld)",
@@ -139,7 +139,7 @@ int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
         cl_progress("loading model", (uint64_t)(l + 1), (uint64_t)m->cfg->num_layers);
     }
     cl_progress_end("loading model");
-    cl_log_debug("model %s loaded on %s in %.2f s", dir, m->b->ops->name, cl_now() - t0);
+    cl_log_info("model %s loaded on %s in %.2f s", dir, m->b->ops->name, cl_now() - t0);
     *out = m;
     return CL_OK;
 fail:

@@ -61,7 +61,7 @@ expect_fail 2 "required" $BIN logits --model $G
 expect_fail 1 "no such file|No such file" $BIN generate --model $G --input-ids @$T/missing.txt
 expect_fail 2 "prefill-chunk" $BIN generate --model $G --input-ids 1,2 --prefill-chunk -1
 # numbers: one parser, ranges checked, usage errors exit 2
-expect_fail 2 "threads: '100000' is not an integer in \[1, 4096\]" $BIN generate --model $G --input-ids 1 --threads 100000
+expect_fail 2 "threads: '100000' is not an integer in \[1, 1024\]" $BIN generate --model $G --input-ids 1 --threads 100000
 expect_fail 2 "threads" $BIN generate --model $G --input-ids 1 --threads 0
 expect_fail 2 "threads" $BIN generate --model $G --input-ids 1 --threads -1
 expect_fail 2 "gka-num-iter" $BIN generate --model $G --input-ids 1 --gka-num-iter 100000
