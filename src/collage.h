@@ -149,15 +149,18 @@ int cl_cuda_available(void);
 
 typedef struct {
     int64_t page_tokens;   /* tokens per KV page (default 64) */
-    int64_t init_pages;    /* initial KV pool size in pages (0: a default) */
-    int64_t init_slots;    /* initial SSM slots (0: a default) */
-    int growable;          /* 1: pools grow on demand (CPU default); 0: fixed (GPU) */
+    int64_t init_pages;    /* KV pool size in pages (growable: initial; fixed, 0: every page
+                              that fits in memory_fraction of the free memory after the
+                              slots) */
+    int64_t init_slots;    /* SSM slots (sequences); growable: initial */
+    int growable;          /* 1: pools grow on demand (default); 0: fixed size, so that
+                              admission control (cl_sched) knows when memory is full */
     int track_transition;  /* keep the GDN transition product (GDN fuse / CASO compose) */
-    double memory_fraction; /* fixed pools: share of free device memory to take (0: 0.9) */
+    double memory_fraction; /* fixed pools sized from free memory: the share to take
+                               (0: 0.9) */
 } cl_cache_opts;
 
-/* Defaults for model m on its backend (growable on the CPU, fixed and sized to the
- * device's free memory on a GPU). */
+/* Defaults for model m: growable pools. */
 void cl_cache_opts_for_model(const cl_model *m, cl_cache_opts *o);
 /* opts NULL: cl_cache_opts_for_model. */
 int cl_cache_create(cl_model *m, const cl_cache_opts *opts, cl_cache **out);
@@ -265,6 +268,10 @@ typedef struct {
     int shorten_to_fit;       /* 1: max_new_tokens shrinks to what the context allows
                                  (a log line says so); 0: a prompt + max_new_tokens that
                                  does not fit is CL_ERR_RANGE before any work */
+    int64_t gka_num_iter;     /* GKA solver iterations for this request (-1: the model's).
+                                 Another value than the model's reuses no stored prefix
+                                 (those were computed with the model's); in cl_sched such
+                                 requests run in forward calls of their own */
 } cl_gen_opts;
 
 typedef struct {

@@ -108,6 +108,8 @@ typedef struct cl_backend_ops {
     int (*copy)(cl_backend *b, void *dst, const void *src, size_t bytes);
     int (*zero)(cl_backend *b, void *dst, size_t bytes);
     int (*sync)(cl_backend *b);
+    /* Memory the backend's allocations can still take, and its total (bytes). */
+    int (*mem_info)(cl_backend *b, size_t *free_bytes, size_t *total_bytes);
 
     /* ---- weights ---- */
     /* Uploads a checkpoint tensor viewed as rows x cols (vector: rows 1) in the

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/cpu_internal.h"
 #include "common/rng.h"
@@ -55,6 +56,18 @@ static int cpu_zero(cl_backend *b, void *dst, size_t bytes)
 static int cpu_sync(cl_backend *b)
 {
     (void)b;
+    return CL_OK;
+}
+
+static int cpu_mem_info(cl_backend *b, size_t *free_bytes, size_t *total_bytes)
+{
+    (void)b;
+    long page = sysconf(_SC_PAGESIZE), avail = sysconf(_SC_AVPHYS_PAGES),
+         phys = sysconf(_SC_PHYS_PAGES);
+    if (page <= 0 || avail < 0 || phys <= 0)
+        return cl_err(CL_ERR_BACKEND, "cpu: cannot read the memory size");
+    *free_bytes = (size_t)avail * (size_t)page;
+    *total_bytes = (size_t)phys * (size_t)page;
     return CL_OK;
 }
 
@@ -375,6 +388,7 @@ static const cl_backend_ops cpu_ops = {
     .copy = cpu_memcpy,
     .zero = cpu_zero,
     .sync = cpu_sync,
+    .mem_info = cpu_mem_info,
     .weight_upload = cpu_weight_upload,
     .weight_from_f32 = cpu_weight_from_f32,
     .weight_free = cpu_weight_free,

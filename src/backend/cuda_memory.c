@@ -153,6 +153,14 @@ static int cuda_sync(cl_backend *b)
     return CL_OK;
 }
 
+static int cuda_mem_info(cl_backend *b, size_t *free_bytes, size_t *total_bytes)
+{
+    cuda_ctx *c = cuda_of(b);
+    CL_TRY(cuda_flush(c));
+    CU_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+    return CL_OK;
+}
+
 int cuda_upload(cuda_ctx *c, void *dst, const void *const *parts, const size_t *sizes, int n)
 {
     size_t total = 0;
@@ -193,4 +201,5 @@ void cuda_memory_ops(cl_backend_ops *o)
     o->copy = cuda_copy;
     o->zero = cuda_zero;
     o->sync = cuda_sync;
+    o->mem_info = cuda_mem_info;
 }

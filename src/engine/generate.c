@@ -10,6 +10,7 @@ void cl_gen_opts_default(cl_gen_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->max_new_tokens = 64;
+    o->gka_num_iter = -1;
     cl_sampler_opts_default(&o->sampling);
 }
 
@@ -69,6 +70,9 @@ int cl_gen_opts_check(const cl_model *m, const cl_gen_opts *o)
     if (o->max_new_tokens < 0)
         return cl_err(CL_ERR_ARG, "max_new_tokens must be >= 0 (got %lld)",
                       (long long)o->max_new_tokens);
+    if (o->gka_num_iter < -1 || o->gka_num_iter > 1000)
+        return cl_err(CL_ERR_ARG, "gka_num_iter must be in [0, 1000] (got %lld)",
+                      (long long)o->gka_num_iter);
     if (o->top_logprobs < 0 || o->top_logprobs > CL_MAX_TOP_LOGPROBS)
         return cl_err(CL_ERR_ARG, "top_logprobs must be in [0, %d] (got %d)",
                       CL_MAX_TOP_LOGPROBS, o->top_logprobs);
@@ -121,6 +125,9 @@ int cl_generate(cl_model *m, cl_seq *s, const int32_t *prompt, int64_t n, const 
     int rc = logits && (raw || !want_lp) ? cl_ids_append(&hist, prompt, (size_t)n)
                                          : cl_err(CL_ERR_NOMEM, "out of memory");
     int64_t n_prompt = (int64_t)hist.n;
+    int64_t model_iter = m->gka_num_iter; /* this request's solver iterations, restored below */
+    if (o->gka_num_iter >= 0)
+        m->gka_num_iter = o->gka_num_iter;
     double t0 = cl_now();
     if (rc == CL_OK)
         rc = cl_seq_feed(m, s, prompt, n, o->prefill_chunk, CL_LOGITS_LAST, logits);
@@ -162,6 +169,7 @@ int cl_generate(cl_model *m, cl_seq *s, const int32_t *prompt, int64_t n, const 
             break;
     }
     st->decode_s = cl_now() - t0;
+    m->gka_num_iter = model_iter;
     cl_ids_free(&hist);
     cl_sampler_release(&sm);
     free(logits);

@@ -17,6 +17,7 @@ typedef struct {
     cl_seq *start;      /* taken over at submit; becomes seq's content at admission */
     int64_t fed;        /* prompt tokens in the state (restored or fed) */
     int64_t max_new;    /* budget after the context check */
+    int64_t num_iter;   /* GKA solver iterations of this request */
     int32_t next;       /* token to feed in the next decode step */
     cl_sampler sampler;
     cl_ids out, hist;
@@ -32,6 +33,7 @@ struct cl_sched {
     request *r;
     int n, cap, running, max_running;
     int64_t steps, rows;
+    int rr;              /* round robin over requests: whose solver-iteration group runs */
     float *logits, *raw;
     int64_t logits_rows;
 };
@@ -189,8 +191,10 @@ int cl_sched_submit(cl_sched *s, const cl_sched_req *q, int *id)
     }
     r->start = q->start;
     r->req.start = NULL;
-    if (r->start)
-        r->req.reuse = 0; /* a composed state is not the state of its ids from position 0 */
+    r->num_iter = q->gen.gka_num_iter >= 0 ? q->gen.gka_num_iter : s->m->gka_num_iter;
+    if (r->start || r->num_iter != s->m->gka_num_iter)
+        r->req.reuse = 0; /* a composed state is not the state of its ids from position 0;
+                             stored states hold the model's solver iterations */
     r->ph = R_WAITING;
     r->t_submit = cl_now();
     r->res.prompt_tokens = q->n_prompt;
@@ -313,9 +317,24 @@ static int emit(cl_sched *s, request *r, float *logits, double now)
     return CL_OK;
 }
 
+/* The solver-iteration group this step runs: that of the next runnable request after
+ * the last one served (one group per forward call; usually there is only one). */
+static int64_t step_group(cl_sched *s)
+{
+    for (int k = 0; k < s->n; k++) {
+        int i = (s->rr + k) % s->n;
+        if (s->r[i].ph == R_DECODE || s->r[i].ph == R_PREFILL) {
+            s->rr = (i + 1) % s->n;
+            return s->r[i].num_iter;
+        }
+    }
+    return s->m->gka_num_iter;
+}
+
 int cl_sched_step(cl_sched *s, int *active)
 {
     CL_TRY(admit(s));
+    int64_t group = step_group(s);
     int64_t V = s->m->cfg->vocab_size, budget = s->o.max_batch_tokens;
     int cap = s->running > 0 ? s->running : 1;
     cl_seq **seqs = malloc((size_t)cap * sizeof *seqs);
@@ -331,7 +350,7 @@ int cl_sched_step(cl_sched *s, int *active)
     /* decode rows first: every decoding sequence advances by one token */
     for (int i = 0; i < s->n && rc == CL_OK && total < budget; i++) {
         request *r = &s->r[i];
-        if (r->ph != R_DECODE)
+        if (r->ph != R_DECODE || r->num_iter != group)
             continue;
         seqs[ns] = &r->seq;
         toks[ns] = &r->next;
@@ -346,7 +365,7 @@ int cl_sched_step(cl_sched *s, int *active)
      * before the end of the prompt, where the snapshot for the same prompt is taken */
     for (int i = 0; i < s->n && rc == CL_OK && total < budget; i++) {
         request *r = &s->r[i];
-        if (r->ph != R_PREFILL)
+        if (r->ph != R_PREFILL || r->num_iter != group)
             continue;
         int64_t end = r->req.n_prompt;
         if (s->o.prefix && r->req.reuse && !r->cap.bytes && r->fed < end - 1)
@@ -378,8 +397,11 @@ int cl_sched_step(cl_sched *s, int *active)
             else
                 s->logits_rows = nr;
         }
+        int64_t model_iter = s->m->gka_num_iter;
+        s->m->gka_num_iter = group;
         if (rc == CL_OK)
             rc = cl_seq_forward(s->m, seqs, toks, n, ns, rows, nr, s->logits, NULL);
+        s->m->gka_num_iter = model_iter;
         s->steps++;
         s->rows += total;
     }

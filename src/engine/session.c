@@ -30,6 +30,8 @@ int cl_session_generate(cl_prefix *pc, cl_model *m, cl_seq *s, const cl_session_
     CL_TRY(cl_gen_opts_check(m, go));
     int64_t budget;
     CL_TRY(cl_gen_budget(m, s->pos, n, go, &budget));
+    if (go->gka_num_iter >= 0 && go->gka_num_iter != m->gka_num_iter)
+        pc = NULL; /* stored states were computed with the model's solver iterations */
     double t0 = cl_now();
     int64_t cached = 0;
     if (pc && so->restore)
@@ -48,7 +50,11 @@ int cl_session_generate(cl_prefix *pc, cl_model *m, cl_seq *s, const cl_session_
             if (next < end)
                 end = next;
         }
+        int64_t model_iter = m->gka_num_iter;
+        if (go->gka_num_iter >= 0)
+            m->gka_num_iter = go->gka_num_iter;
         rc = cl_seq_feed(m, s, prompt + at, end - at, go->prefill_chunk, CL_LOGITS_NONE, NULL);
+        m->gka_num_iter = model_iter;
         at = end;
         if (rc == CL_OK && pc && ncap < MAXCAP && (end == n - 1 || (every && end % every == 0)))
             rc = cl_prefix_capture_now(pc, s, &caps[ncap++]);

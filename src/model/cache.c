@@ -105,6 +105,21 @@ static int grow_slots(cl_cache *c, int64_t want)
     return CL_OK;
 }
 
+/* Fixed pools sized from memory: the pages that fit in `fraction` of what is free now
+ * (the slots already taken). */
+static int pages_that_fit(cl_cache *c, double fraction, int64_t *pages)
+{
+    size_t free_b = 0, total_b = 0;
+    CL_TRY(c->b->ops->mem_info(c->b, &free_b, &total_b));
+    size_t per_page = 2 * (size_t)c->n_attn * cl_cache_page_bytes(c);
+    if (fraction > 1)
+        fraction = 1;
+    *pages = per_page ? (int64_t)((double)free_b * fraction / (double)per_page) : 1;
+    if (*pages < 1)
+        return cl_err(CL_ERR_FULL, "no memory left for the KV cache (%zu bytes free)", free_b);
+    return CL_OK;
+}
+
 int cl_cache_create(cl_model *m, const cl_cache_opts *o, cl_cache **out)
 {
     cl_cache_opts def;
@@ -152,9 +167,12 @@ int cl_cache_create(cl_model *m, const cl_cache_opts *o, cl_cache **out)
         c->ssm[si++] = (cl_ssm_layer){NULL, NULL, NULL, NULL, NULL,
                                       cl_config_conv_channels(cfg, t), W, H, D};
     }
-    int rc = grow_pages(c, o->init_pages);
+    int rc = grow_slots(c, o->init_slots > 0 ? o->init_slots : 1);
+    int64_t pages = o->init_pages;
+    if (rc == CL_OK && !o->growable && pages <= 0)
+        rc = pages_that_fit(c, o->memory_fraction > 0 ? o->memory_fraction : 0.9, &pages);
     if (rc == CL_OK)
-        rc = grow_slots(c, o->init_slots);
+        rc = grow_pages(c, pages);
     if (rc != CL_OK) {
         cl_cache_free(c);
         return rc;
