@@ -91,6 +91,30 @@ extern void (*kl_mark)(const char *name);
  * default 1; set by the backend before the first launch). */
 extern int kl_pdl;
 
+/* ---- kv_move.cu ---- */
+/* A run of KV rows to copy within the pools: absolute slot indexes (page *
+ * page_tokens + offset) of its first source and destination rows, and its length. */
+typedef struct {
+    int64_t src, dst, n;
+} kl_kv_run;
+/* pools: device array of n_pools pool pointers (K and V of every attention layer);
+ * row_bytes (a multiple of 16) per slot. Copies every run in every pool: one launch. */
+cudaError_t kl_kv_copy_runs(void *const *pools, int n_pools, int64_t row_bytes,
+                            const kl_kv_run *runs, int n_runs, cudaStream_t stream);
+/* Where row i of a contiguous buffer goes: pool index and absolute slot. */
+typedef struct {
+    int32_t pool, slot;
+} kl_kv_row;
+/* buf (16-byte aligned) holds n rows: gather = 0 writes row i to rows[i], gather = 1
+ * reads rows[i] into row i. */
+cudaError_t kl_kv_move_rows(void *const *pools, int64_t row_bytes, const kl_kv_row *rows,
+                            int64_t n, void *buf, int gather, cudaStream_t stream);
+
+/* out slot of an SSM pool array = sum_d coef[d][k] * slot d's, blockwise (k = index /
+ * (per_slot / blocks)); slots [n] and coef [n][blocks] in device memory. */
+cudaError_t kl_ssm_lincomb(float *pool, int64_t per_slot, int64_t blocks, const int32_t *slots,
+                           int n, const float *coef, int32_t out_slot, cudaStream_t stream);
+
 /* ---- elementwise.cu ---- */
 /* dst[r*cols + c] = src[r*ld_src + c] converted to dtype (KL_BF16 / KL_F16 / KL_F32). */
 cudaError_t kl_convert(void *dst, int dtype, const float *src, int64_t rows, int64_t cols,

@@ -78,6 +78,18 @@ typedef struct {
     int64_t conv_channels, conv_width, n_heads, head_dim;
 } cl_ssm_layer;
 
+/* A run of KV slots to copy within the pools of every attention layer: absolute slot
+ * indexes (page * page_tokens + offset) of its first source and destination slots. */
+typedef struct {
+    int64_t src, dst, n;
+} cl_kv_run;
+
+/* Where row i of a contiguous KV buffer belongs: pool (2 * attention layer + 0 for K,
+ * 1 for V) and absolute slot. */
+typedef struct {
+    int32_t pool, slot;
+} cl_kv_row;
+
 /* Per-call settings of the mixer ops. */
 typedef struct {
     int64_t n_heads, n_kv_heads, head_dim;
@@ -212,6 +224,45 @@ typedef struct cl_backend_ops {
      * out_slot is touched. */
     int (*gdn_fuse)(cl_backend *b, const cl_ssm_layer *s, const int32_t *slots, int n,
                     const float *weight, int32_t out_slot);
+
+    /* ---- moving state (reuse at bus speed) ----
+     * KV rows move for every attention layer in one call; the host never walks pages. */
+    /* Copies every run in the K and V pools of all n_layers layers. */
+    int (*kv_copy_runs)(cl_backend *b, const cl_kv_layer *kv, int n_layers, const cl_kv_run *runs,
+                        int64_t n_runs);
+    /* buf (n rows of row_bytes, 16-byte aligned) <-> pool rows: gather = 0 writes row i
+     * of buf to rows[i], gather = 1 reads rows[i] into row i. Every pointer is backend
+     * memory (pools: the pool pointers, K and V of each attention layer), so a caller
+     * can upload the row map together with the rows it describes and queue many moves
+     * without waiting. */
+    int (*kv_move_rows)(cl_backend *b, void *const *pools, int64_t row_bytes,
+                        const cl_kv_row *rows, int64_t n, void *buf, int gather);
+    /* Host memory the backend moves at full speed (page-locked on a GPU): staging for
+     * restores and stores. NULL on failure. */
+    void *(*host_alloc)(cl_backend *b, size_t bytes);
+    void (*host_free)(cl_backend *b, void *p);
+    /* Copies between host_alloc memory and backend memory, ordered with the ops (so a
+     * kv_scatter issued after an upload sees its data) but not waited for: *ticket
+     * names the copy; transfer_wait(ticket) returns once it (and all before it) ended,
+     * after which the host buffer may be reused or read. */
+    int (*upload_async)(cl_backend *b, void *dst, const void *host, size_t bytes,
+                        uint64_t *ticket);
+    int (*download_async)(cl_backend *b, void *host, const void *src, size_t bytes,
+                          uint64_t *ticket);
+    int (*transfer_wait)(cl_backend *b, uint64_t ticket);
+
+    /* ---- composition on the backend (no host round trip) ----
+     * Linear combination of one per-slot array of an SSM pool (conv, state, state2):
+     * pool + out_slot * per_slot = sum_i coef[i * blocks + k] * (pool + slots[i] *
+     * per_slot), blockwise: block k (per_slot / blocks floats, e.g. a head) has its own
+     * coefficients. coef is host memory [n][blocks]. out_slot is none of the slots. */
+    int (*ssm_lincomb)(cl_backend *b, float *pool, size_t per_slot, int64_t blocks,
+                       const int32_t *slots, int n, const float *coef, int32_t out_slot);
+    /* GDN CASO of one layer (optional, NULL: host copies): for every head,
+     * state[out] = sum_i (P_n ... P_{i+1}) S_i and trans[out] = P_n ... P_1 (compose/
+     * picaso.h), P = trans[slots[i]], S = state[slots[i]]. */
+    int (*gdn_caso)(cl_backend *b, const cl_ssm_layer *s, const int32_t *slots, int n,
+                    int32_t out_slot);
 
     /* ---- teardown ---- */
     void (*destroy)(cl_backend *b);

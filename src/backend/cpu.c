@@ -361,6 +361,97 @@ static int cpu_argmax(cl_backend *b, int32_t *ids, const float *logits, int64_t 
     return CL_OK;
 }
 
+/* ---------------------------------------------------------- moving state */
+
+static size_t kv_row_bytes(const cl_kv_layer *kv)
+{
+    return (size_t)(kv->n_kv_heads * kv->head_dim) * cl_dtype_size(kv->kv_dtype);
+}
+
+static int cpu_kv_copy_runs(cl_backend *b, const cl_kv_layer *kv, int n_layers,
+                            const cl_kv_run *runs, int64_t n_runs)
+{
+    (void)b;
+    if (n_layers <= 0)
+        return CL_OK;
+    size_t row = kv_row_bytes(&kv[0]);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int p = 0; p < 2 * n_layers; p++)
+        for (int64_t r = 0; r < n_runs; r++) {
+            char *pool = p % 2 ? kv[p / 2].v : kv[p / 2].k;
+            memmove(pool + (size_t)runs[r].dst * row, pool + (size_t)runs[r].src * row,
+                    (size_t)runs[r].n * row);
+        }
+    return CL_OK;
+}
+
+static int cpu_kv_move_rows(cl_backend *b, void *const *pools, int64_t row_bytes,
+                            const cl_kv_row *rows, int64_t n, void *buf, int gather)
+{
+    (void)b;
+    size_t row = (size_t)row_bytes;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        char *slot = (char *)pools[rows[i].pool] + (size_t)rows[i].slot * row;
+        char *rowbuf = (char *)buf + (size_t)i * row;
+        if (gather)
+            memcpy(rowbuf, slot, row);
+        else
+            memcpy(slot, rowbuf, row);
+    }
+    return CL_OK;
+}
+
+static void *cpu_host_alloc(cl_backend *b, size_t bytes)
+{
+    (void)b;
+    void *p = NULL;
+    return posix_memalign(&p, 64, bytes ? bytes : 1) == 0 ? p : NULL;
+}
+
+static void cpu_host_free(cl_backend *b, void *p)
+{
+    (void)b;
+    free(p);
+}
+
+/* host and backend memory are one: a copy is done when it returns */
+static int cpu_copy_now(cl_backend *b, void *dst, const void *src, size_t bytes, uint64_t *ticket)
+{
+    (void)b;
+    memcpy(dst, src, bytes);
+    *ticket = 0;
+    return CL_OK;
+}
+
+static int cpu_transfer_wait(cl_backend *b, uint64_t ticket)
+{
+    (void)b;
+    (void)ticket;
+    return CL_OK;
+}
+
+static int cpu_ssm_lincomb(cl_backend *b, float *pool, size_t per_slot, int64_t blocks,
+                           const int32_t *slots, int n, const float *coef, int32_t out_slot)
+{
+    (void)b;
+    size_t bs = per_slot / (size_t)blocks;
+    float *out = pool + (size_t)out_slot * per_slot;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < blocks; k++) {
+        float *o = out + (size_t)k * bs;
+        for (size_t t = 0; t < bs; t++)
+            o[t] = 0.0f;
+        for (int i = 0; i < n; i++) {
+            const float c = coef[(size_t)i * (size_t)blocks + (size_t)k];
+            const float *x = pool + (size_t)slots[i] * per_slot + (size_t)k * bs;
+            for (size_t t = 0; t < bs; t++)
+                o[t] += c * x[t];
+        }
+    }
+    return CL_OK;
+}
+
 static cl_dtype cpu_matrix_dtype(cl_backend *b, cl_dtype weights)
 {
     (void)b;
@@ -412,6 +503,14 @@ static const cl_backend_ops cpu_ops = {
     .gated_norm_fla = cpu_gated_norm_fla,
     .argmax = cpu_argmax,
     .matrix_dtype = cpu_matrix_dtype,
+    .kv_copy_runs = cpu_kv_copy_runs,
+    .ssm_lincomb = cpu_ssm_lincomb,
+    .kv_move_rows = cpu_kv_move_rows,
+    .host_alloc = cpu_host_alloc,
+    .host_free = cpu_host_free,
+    .upload_async = cpu_copy_now,
+    .download_async = cpu_copy_now,
+    .transfer_wait = cpu_transfer_wait,
     .kv_dtype = cpu_kv_dtype,
     .destroy = cpu_destroy,
 };

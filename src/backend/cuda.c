@@ -47,7 +47,11 @@ static void cuda_destroy(cl_backend *b)
             cl_cuda_profile_report(b, "cuda backend");
         cuda_graphs_free(c);
         cuda_free_deferred(c);
-        cuda_buf *bufs[] = {&c->meta, &c->act16, &c->attn_part, &c->ssm, &c->idx};
+        cuda_buf *bufs[] = {&c->meta, &c->act16, &c->attn_part, &c->ssm, &c->idx,
+                            &c->move_meta};
+        for (int i = 0; i < CUDA_XFER_EVENTS; i++)
+            if (c->xfer_ev[i])
+                cudaEventDestroy(c->xfer_ev[i]);
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             cudaFree(bufs[i]->p);
         cudaFree(c->ids_dev);
@@ -176,6 +180,7 @@ int cl_backend_cuda_create(int device, cl_backend **out)
         cuda_gemm_ops(o);
         cuda_mixer_ops(o);
         cuda_compose_ops(o);
+        cuda_state_ops(o);
         table_ready = 1;
     }
     cl_backend *b = calloc(1, sizeof *b);

@@ -82,4 +82,70 @@ static int cuda_gdn_fuse(cl_backend *b, const cl_ssm_layer *s, const int32_t *sl
     return CL_OK;
 }
 
-void cuda_compose_ops(cl_backend_ops *o) { o->gdn_fuse = cuda_gdn_fuse; }
+/* GDN CASO: state = Horner over the documents (S <- P_i S + S_i), trans = P_n ... P_1. */
+static int cuda_gdn_caso(cl_backend *b, const cl_ssm_layer *s, const int32_t *slots, int n,
+                         int32_t out_slot)
+{
+    cuda_ctx *c = cuda_of(b);
+    if (n < 1)
+        return cl_err(CL_ERR_ARG, "compose: no documents to combine");
+    if (!s->trans)
+        return cl_err(CL_ERR_ARG, "compose: GDN caso needs the layers' transition products");
+    CL_TRY(cuda_flush(c));
+    const int64_t H = s->n_heads, D = s->head_dim, dd = D * D, hdd = H * dd;
+    const size_t bytes = (size_t)hdd * sizeof(float);
+    CL_TRY(cuda_buf_reserve(c, &c->ssm, 2 * bytes));
+    float *acc = (float *)c->ssm.p, *tmp = acc + hdd;
+    float *out = s->state + (size_t)out_slot * hdd, *tout = s->trans + (size_t)out_slot * hdd;
+    CU_CHECK(cudaMemcpyAsync(acc, s->state + (size_t)slots[0] * hdd, bytes,
+                             cudaMemcpyDeviceToDevice, c->stream));
+    for (int i = 1; i < n; i++) {
+        const float *P = s->trans + (size_t)slots[i] * hdd;
+        CU_CHECK(cudaMemcpyAsync(tmp, s->state + (size_t)slots[i] * hdd, bytes,
+                                 cudaMemcpyDeviceToDevice, c->stream));
+        CL_TRY(batched_mm(c, P, dd, acc, dd, tmp, dd, D, D, H));
+        float *t = acc;
+        acc = tmp;
+        tmp = t;
+    }
+    CU_CHECK(cudaMemcpyAsync(out, acc, bytes, cudaMemcpyDeviceToDevice, c->stream));
+    /* trans: tmp = P_1, then tmp <- P_i tmp */
+    CU_CHECK(cudaMemcpyAsync(acc, s->trans + (size_t)slots[0] * hdd, bytes,
+                             cudaMemcpyDeviceToDevice, c->stream));
+    for (int i = 1; i < n; i++) {
+        CU_CHECK(cudaMemsetAsync(tmp, 0, bytes, c->stream));
+        CL_TRY(batched_mm(c, s->trans + (size_t)slots[i] * hdd, dd, acc, dd, tmp, dd, D, D, H));
+        float *t = acc;
+        acc = tmp;
+        tmp = t;
+    }
+    CU_CHECK(cudaMemcpyAsync(tout, acc, bytes, cudaMemcpyDeviceToDevice, c->stream));
+    CU_CHECK(cudaStreamSynchronize(c->stream));
+    return CL_OK;
+}
+
+static int cuda_ssm_lincomb(cl_backend *b, float *pool, size_t per_slot, int64_t blocks,
+                            const int32_t *slots, int n, const float *coef, int32_t out_slot)
+{
+    cuda_ctx *c = cuda_of(b);
+    if (n < 1)
+        return CL_OK;
+    CL_TRY(cuda_flush(c));
+    size_t sb = (size_t)n * sizeof *slots, cb = (size_t)n * (size_t)blocks * sizeof *coef;
+    size_t coff = (sb + 15) & ~(size_t)15;
+    CL_TRY(cuda_buf_reserve(c, &c->move_meta, coff + cb));
+    const void *p1[1] = {slots}, *p2[1] = {coef};
+    CL_TRY(cuda_upload(c, c->move_meta.p, p1, &sb, 1));
+    CL_TRY(cuda_upload(c, (char *)c->move_meta.p + coff, p2, &cb, 1));
+    CU_CHECK(kl_ssm_lincomb(pool, (int64_t)per_slot, blocks, (const int32_t *)c->move_meta.p, n,
+                            (const float *)((char *)c->move_meta.p + coff), out_slot,
+                            c->stream));
+    return CL_OK;
+}
+
+void cuda_compose_ops(cl_backend_ops *o)
+{
+    o->gdn_fuse = cuda_gdn_fuse;
+    o->gdn_caso = cuda_gdn_caso;
+    o->ssm_lincomb = cuda_ssm_lincomb;
+}

@@ -91,6 +91,7 @@ typedef struct {
 enum { CUDA_GEMM_AUTO = 0, CUDA_GEMM_SKINNY, CUDA_GEMM_WGMMA, CUDA_GEMM_SMALL, CUDA_GEMM_CUBLAS };
 
 #define CUDA_GRAPH_CACHE 8
+#define CUDA_XFER_EVENTS 64
 #define CUDA_PROFILE_MAX 48
 
 struct cuda_ctx {
@@ -132,6 +133,9 @@ struct cuda_ctx {
     cuda_buf attn_part; /* decode split partials */
     cuda_buf ssm;       /* chunked SSM scratch */
     cuda_buf idx;       /* gather row indices */
+    cuda_buf move_meta; /* kv_copy_runs / kv_scatter: pool pointers + runs or slots */
+    cudaEvent_t xfer_ev[CUDA_XFER_EVENTS]; /* tickets of asynchronous copies (ring) */
+    uint64_t xfer_last;
     int32_t *ids_dev, *ids_pinned;
     size_t ids_cap;
 
@@ -209,6 +213,7 @@ void cuda_dense_ops(cl_backend_ops *o);
 void cuda_gemm_ops(cl_backend_ops *o);
 void cuda_mixer_ops(cl_backend_ops *o);
 void cuda_compose_ops(cl_backend_ops *o);
+void cuda_state_ops(cl_backend_ops *o);
 int cuda_batch_prepare(cl_backend *b, cl_batch *batch);
 void cuda_batch_release(cl_backend *b, cl_batch *batch);
 

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "engine/state.h"
 
 int cl_seq_init(cl_seq *s, cl_cache *c)
 {
@@ -55,18 +56,13 @@ int cl_seq_reserve(cl_seq *s, int64_t kv_slots)
 
 int cl_seq_copy(cl_seq *dst, const cl_seq *src)
 {
-    cl_cache *c = src->c;
-    CL_TRY(cl_seq_reserve(dst, src->kv_len));
-    size_t pb = cl_cache_page_bytes(c);
-    int64_t used = (src->kv_len + c->o.page_tokens - 1) / c->o.page_tokens;
-    for (int i = 0; i < c->n_attn; i++)
-        for (int64_t p = 0; p < used; p++) {
-            CL_TRY(c->b->ops->copy(c->b, (char *)c->kv[i].k + (size_t)dst->pages[p] * pb,
-                                   (char *)c->kv[i].k + (size_t)src->pages[p] * pb, pb));
-            CL_TRY(c->b->ops->copy(c->b, (char *)c->kv[i].v + (size_t)dst->pages[p] * pb,
-                                   (char *)c->kv[i].v + (size_t)src->pages[p] * pb, pb));
-        }
-    CL_TRY(cl_cache_copy_slot(c, dst->slot, src->slot));
+    if (dst->c != src->c)
+        return cl_err(CL_ERR_ARG, "cl_seq_copy: the sequences are of different caches");
+    if (dst == src)
+        return CL_OK;
+    /* every attention layer's KV in one backend call, then the SSM slot */
+    CL_TRY(cl_state_copy_kv(src, 0, src->kv_len, dst, 0));
+    CL_TRY(cl_cache_copy_slot(src->c, dst->slot, src->slot));
     dst->kv_len = src->kv_len;
     dst->pos = src->pos;
     dst->hide_lo = src->hide_lo;

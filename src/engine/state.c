@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/status.h"
+#include "engine/kv_io.h"
 
 static size_t kv_row_bytes(const cl_cache *c)
 {
@@ -14,47 +15,17 @@ static size_t kv_row_bytes(const cl_cache *c)
 
 size_t cl_state_kv_bytes(const cl_cache *c, int64_t n) { return 2 * (size_t)c->n_attn * (size_t)n * kv_row_bytes(c); }
 
-/* Copies slots [t0, t0+n) between the paged pools and a host buffer, page run by page run. */
-static int kv_move(const cl_seq *s, int64_t t0, int64_t n, void *host, int to_host)
-{
-    cl_cache *c = s->c;
-    const cl_backend_ops *o = c->b->ops;
-    size_t row = kv_row_bytes(c);
-    int64_t P = c->o.page_tokens;
-    char *h = host;
-    for (int i = 0; i < c->n_attn; i++) {
-        for (int kv = 0; kv < 2; kv++) {
-            char *pool = kv ? c->kv[i].v : c->kv[i].k;
-            int64_t t = t0;
-            while (t < t0 + n) {
-                int64_t off = t % P, run = P - off;
-                if (run > t0 + n - t)
-                    run = t0 + n - t;
-                char *dev = pool + ((size_t)s->pages[t / P] * (size_t)P + (size_t)off) * row;
-                int rc = to_host ? o->to_host(c->b, h, dev, (size_t)run * row)
-                                 : o->from_host(c->b, dev, h, (size_t)run * row);
-                if (rc != CL_OK)
-                    return rc;
-                h += (size_t)run * row;
-                t += run;
-            }
-        }
-    }
-    return CL_OK;
-}
-
 int cl_state_read_kv(const cl_seq *s, int64_t t0, int64_t n, void *host)
 {
     if (t0 < 0 || t0 + n > s->kv_len)
         return cl_err(CL_ERR_ARG, "KV slots [%lld, %lld) outside the state (%lld slots)",
                       (long long)t0, (long long)(t0 + n), (long long)s->kv_len);
-    return kv_move(s, t0, n, host, 1);
+    return cl_kv_read_host(s, t0, n, host);
 }
 
 int cl_state_write_kv(cl_seq *s, int64_t t0, int64_t n, const void *host)
 {
-    CL_TRY(cl_seq_reserve(s, t0 + n));
-    return kv_move(s, t0, n, (void *)host, 0);
+    return cl_kv_write_host(s, t0, n, host);
 }
 
 int cl_state_copy_kv(const cl_seq *src, int64_t t0, int64_t n, cl_seq *dst, int64_t d0)
@@ -66,28 +37,27 @@ int cl_state_copy_kv(const cl_seq *src, int64_t t0, int64_t n, cl_seq *dst, int6
                       (long long)t0, (long long)(t0 + n), (long long)src->kv_len);
     CL_TRY(cl_seq_reserve(dst, d0 + n));
     cl_cache *c = src->c;
-    const cl_backend_ops *o = c->b->ops;
-    size_t row = kv_row_bytes(c);
+    if (!c->n_attn || n <= 0)
+        return CL_OK;
     int64_t P = c->o.page_tokens;
-    for (int i = 0; i < c->n_attn; i++)
-        for (int kv = 0; kv < 2; kv++) {
-            char *pool = kv ? c->kv[i].v : c->kv[i].k;
-            /* runs contiguous in both: within one page of src and one of dst */
-            for (int64_t done = 0; done < n;) {
-                int64_t t = t0 + done, u = d0 + done, run = n - done;
-                if (run > P - t % P)
-                    run = P - t % P;
-                if (run > P - u % P)
-                    run = P - u % P;
-                const size_t fs = (size_t)src->pages[t / P] * (size_t)P + (size_t)(t % P);
-                const size_t ts = (size_t)dst->pages[u / P] * (size_t)P + (size_t)(u % P);
-                const char *from = pool + fs * row;
-                char *to = pool + ts * row;
-                CL_TRY(o->copy(c->b, to, from, (size_t)run * row));
-                done += run;
-            }
-        }
-    return CL_OK;
+    /* runs contiguous in both: within one page of src and one of dst */
+    cl_kv_run *runs = malloc((size_t)(2 * (n / P + 2)) * sizeof *runs);
+    if (!runs)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    int64_t nr = 0;
+    for (int64_t done = 0; done < n;) {
+        int64_t t = t0 + done, u = d0 + done, run = n - done;
+        if (run > P - t % P)
+            run = P - t % P;
+        if (run > P - u % P)
+            run = P - u % P;
+        runs[nr++] = (cl_kv_run){src->pages[t / P] * P + t % P, dst->pages[u / P] * P + u % P,
+                                 run};
+        done += run;
+    }
+    int rc = c->b->ops->kv_copy_runs(c->b, c->kv, c->n_attn, runs, nr);
+    free(runs);
+    return rc;
 }
 
 /* The host layout has a transition block for the GDN layers iff with_trans. */

@@ -185,6 +185,8 @@ void cl_cache_free(cl_cache *c)
 {
     if (!c)
         return;
+    if (c->io && c->io_free)
+        c->io_free(c->io);
     for (int i = 0; c->kv && i < c->n_attn; i++) {
         c->b->ops->free(c->b, c->kv[i].k);
         c->b->ops->free(c->b, c->kv[i].v);

@@ -29,6 +29,9 @@ struct cl_cache {
     int32_t *free_slots;
     int64_t n_free_slots;
     float *identity;     /* host [H, D, D] identities (GDN transition reset) */
+    /* state I/O staging owned by the engine (engine/kv_io.c), freed with the cache */
+    void *io;
+    void (*io_free)(void *io);
 };
 
 
