@@ -42,7 +42,8 @@ def parse_args(argv):
     ap.add_argument("--min-context", type=int, default=256, help="curriculum start length")
     ap.add_argument("--curriculum-frac", type=float, default=0.4,
                     help="budget fraction over which the length grows to --context")
-    ap.add_argument("--batch-tokens", type=int, default=65536, help="tokens per step")
+    ap.add_argument("--batch-tokens", type=int, default=0,
+                    help="tokens per step (0: 65536, gka 32768: its steps cost the most)")
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--intermediate", type=int, default=448)
     ap.add_argument("--heads", type=int, default=4)
@@ -64,8 +65,11 @@ def parse_args(argv):
     ap.add_argument("--eval-seed", type=int, default=777)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", action="store_true", help="torch.compile (falls back to eager)")
-    ap.add_argument("--log-every", type=int, default=25)
-    return ap.parse_args(argv)
+    ap.add_argument("--log-every", type=int, default=50)
+    a = ap.parse_args(argv)
+    if a.batch_tokens <= 0:
+        a.batch_tokens = 32768 if a.kind == "gka" else 65536
+    return a
 
 
 def log(msg):
@@ -169,6 +173,8 @@ def main(argv=None):
     step, tokens, t0 = 0, 0, time.time()
     ema_loss = ema_acc = None
     history = []
+    good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    good_step, restarts = 0, 0
     try:
         while True:
             frac = (time.time() - t0) / a.time_budget_s
@@ -199,6 +205,20 @@ def main(argv=None):
             tokens += ids.numel()
             if step % a.log_every == 0 or step == 1:
                 al, ac = float(ans_loss), float(acc)
+                if not math.isfinite(al) or not all(
+                        bool(torch.isfinite(p).all()) for p in model.parameters()):
+                    # diverged: back to the last good weights, fresh moments, half the rate
+                    model.load_state_dict(good)
+                    opt = torch.optim.AdamW(param_groups(model, a.weight_decay), lr=a.lr,
+                                            betas=(0.9, 0.95), eps=1e-8,
+                                            fused=device.type == "cuda")
+                    a.lr *= 0.5
+                    restarts += 1
+                    log(f"[{a.kind}] step {step}: non-finite loss or weights; restored the "
+                        f"weights of step {good_step}, learning rate now {a.lr:.2e}")
+                    continue
+                good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                good_step = step
                 ema_loss = al if ema_loss is None else 0.8 * ema_loss + 0.2 * al
                 ema_acc = ac if ema_acc is None else 0.8 * ema_acc + 0.2 * ac
                 el = time.time() - t0
@@ -233,6 +253,7 @@ def main(argv=None):
     summary = {
         "kind": a.kind, "pattern": "-".join(cfg.pattern), "params": n_params,
         "steps": step, "tokens": tokens, "train_seconds": round(train_s, 1),
+        "divergence_restarts": restarts,
         "final_answer_loss_ema": ema_loss, "final_answer_digit_acc_ema": ema_acc,
         "eval": {"context_T": a.context, "questions": len(qs), "accuracy_in_T": acc_in,
                  "accuracy_by_needle_depth": by_depth, "plain_2T_questions": len(qs2),

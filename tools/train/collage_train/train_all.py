@@ -5,8 +5,9 @@ OUTDIR/RESULTS.md.
     python -m collage_train.train_all OUTDIR [--total-s 500] [--kinds gdn,m2,gka] [-- ARGS]
 
 Each model runs in its own process (a failure or an out-of-memory in one leaves the others
-alone) with a training budget of (time left - overhead reserve) / models left, so a slow
-start or a slow model shortens the later ones instead of overrunning the total. ARGS after
+alone) with a training budget of (time left - overhead reserve) x its weight's share among
+the models left, so a slow start or a slow model shortens the later ones instead of
+overrunning the total. ARGS after
 '--' go to every collage_train.train run."""
 import argparse
 import json
@@ -29,14 +30,18 @@ def main(argv=None):
     ap.add_argument("--reserve-s", type=float, default=35.0,
                     help="per model: start-up, evaluation and export time kept out of training")
     ap.add_argument("--kinds", default="gdn,m2,gka")
+    ap.add_argument("--weights", default="gdn=1.0,m2=0.85,gka=1.15",
+                    help="relative training time per kind (GKA's steps cost the most)")
     a = ap.parse_args(argv)
     t0 = time.time()
     kinds = a.kinds.split(",")
+    weights = {k: float(v) for k, v in (x.split("=") for x in a.weights.split(","))}
     os.makedirs(a.outdir, exist_ok=True)
     results = []
     for i, kind in enumerate(kinds):
         left = a.total_s - (time.time() - t0)
-        budget = (left - a.reserve_s * (len(kinds) - i)) / (len(kinds) - i)
+        share = weights.get(kind, 1.0) / sum(weights.get(k, 1.0) for k in kinds[i:])
+        budget = (left - a.reserve_s * (len(kinds) - i)) * share
         if budget < 5:
             print(f"[train_all] {kind}: skipped, only {left:.0f}s left", flush=True)
             results.append({"kind": kind, "status": "skipped (no time left)"})
