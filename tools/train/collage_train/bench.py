@@ -35,6 +35,7 @@ def main(argv=None):
     ap.add_argument("--kinds", default="GDN,M2,GKA")
     a = ap.parse_args(argv)
     dev = torch.device(a.device)
+    torch.set_flush_denormal(True)   # CPU: subnormal decays (e^-90) would dominate the time
     for kind in a.kinds.split(","):
         cfg = ModelConfig(vocab_size=1024, hidden_size=192, intermediate_size=448, num_heads=4,
                           num_kv_heads=2, head_dim=64, pattern=["*", kind, "*", kind])
@@ -50,10 +51,6 @@ def main(argv=None):
             loss.backward()
 
         step()
-        n_ops = count_ops(step)
-        with FlopCounterMode(display=False) as fc:
-            step()
-        flops = fc.get_total_flops()
         t = time.time()
         reps = 3
         for _ in range(reps):
@@ -61,6 +58,10 @@ def main(argv=None):
         if dev.type == "cuda":
             torch.cuda.synchronize()
         sec = (time.time() - t) / reps
+        n_ops = count_ops(step)
+        with FlopCounterMode(display=False) as fc:
+            step()
+        flops = fc.get_total_flops()
         tok = a.batch * a.len
         print(f"{kind:4s} L={a.len} B={a.batch}: {n_ops} ops/step, "
               f"{flops / tok / 1e6:.1f} MFLOP/token (matrix products, fwd+bwd), "

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from .ops import (NormWeight, causal_decay, expand_heads, gated_rms_norm_fla, l2norm_gka, mm,
-                  pad_to_chunks, short_conv, softplus)
+                  no_autocast, pad_to_chunks, short_conv, softplus)
 
 
 def chunk_start_states(k, v, cum, total):
@@ -108,7 +108,7 @@ class GatedKalmaNet(nn.Module):
         k = short_conv(self.k_proj(x), self.k_conv1d.weight)
         v = short_conv(self.v_proj(x), self.v_conv1d.weight)
         braw, araw, alraw, z = self.b_proj(x), self.a_proj(x), self.alpha_proj(x), self.g_proj(x)
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with no_autocast(x):
             f = torch.float64 if x.dtype == torch.float64 else torch.float32
             G = Hq // Hkv
             q = l2norm_gka(q.reshape(Bsz, L, Hq, D).to(f))

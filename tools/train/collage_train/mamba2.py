@@ -6,8 +6,8 @@ chunks (L / chunk steps of element-wise work)."""
 import torch
 import torch.nn as nn
 
-from .ops import (NormWeight, causal_decay, expand_heads, gated_rms_norm_m2, mm, pad_to_chunks,
-                  rms_norm, short_conv, softplus)
+from .ops import (NormWeight, causal_decay, expand_heads, gated_rms_norm_m2, mm, no_autocast,
+                  pad_to_chunks, rms_norm, short_conv, softplus)
 
 
 def ssd_scan(X, Bm, Cm, dt, A, chunk):
@@ -72,7 +72,7 @@ class Mamba2(nn.Module):
         xbc = short_conv(torch.cat([xr, Br, Cr], dim=-1), self.conv1d.weight, self.conv1d.bias)
         xc, Bc, Cc = torch.split(xbc, [dxb, dxb, di], dim=-1)
         G = Hq // Hkv
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with no_autocast(x):
             f = torch.float64 if x.dtype == torch.float64 else torch.float32
             X = expand_heads(xc.reshape(Bsz, L, Hkv, D), G).to(f)
             Bh = expand_heads(Bc.reshape(Bsz, L, Hkv, D), G).to(f)

@@ -79,7 +79,8 @@ def softplus(x):
 
 def rope_cos_sin(positions, head_dim, theta, dtype):
     """cos/sin [L, D] of rotate-half RoPE (§3.7) for integer positions [L]."""
-    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64,
+                                        device=positions.device) / head_dim))
     ang = positions.to(torch.float64)[:, None] * inv[None, :]
     ang = torch.cat([ang, ang], dim=-1)
     return ang.cos().to(dtype), ang.sin().to(dtype)
@@ -122,3 +123,9 @@ class NormWeight(torch.nn.Module):
     def __init__(self, n):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.ones(n))
+
+
+def no_autocast(x):
+    """Context that turns autocast off for x's device (the SSM cores run in fp32)."""
+    dev = x.device.type if x.device.type in ("cuda", "cpu") else "cpu"
+    return torch.autocast(device_type=dev, enabled=False)
