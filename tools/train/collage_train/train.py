@@ -37,7 +37,8 @@ def parse_args(argv):
     ap.add_argument("--out", required=True, help="model folder to write")
     ap.add_argument("--tokenizer-dir", default=DEFAULT_TOKENIZER)
     ap.add_argument("--time-budget-s", type=float, default=150.0, help="training time")
-    ap.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
+    ap.add_argument("--max-steps", type=int, default=0,
+                    help="stop after N steps; schedules then follow the steps (0: time only)")
     ap.add_argument("--context", type=int, default=1024, help="trained context T (tokens)")
     ap.add_argument("--min-context", type=int, default=256, help="curriculum start length")
     ap.add_argument("--curriculum-frac", type=float, default=0.4,
@@ -177,8 +178,10 @@ def main(argv=None):
     good_step, restarts = 0, 0
     try:
         while True:
-            frac = (time.time() - t0) / a.time_budget_s
-            if frac >= 1.0 or (a.max_steps and step >= a.max_steps):
+            # schedules follow the used fraction of the time budget, or of --max-steps
+            frac = max((time.time() - t0) / a.time_budget_s,
+                       step / a.max_steps if a.max_steps else 0.0)
+            if frac >= 1.0:
                 break
             L = length_at(a, frac)
             B = max(1, a.batch_tokens // L)
