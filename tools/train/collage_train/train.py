@@ -1,0 +1,283 @@
+"""Trains one small hybrid model on the retrieval task within a wall-clock budget, then
+measures held-out accuracy in PyTorch and exports it (export.py).
+
+    python -m collage_train.train --kind gdn --out OUTDIR/gdn --time-budget-s 150
+
+The schedules (learning-rate warm-up and cosine decay, context-length curriculum) are
+functions of the elapsed fraction of the budget, so a run ends on schedule whatever the
+speed of the machine. Progress lines go to stdout."""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from .config import ModelConfig
+from .data import BatchStream
+from .evaluate import accuracy, question_set
+from .export import export_model
+from .init import init_weights
+from .model import HybridLM
+from .task import Encoder
+
+KINDS = {"gdn": "GDN", "m2": "M2", "gka": "GKA"}
+MAX_FOLDER_BYTES = 5_000_000
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_TOKENIZER = os.path.join(HERE, "tokenizer")
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description="train one retrieval model")
+    ap.add_argument("--kind", choices=sorted(KINDS), required=True)
+    ap.add_argument("--out", required=True, help="model folder to write")
+    ap.add_argument("--tokenizer-dir", default=DEFAULT_TOKENIZER)
+    ap.add_argument("--time-budget-s", type=float, default=150.0, help="training time")
+    ap.add_argument("--max-steps", type=int, default=0,
+                    help="stop after N steps; schedules then follow the steps (0: time only)")
+    ap.add_argument("--context", type=int, default=1024, help="trained context T (tokens)")
+    ap.add_argument("--min-context", type=int, default=256, help="curriculum start length")
+    ap.add_argument("--curriculum-frac", type=float, default=0.4,
+                    help="budget fraction over which the length grows to --context")
+    ap.add_argument("--batch-tokens", type=int, default=0,
+                    help="tokens per step (0: 65536, gka 32768: its steps cost the most)")
+    ap.add_argument("--hidden", type=int, default=192)
+    ap.add_argument("--intermediate", type=int, default=448)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--head-dim", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=4, help="pattern *-X repeated")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--min-lr-frac", type=float, default=0.1)
+    ap.add_argument("--warmup-frac", type=float, default=0.03)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--lm-weight", type=float, default=0.05,
+                    help="weight of the next-token loss on non-answer tokens")
+    ap.add_argument("--max-docs", type=int, default=6, help="documents per training context")
+    ap.add_argument("--max-questions", type=int, default=6,
+                    help="question/answer blocks per training context")
+    ap.add_argument("--workers", type=int, default=-1, help="data processes (-1: auto)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--eval-questions", type=int, default=400)
+    ap.add_argument("--eval-seed", type=int, default=777)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--compile", action="store_true", help="torch.compile (falls back to eager)")
+    ap.add_argument("--log-every", type=int, default=50)
+    a = ap.parse_args(argv)
+    if a.batch_tokens <= 0:
+        a.batch_tokens = 32768 if a.kind == "gka" else 65536
+    return a
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def model_config(a, tok):
+    kind = KINDS[a.kind]
+    pattern = ["*" if i % 2 == 0 else kind for i in range(a.layers)]
+    return ModelConfig(vocab_size=tok.get_vocab_size(), hidden_size=a.hidden,
+                       intermediate_size=a.intermediate, num_heads=a.heads,
+                       num_kv_heads=a.kv_heads, head_dim=a.head_dim, pattern=pattern,
+                       rope_theta=1e6, max_position_embeddings=32768,
+                       eos_token_id=tok.token_to_id("<|im_end|>"),
+                       pad_token_id=tok.token_to_id("<|endoftext|>"))
+
+
+def lr_at(a, frac):
+    if frac < a.warmup_frac:
+        return a.lr * max(frac / a.warmup_frac, 0.02)
+    p = min(1.0, (frac - a.warmup_frac) / max(1e-9, 1 - a.warmup_frac))
+    return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def length_at(a, frac):
+    """Context length of the next batch: grows linearly from --min-context to --context over
+    the first --curriculum-frac of the budget, in steps of 64 tokens."""
+    p = min(1.0, frac / max(1e-9, a.curriculum_frac))
+    L = a.min_context + p * (a.context - a.min_context)
+    return int(min(a.context, max(64, round(L / 64) * 64)))
+
+
+def loss_fn(model, ids, ans, lm_weight, pad_id):
+    """Mean cross-entropy on answer digits + lm_weight x mean next-token loss elsewhere."""
+    inp, tgt, a = ids[:, :-1], ids[:, 1:], ans[:, :-1]
+    if lm_weight > 0:
+        logits = model(inp).float()
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                             reduction="none").view_as(tgt)
+        other = (~a) & (tgt != pad_id)
+        ans_loss = ce[a].mean()
+        loss = ans_loss + lm_weight * ce[other].mean()
+        acc = (logits[a].argmax(-1) == tgt[a]).float().mean()
+    else:
+        h = model.hidden_states(inp)
+        logits = model.lm_head(h[a]).float()
+        ans_loss = F.cross_entropy(logits, tgt[a])
+        loss = ans_loss
+        acc = (logits.argmax(-1) == tgt[a]).float().mean()
+    return loss, ans_loss.detach(), acc.detach()
+
+
+def param_groups(model, wd):
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    rest = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
+
+
+def bf16_copy(model, cfg, device):
+    """The model as exported: weights rounded to bf16, computed in fp32."""
+    m = HybridLM(cfg)
+    m.load_state_dict({k: v.detach().to(torch.bfloat16).to(torch.float32)
+                       for k, v in model.state_dict().items()})
+    return m.to(device).eval()
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    t_start = time.time()
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                          if a.device == "auto" else a.device)
+    torch.manual_seed(a.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    tok = Tokenizer.from_file(os.path.join(a.tokenizer_dir, "tokenizer.json"))
+    cfg = model_config(a, tok)
+    model = HybridLM(cfg)
+    init_weights(model, a.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    est = 2 * n_params + 4 * 100 * cfg.vocab_size + 100_000
+    if est > MAX_FOLDER_BYTES:
+        raise SystemExit(f"collage_train: model too large for the {MAX_FOLDER_BYTES}-byte folder "
+                         f"limit: {n_params} parameters (~{est} bytes with the reference)")
+    model.to(device)
+    log(f"[{a.kind}] pattern {'-'.join(cfg.pattern)}  params {n_params}  device {device}  "
+        f"budget {a.time_budget_s:.0f}s  T {a.context}")
+    step_fn = model
+    if a.compile:
+        try:
+            step_fn = torch.compile(model)
+        except Exception as e:  # noqa: BLE001 - any failure means eager
+            log(f"[{a.kind}] torch.compile unavailable ({e}); eager")
+    opt = torch.optim.AdamW(param_groups(model, a.weight_decay), lr=a.lr, betas=(0.9, 0.95),
+                            eps=1e-8, fused=device.type == "cuda")
+    workers = a.workers if a.workers >= 0 else min(12, max(0, (os.cpu_count() or 2) - 2))
+    stream = BatchStream(os.path.join(a.tokenizer_dir, "tokenizer.json"), workers, a.seed,
+                         max_docs=a.max_docs, max_questions=a.max_questions)
+    pad_id = cfg.pad_token_id
+    autocast = device.type == "cuda"
+    step, tokens, t0 = 0, 0, time.time()
+    ema_loss = ema_acc = None
+    history = []
+    good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    good_step, restarts = 0, 0
+    try:
+        while True:
+            # schedules follow the used fraction of the time budget, or of --max-steps
+            frac = max((time.time() - t0) / a.time_budget_s,
+                       step / a.max_steps if a.max_steps else 0.0)
+            if frac >= 1.0:
+                break
+            L = length_at(a, frac)
+            B = max(1, a.batch_tokens // L)
+            ids_np, ans_np = stream.next(L, B)
+            ids = torch.from_numpy(ids_np).to(device, non_blocking=True).long()
+            ans = torch.from_numpy(ans_np).to(device, non_blocking=True)
+            lr = lr_at(a, frac)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+                try:
+                    loss, ans_loss, acc = loss_fn(step_fn, ids, ans, a.lm_weight, pad_id)
+                except Exception as e:  # noqa: BLE001 - a compile failure must not end the run
+                    if step_fn is model:
+                        raise
+                    log(f"[{a.kind}] compiled step failed ({type(e).__name__}: {e}); eager")
+                    step_fn = model
+                    loss, ans_loss, acc = loss_fn(model, ids, ans, a.lm_weight, pad_id)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            tokens += ids.numel()
+            if step % a.log_every == 0 or step == 1:
+                al, ac = float(ans_loss), float(acc)
+                if not math.isfinite(al) or not all(
+                        bool(torch.isfinite(p).all()) for p in model.parameters()):
+                    # diverged: back to the last good weights, fresh moments, half the rate
+                    model.load_state_dict(good)
+                    opt = torch.optim.AdamW(param_groups(model, a.weight_decay), lr=a.lr,
+                                            betas=(0.9, 0.95), eps=1e-8,
+                                            fused=device.type == "cuda")
+                    a.lr *= 0.5
+                    restarts += 1
+                    log(f"[{a.kind}] step {step}: non-finite loss or weights; restored the "
+                        f"weights of step {good_step}, learning rate now {a.lr:.2e}")
+                    continue
+                good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                good_step = step
+                ema_loss = al if ema_loss is None else 0.8 * ema_loss + 0.2 * al
+                ema_acc = ac if ema_acc is None else 0.8 * ema_acc + 0.2 * ac
+                el = time.time() - t0
+                history.append({"step": step, "s": round(el, 1), "len": L, "answer_loss": al,
+                                "answer_digit_acc": ac})
+                log(f"[{a.kind}] step {step:6d}  {el:6.1f}s  len {L:5d}  batch {B:4d}  "
+                    f"lr {lr:.2e}  answer loss {al:.4f} (ema {ema_loss:.4f})  digit acc "
+                    f"{ac:.3f} (ema {ema_acc:.3f})  {tokens / max(el, 1e-9) / 1e3:.0f}k tok/s")
+    finally:
+        stream.close()
+    train_s = time.time() - t0
+    log(f"[{a.kind}] trained {step} steps, {tokens} tokens in {train_s:.1f}s")
+
+    # held-out accuracy of the model as exported (bf16 weights, fp32 compute)
+    t_eval = time.time()
+    enc = Encoder(tok)
+    qs = question_set(enc, a.eval_seed, a.eval_questions, a.context - 32)
+    exported = bf16_copy(model, cfg, device)
+    acc_in, per_q = accuracy(exported, qs, device)
+    by_depth = {}
+    for q, ok in zip(qs, per_q):
+        k = f"{min(4, int(q['needle_depth'] * 5)) * 20}-{min(4, int(q['needle_depth'] * 5)) * 20 + 20}%"
+        by_depth.setdefault(k, []).append(ok)
+    by_depth = {k: round(sum(v) / len(v), 4) for k, v in sorted(by_depth.items())}
+    qs2 = question_set(enc, a.eval_seed + 1, max(50, a.eval_questions // 4), 2 * a.context - 32)
+    acc_2t, _ = accuracy(exported, qs2, device, batch=8)
+    eval_s = time.time() - t_eval
+    log(f"[{a.kind}] held-out accuracy within T={a.context}: {acc_in:.4f} ({len(qs)} questions; "
+        f"by needle depth {by_depth}); plain prefill at 2T: {acc_2t:.4f} ({len(qs2)})  "
+        f"[{eval_s:.1f}s]")
+
+    summary = {
+        "kind": a.kind, "pattern": "-".join(cfg.pattern), "params": n_params,
+        "steps": step, "tokens": tokens, "train_seconds": round(train_s, 1),
+        "divergence_restarts": restarts,
+        "final_answer_loss_ema": ema_loss, "final_answer_digit_acc_ema": ema_acc,
+        "eval": {"context_T": a.context, "questions": len(qs), "accuracy_in_T": acc_in,
+                 "accuracy_by_needle_depth": by_depth, "plain_2T_questions": len(qs2),
+                 "accuracy_plain_2T": acc_2t, "eval_seed": a.eval_seed},
+        "device": str(device) + (f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda"
+                                 else ""),
+        "torch": torch.__version__, "args": vars(a), "history": history[-40:],
+    }
+    ref = export_model(exported.cpu(), cfg, tok, a.tokenizer_dir, a.out)
+    summary["export"] = ref
+    summary["total_seconds"] = round(time.time() - t_start, 1)
+    with open(os.path.join(a.out, "training.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    log(f"[{a.kind}] exported {a.out} ({ref['folder_bytes']} bytes; reference question "
+        f"answered {ref['reference_greedy']!r}, expected {ref['reference_answer']!r})  "
+        f"total {summary['total_seconds']:.1f}s")
+    if ref["folder_bytes"] > MAX_FOLDER_BYTES:
+        log(f"[{a.kind}] WARNING: folder is {ref['folder_bytes']} bytes (> {MAX_FOLDER_BYTES})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Trains the three retrieval models one after another within one wall-clock budget and
+writes OUTDIR/<kind>/ (model folders, see export.py), OUTDIR/summary.json and
+OUTDIR/RESULTS.md.
+
+    python -m collage_train.train_all OUTDIR [--total-s 500] [--kinds gdn,m2,gka] [-- ARGS]
+
+Each model runs in its own process (a failure or an out-of-memory in one leaves the others
+alone) with a training budget of (time left - overhead reserve) x its weight's share among
+the models left, so a slow start or a slow model shortens the later ones instead of
+overrunning the total. ARGS after
+'--' go to every collage_train.train run."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    ap = argparse.ArgumentParser(description="train the gdn, m2 and gka retrieval models")
+    ap.add_argument("outdir")
+    ap.add_argument("--total-s", type=float, default=500.0,
+                    help="wall-clock budget of the whole run (training + evaluation + export)")
+    ap.add_argument("--reserve-s", type=float, default=35.0,
+                    help="per model: start-up, evaluation and export time kept out of training")
+    ap.add_argument("--kinds", default="gdn,m2,gka")
+    ap.add_argument("--weights", default="gdn=1.0,m2=0.85,gka=1.15",
+                    help="relative training time per kind (GKA's steps cost the most)")
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    kinds = a.kinds.split(",")
+    weights = {k: float(v) for k, v in (x.split("=") for x in a.weights.split(","))}
+    os.makedirs(a.outdir, exist_ok=True)
+    results = []
+    for i, kind in enumerate(kinds):
+        left = a.total_s - (time.time() - t0)
+        share = weights.get(kind, 1.0) / sum(weights.get(k, 1.0) for k in kinds[i:])
+        budget = (left - a.reserve_s * (len(kinds) - i)) * share
+        if budget < 5:
+            print(f"[train_all] {kind}: skipped, only {left:.0f}s left", flush=True)
+            results.append({"kind": kind, "status": "skipped (no time left)"})
+            continue
+        out = os.path.join(a.outdir, kind)
+        cmd = [sys.executable, "-m", "collage_train.train", "--kind", kind, "--out", out,
+               "--time-budget-s", f"{budget:.1f}"] + extra
+        print(f"[train_all] {kind}: training budget {budget:.0f}s ({left:.0f}s left)", flush=True)
+        ts = time.time()
+        rc = subprocess.call(cmd)
+        info = {"kind": kind, "status": "ok" if rc == 0 else f"failed (exit {rc})",
+                "wall_seconds": round(time.time() - ts, 1)}
+        try:
+            with open(os.path.join(out, "training.json")) as f:
+                t = json.load(f)
+            t.pop("history", None)
+            info.update(t)
+        except (OSError, ValueError):
+            pass
+        results.append(info)
+        with open(os.path.join(a.outdir, "summary.json"), "w") as f:
+            json.dump({"models": results, "seconds": round(time.time() - t0, 1)}, f, indent=2)
+            f.write("\n")
+    write_results(a.outdir, results, time.time() - t0)
+    print(f"[train_all] done in {time.time() - t0:.0f}s: "
+          + ", ".join(f"{r['kind']} {r['status']}" for r in results), flush=True)
+    return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+def write_results(outdir, results, seconds):
+    lines = ["# Trained retrieval models", "",
+             "Written by `tools/train/train_all.sh` (collage_train.train_all). Accuracy: held-out",
+             "questions of the retrieval task (models/README.md), greedy answer = the 5 digits,",
+             "measured in PyTorch on the exported weights (bf16 on disk, fp32 compute).", "",
+             "| model | pattern | params | steps | tokens | train s | acc within T | T | "
+             "acc plain 2T | device |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "eval" not in r:
+            lines.append(f"| {r['kind']} | {r['status']} | | | | | | | | |")
+            continue
+        e = r["eval"]
+        lines.append(f"| {r['kind']} | `{r['pattern']}` | {r['params']} | {r['steps']} | "
+                     f"{r['tokens']} | {r['train_seconds']} | {e['accuracy_in_T']:.4f} "
+                     f"({e['questions']}) | {e['context_T']} | {e['accuracy_plain_2T']:.4f} "
+                     f"({e['plain_2T_questions']}) | {r['device']} |")
+    lines += ["", f"Whole run: {seconds:.0f} s. Per model: `<kind>/training.json` (arguments, "
+              "loss history, accuracy by needle depth).", ""]
+    with open(os.path.join(outdir, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
