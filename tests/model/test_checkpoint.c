@@ -163,6 +163,100 @@ static void test_bad_config(void **st)
                  "B'MOJO-F");
     expect_error(model_dir("mt", ",\"architectures\":[\"LlamaForCausalLM\"]"), CL_ERR_UNSUPPORTED,
                  "architectures");
+    /* every number is range-checked, with the key and the range in the message */
+    const struct {
+        const char *extra, *needle;
+    } ranges[] = {
+        {",\"rms_norm_eps\":-1", "key 'rms_norm_eps' = -1 out of range: expected a number in (0, 1]"},
+        {",\"rms_norm_eps\":0", "key 'rms_norm_eps' = 0 out of range"},
+        {",\"rms_norm_eps\":1e999", "key 'rms_norm_eps' = inf out of range"},
+        {",\"rms_norm_eps\":\"small\"", "key 'rms_norm_eps': expected a number in (0, 1], found a string"},
+        {",\"max_position_embeddings\":4611686018427387904",
+         "key 'max_position_embeddings' = 4611686018427387904 out of range [1, 1073741824]"},
+        {",\"max_position_embeddings\":0", "key 'max_position_embeddings' = 0 out of range [1, "},
+        {",\"max_position_embeddings\":12.5",
+         "key 'max_position_embeddings' = 12.5: expected an integer in [1, 1073741824]"},
+        {",\"vocab_size\":12", "key 'vocab_size' appears twice"},
+        {",\"rope_parameters\":{\"rope_theta\":1,\"rope_theta\":2}",
+         "key 'rope_parameters.rope_theta' appears twice"},
+        {",\"eos_token_id\":16", "key 'eos_token_id' = 16: expected a token id in [0, 15] (vocab_size 16)"},
+        {",\"eos_token_id\":[3,-1]", "key 'eos_token_id[1]' = -1: expected a token id in [0, 15]"},
+        {",\"eos_token_id\":2.5", "key 'eos_token_id' = 2.5: expected a token id"},
+        {",\"eos_token_id\":[\"x\"]", "key 'eos_token_id[0]': expected a token id, found a string"},
+        {",\"bos_token_id\":1e300", "key 'bos_token_id' = 1e+300 out of range [0, 15]"},
+        {",\"pad_token_id\":16", "key 'pad_token_id' = 16 out of range [0, 15]"},
+        {",\"rope_theta\":0", "key 'rope_theta' = 0 out of range: expected a positive finite number"},
+        {",\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":-5}",
+         "key 'rope_parameters.rope_theta' = -5 out of range"},
+        {",\"hybrid_override_pattern\":\"GKA\"", "the pattern has GKA layers but key 'gka_config' is missing"},
+        {",\"hybrid_override_pattern\":\"GDN\"", "the pattern has GDN layers but key 'gdn_config' is missing"},
+        {",\"hybrid_override_pattern\":\"M2\"", "the pattern has M2 layers but key 'mamba2_config' is missing"},
+        {",\"hybrid_override_pattern\":\"GDN\",\"gdn_config\":[]", "key 'gdn_config': expected an object"},
+        {",\"hybrid_override_pattern\":\"GKA\",\"gka_config\":{\"chunk_size\":0}",
+         "key 'gka_config.chunk_size' = 0 out of range [1, 65536]"},
+        {",\"hybrid_override_pattern\":\"GKA\",\"gka_config\":{\"num_iter\":1001}",
+         "key 'gka_config.num_iter' = 1001 out of range [0, 1000]"},
+        {",\"hybrid_override_pattern\":\"GKA\",\"gka_config\":{},\"gka_overrides\":{\"ridge_strength\":0}",
+         "key 'gka_config.ridge_strength' = 0 out of range: expected a positive finite number"},
+        {",\"hybrid_override_pattern\":\"GKA\",\"gka_config\":{\"norm_eps\":-1e-6}",
+         "key 'gka_config.norm_eps' = -1e-06 out of range"},
+        {",\"hybrid_override_pattern\":\"GKA\",\"gka_config\":{\"num_q_heads\":2.5}",
+         "key 'gka_config.num_q_heads' is 2.5 but the top-level config implies 2"},
+        {",\"hybrid_override_pattern\":\"GDN\",\"gdn_config\":{\"conv_size\":9}",
+         "key 'gdn_config.conv_size' = 9 out of range [1, 8]"},
+        {",\"hybrid_override_pattern\":\"GDN\",\"gdn_config\":{\"norm_eps\":null,\"conv_size\":\"4\"}",
+         "key 'gdn_config.conv_size': expected an integer in [1, 8], found a string"},
+        {",\"hybrid_override_pattern\":\"M2\",\"mamba2_config\":{\"n_layer\":2}",
+         "key 'mamba2_config.n_layer' is 2 but the top-level config implies 1"},
+        {",\"hybrid_override_pattern\":\"M2\",\"mamba2_config\":{\"ssm_cfg\":{\"d_state\":1e20}}",
+         "key 'mamba2_config.ssm_cfg.d_state' is 100000000000000000000 but the top-level config implies 4"},
+        {",\"hybrid_override_pattern\":\"M2\",\"mamba2_config\":{\"ssm_cfg\":7}",
+         "key 'mamba2_config.ssm_cfg': expected an object"},
+        {",\"hybrid_override_pattern\":\"SWA\",\"swa_config\":{\"window_size\":0}",
+         "key 'swa_config.window_size' = 0 out of range [1, 1073741824]"},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "range%zu", i);
+        expect_error(model_dir(name, ranges[i].extra), CL_ERR_FORMAT, ranges[i].needle);
+    }
+    expect_error(model_dir("eos9", ",\"eos_token_id\":[0,1,2,3,4,5,6,7,8]"), CL_ERR_UNSUPPORTED,
+                 "key 'eos_token_id': more than 8 distinct ids");
+    /* generation_config.json: its eos ids are checked against the vocabulary too */
+    const char *gen = model_dir("geneos", "");
+    write_text(gen, "generation_config.json", "{\"eos_token_id\": [1, 16]}");
+    expect_error(gen, CL_ERR_FORMAT,
+                 "generation_config.json: key 'eos_token_id[1]' = 16: expected a token id in "
+                 "[0, 15]");
+
+    /* sizes beyond the range (the base config has them in range) */
+    char big[2048];
+    snprintf(big, sizeof big, base_config, ",\"hybrid_override_pattern\":\"*\"");
+    const struct {
+        const char *from, *to, *needle;
+    } subst[] = {
+        {"\"vocab_size\":16", "\"vocab_size\":16.5",
+         "key 'vocab_size' = 16.5: expected an integer in [1, 16777216]"},
+        {"\"num_key_value_heads\":1", "\"num_key_value_heads\":-2",
+         "key 'num_key_value_heads' = -2 out of range [1, 1024]"},
+        {"\"head_dim\":4", "\"head_dim\":1099511627776",
+         "key 'head_dim' = 1099511627776 out of range [1, 1024]"},
+        {"\"hidden_size\":8", "\"hidden_size\":true",
+         "key 'hidden_size': expected an integer in [1, 65536], found a boolean"},
+    };
+    for (size_t i = 0; i < sizeof subst / sizeof subst[0]; i++) {
+        char text2[2048];
+        const char *at = strstr(big, subst[i].from);
+        assert_non_null(at);
+        snprintf(text2, sizeof text2, "%.*s%s%s", (int)(at - big), big, subst[i].to,
+                 at + strlen(subst[i].from));
+        char name[32];
+        snprintf(name, sizeof name, "subst%zu", i);
+        const char *d = tu_tmpdir(name);
+        write_text(d, "config.json", text2);
+        expect_error(d, CL_ERR_FORMAT, subst[i].needle);
+    }
+
     /* unknown keys are ignored and listed */
     cl_config cfg;
     char text[2048];
