@@ -294,6 +294,46 @@ static void test_bad_safetensors(void **st)
     expect_error(dir, CL_ERR_FORMAT, "needs 12 bytes but its byte range holds 8");
     write_st(dir, "{\"a\":{\"dtype\":\"Q4\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, 0);
     expect_error(dir, CL_ERR_FORMAT, "unknown dtype 'Q4'");
+    /* header numbers: integers in [0, 2^53], no overflow, nothing after the object */
+    const struct {
+        const char *header, *needle;
+        size_t data;
+    } nums[] = {
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12.5]}}",
+         "tensor 'a': data_offsets[1] = 12.5: expected an integer", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[8.5,12.5]}}",
+         "tensor 'b': data_offsets[0] = 8.5: expected an integer", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,10]}}",
+         "tensor 'a': shape[0] = 2.5: expected an integer", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
+         "tensor 'a': shape[0] = -1 out of range [0, 2^53]", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}",
+         "tensor 'a': shape[0]: expected an integer", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e300]}}",
+         "tensor 'a': data_offsets[1] = 1.0000000000000001e+300 out of range [0, 2^53]", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}",
+         "data_offsets [8, 4] end before they begin", 16},
+        {"{\"a\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,4294967296],"
+         "\"data_offsets\":[0,8]}}",
+         "tensor 'a': shape too large", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}} x",
+         "header has text after its JSON object (at byte 63)", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+         "tensor 'a': key 'dtype' appears twice", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+         "tensor 'a' appears twice", 16},
+        /* an empty tensor between two that overlap does not hide the overlap */
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+         "\"c\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+         "tensors 'a' and 'c' overlap", 16},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        write_st(dir, nums[i].header, nums[i].data, 0);
+        expect_error(dir, CL_ERR_FORMAT, nums[i].needle);
+    }
     write_st(dir, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 0);
     expect_error(dir, CL_ERR_FORMAT, "missing required tensor 'model.embed_tokens.weight'");
     /* a complete checkpoint with one tensor of the wrong shape */
