@@ -334,7 +334,11 @@ static void canon(strbuf *b, const cJSON *v)
         }
         sb_str(b, "]");
     } else if (cJSON_IsNumber(v)) {
-        snprintf(num, sizeof num, "%.17g", v->valuedouble);
+        double d = v->valuedouble;
+        if (isinf(d)) /* 1e999 in the file: %g would print "inf", which is not JSON */
+            snprintf(num, sizeof num, "%s", d > 0 ? "1e999" : "-1e999");
+        else
+            snprintf(num, sizeof num, "%.17g", d);
         sb_str(b, num);
     } else if (cJSON_IsString(v)) {
         sb_json_str(b, v->valuestring);

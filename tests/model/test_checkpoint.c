@@ -240,9 +240,24 @@ static void test_bad_config(void **st)
         expect_error(d, CL_ERR_FORMAT, subst[i].needle);
     }
 
-    /* unknown keys are ignored and listed */
     cl_config cfg;
     char text[2048];
+    /* a control character from the file does not break the one-line message */
+    expect_error(model_dir("nl", ",\"hybrid_override_pattern\":\"X\\nY\""), CL_ERR_FORMAT,
+                 "unknown layer symbol 'X?Y'");
+    /* an infinite number (1e999) in an ignored key: the canonical JSON (hashed into
+     * the model id) stays JSON */
+    snprintf(text, sizeof text, base_config,
+             ",\"hybrid_override_pattern\":\"*\",\"initializer_range\":1e999");
+    assert_int_equal(cl_config_parse("cfg", text, &cfg), 0);
+    assert_non_null(strstr(cfg.canonical_json, "\"initializer_range\":1e999"));
+    cl_config again;
+    assert_int_equal(cl_config_parse("canonical", cfg.canonical_json, &again), 0);
+    assert_string_equal(again.canonical_json, cfg.canonical_json);
+    cl_config_free(&again);
+    cl_config_free(&cfg);
+
+    /* unknown keys are ignored and listed */
     snprintf(text, sizeof text, base_config,
              ",\"hybrid_override_pattern\":\"*\",\"my_new_key\":1,\"auto_map\":{}");
     assert_int_equal(cl_config_parse("cfg", text, &cfg), 0);
