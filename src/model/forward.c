@@ -3,6 +3,7 @@
 #include "model/forward.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -368,9 +369,12 @@ static int nonfinite_error(cl_model *m, cl_cache *c, const cl_batch *bt, int64_t
     int64_t token = bt->seq[seq].kv_start + (row - bt->seq[seq].tok_start);
     finite_probe p = {0};
     int rc = diagnose(m, c, bt, seq, row, &p);
-    if (rc != CL_OK)
+    if (rc != CL_OK) {
+        char why[512]; /* cl_err must not read the buffer it writes */
+        snprintf(why, sizeof why, "%s", cl_errmsg());
         return cl_err(CL_ERR_RANGE, "non-finite logits at token %lld (no layer found: %s)",
-                      (long long)token, cl_errmsg());
+                      (long long)token, why);
+    }
     if (!p.found)
         return cl_err(CL_ERR_RANGE,
                       "non-finite logits at token %lld; the same tokens from an empty state "
