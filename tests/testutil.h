@@ -1,6 +1,10 @@
 /* testutil.h - shared helpers for the cmocka tests: locating ../shared (skip or
  * fail under COLLAGE_REQUIRE_SHARED=1), scratch dirs, running the CLI, loading
- * reference tensors and comparing them. Include after the cmocka headers. */
+ * reference tensors and comparing them. Include after the cmocka headers.
+ *
+ * Skips show in ctest: including this header makes cmocka_run_group_tests return
+ * 77 (the tests' SKIP_RETURN_CODE) when some case skipped and none failed, so
+ * ctest reports the test as "Skipped" rather than "Passed". */
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
@@ -35,5 +39,21 @@ int64_t tu_load_i64(const char *path, const char *name, int64_t **data);
 int tu_has_tensor(const char *path, const char *name);
 /* max|a-b| / max|b| over n values (NaN -> +inf). */
 double tu_rel_err(const float *a, const float *b, size_t n);
+
+/* Counts a skipped case (the skip() below does it). */
+void tu_note_skip(void);
+/* Runs the group; returns the number of failed cases, or 77 if none failed but some
+ * were skipped (printing how many). */
+int tu_run_group_tests(const char *name, const struct CMUnitTest *tests, size_t n,
+                       CMFixtureFunction setup, CMFixtureFunction teardown);
+
+#undef skip
+#define skip() (tu_note_skip(), _skip(__FILE__, __LINE__))
+#undef cmocka_run_group_tests
+#define cmocka_run_group_tests(group, setup, teardown) \
+    tu_run_group_tests(#group, group, sizeof(group) / sizeof((group)[0]), setup, teardown)
+#undef cmocka_run_group_tests_name
+#define cmocka_run_group_tests_name(name, group, setup, teardown) \
+    tu_run_group_tests(name, group, sizeof(group) / sizeof((group)[0]), setup, teardown)
 
 #endif

@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/status.h"
@@ -57,50 +60,135 @@ int cl_read_stream(void *file, char **out, size_t *len)
     return CL_OK;
 }
 
-int cl_write_file_atomic(const char *path, const void *data, size_t len)
+/* ---- atomic writes ----------------------------------------------------------
+ * Over RLIMIT_FSIZE the kernel raises SIGXFSZ, whose default action kills the
+ * process (leaving the temp file behind), and only then fails the write with
+ * EFBIG. Each write() therefore runs with SIGXFSZ blocked in the calling thread
+ * (the signal is sent to the writing thread); a SIGXFSZ it caused is taken off
+ * the pending set before the mask is restored. Nothing process-wide changes, so
+ * a library caller's own handling of the signal is left alone. */
+
+struct cl_afile {
+    char *path, *tmp;
+    int fd;
+    int rc; /* first failure (CL_OK while none) */
+};
+
+static int write_error(const char *path, int e)
 {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp)
-        return cl_err(CL_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return cl_err(e == ENOSPC ? CL_ERR_FULL : CL_ERR_IO, "%s: %s", path, strerror(e));
+    if (e == EFBIG)
+        return cl_err(CL_ERR_FULL, "%s: write failed: %s (file size limit?)", path, strerror(e));
+    if (e == ENOSPC || e == EDQUOT)
+        return cl_err(CL_ERR_FULL, "%s: write failed: %s", path, strerror(e));
+    return cl_err(CL_ERR_IO, "%s: write failed: %s", path, strerror(e));
+}
+
+/* write() that reports EFBIG instead of letting SIGXFSZ kill the process. */
+static ssize_t write_nosigxfsz(int fd, const void *buf, size_t len)
+{
+    sigset_t xfsz, old, pending;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ);
+    int masked = pthread_sigmask(SIG_BLOCK, &xfsz, &old) == 0;
+    ssize_t w = write(fd, buf, len);
+    int e = errno;
+    if (masked) {
+        if (w < 0 && e == EFBIG && !was_pending) {
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&xfsz, NULL, &zero) < 0 && errno == EINTR)
+                ;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
+    errno = e;
+    return w;
+}
+
+int cl_afile_open(const char *path, cl_afile **out)
+{
+    *out = NULL;
+    cl_afile *f = calloc(1, sizeof *f);
+    size_t plen = strlen(path);
+    if (!f || !(f->path = strdup(path)) || !(f->tmp = malloc(plen + 32))) {
+        if (f)
+            free(f->path);
+        free(f);
+        return cl_err(CL_ERR_NOMEM, "%s: out of memory", path);
+    }
+    snprintf(f->tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
+        int e = errno;
+        free(f->tmp);
+        free(f->path);
+        free(f);
+        return cl_err(e == ENOSPC || e == EDQUOT ? CL_ERR_FULL : CL_ERR_IO, "%s: %s", path,
+                      strerror(e));
+    }
+    *out = f;
+    return CL_OK;
+}
+
+int cl_afile_write(cl_afile *f, const void *data, size_t len)
+{
+    if (f->rc != CL_OK)
+        return f->rc;
     const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
+    while (len > 0) {
+        ssize_t w = write_nosigxfsz(f->fd, p, len);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return cl_err(e == ENOSPC || e == EFBIG ? CL_ERR_FULL : CL_ERR_IO, "%s: %s", path,
-                          strerror(e));
+            return f->rc = write_error(f->path, errno);
         }
         p += w;
-        left -= (size_t)w;
+        len -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return cl_err(CL_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return cl_err(CL_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    free(tmp);
     return CL_OK;
+}
+
+static void afile_free(cl_afile *f)
+{
+    free(f->tmp);
+    free(f->path);
+    free(f);
+}
+
+void cl_afile_abort(cl_afile *f)
+{
+    if (!f)
+        return;
+    close(f->fd);
+    unlink(f->tmp);
+    afile_free(f);
+}
+
+int cl_afile_commit(cl_afile *f)
+{
+    int rc = f->rc;
+    if (rc == CL_OK && fsync(f->fd) != 0)
+        rc = write_error(f->path, errno);
+    if (close(f->fd) != 0 && rc == CL_OK)
+        rc = write_error(f->path, errno);
+    if (rc == CL_OK && rename(f->tmp, f->path) != 0)
+        rc = cl_err(CL_ERR_IO, "%s: %s", f->path, strerror(errno));
+    if (rc != CL_OK)
+        unlink(f->tmp);
+    afile_free(f);
+    return rc;
+}
+
+int cl_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    cl_afile *f;
+    CL_TRY(cl_afile_open(path, &f));
+    int rc = cl_afile_write(f, data, len);
+    if (rc != CL_OK) {
+        cl_afile_abort(f);
+        return rc;
+    }
+    return cl_afile_commit(f);
 }
 
 int cl_mmap_open(const char *path, cl_mmap *m)

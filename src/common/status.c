@@ -5,9 +5,19 @@
 
 static _Thread_local char errbuf[1024];
 
+/* Messages are one line: control characters that came with names or values from
+ * a file (a key holding "\n") are shown as '?'. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = *s == '\t' ? ' ' : '?';
+}
+
 int cl_verr(int status, const char *fmt, va_list ap)
 {
     vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    one_line(errbuf);
     return status;
 }
 
@@ -40,6 +50,7 @@ int cl_err_prefix(int status, const char *fmt, ...)
         m = rest;
     memcpy(errbuf + n + 2, old, m);
     errbuf[n + 2 + m] = 0;
+    one_line(errbuf);
     return status;
 }
 

@@ -276,9 +276,10 @@ int cl_mkmodel(const cl_mkmodel_opts *o)
     }
     rc = write_text(o->out_dir, "config.json", json);
     free(json);
-    char gen[256];
-    snprintf(gen, sizeof gen, "{\n  \"eos_token_id\": [%lld],\n  \"pad_token_id\": %lld\n}\n",
-             (long long)eos, (long long)pad);
+    char gen[256] = "{}\n"; /* no tokenizer: no token ids to name */
+    if (eos >= 0 && pad >= 0)
+        snprintf(gen, sizeof gen, "{\n  \"eos_token_id\": [%lld],\n  \"pad_token_id\": %lld\n}\n",
+                 (long long)eos, (long long)pad);
     if (rc == CL_OK)
         rc = write_text(o->out_dir, "generation_config.json", gen);
 

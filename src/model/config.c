@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,10 @@ int cl_layer_is_ssm(cl_layer_type t)
 {
     return t == CL_LAYER_M2 || t == CL_LAYER_GDN || t == CL_LAYER_GKA;
 }
+
+/* Upper bounds of the sizes (beyond them arrays would not fit in memory). */
+#define MAX_VOCAB (1 << 24)
+#define MAX_POSITIONS (INT64_C(1) << 30)
 
 static const char *const known_top[] = {
     "architectures", "model_type", "vocab_size", "hidden_size", "intermediate_size",
@@ -99,6 +104,7 @@ static int parse_root(cl_config *cfg, const cJSON *root, const char *file)
     int b;
     if (!cJSON_IsObject(root))
         return cl_err(CL_ERR_FORMAT, "%s: expected a JSON object", file);
+    CL_TRY(cfg_check_duplicates(root, "", file));
 
     CL_TRY(cl_json_str(root, "model_type", file, "hybrid_qwen3", &s));
     if (strcmp(s, "hybrid_qwen3") && strcmp(s, "qwen3"))
@@ -125,29 +131,20 @@ static int parse_root(cl_config *cfg, const cJSON *root, const char *file)
     for (int i = 0; required[i]; i++)
         if (!cl_json_has(root, required[i]))
             return cl_err(CL_ERR_FORMAT, "%s: missing key '%s'", file, required[i]);
-    CL_TRY(cl_json_int(root, "vocab_size", file, 0, &cfg->vocab_size));
-    CL_TRY(cl_json_int(root, "hidden_size", file, 0, &cfg->hidden_size));
-    CL_TRY(cl_json_int(root, "intermediate_size", file, 0, &cfg->intermediate_size));
-    CL_TRY(cl_json_int(root, "num_hidden_layers", file, 0, &cfg->num_layers));
-    CL_TRY(cl_json_int(root, "num_attention_heads", file, 0, &cfg->num_heads));
-    CL_TRY(cl_json_int(root, "num_key_value_heads", file, cfg->num_heads, &cfg->num_kv_heads));
-    CL_TRY(cl_json_int(root, "head_dim", file,
-                       cfg->num_heads > 0 ? cfg->hidden_size / cfg->num_heads : 0,
-                       &cfg->head_dim));
-    struct {
-        const char *key;
-        int64_t v, max;
-    } dims[] = {{"vocab_size", cfg->vocab_size, 1 << 24},
-                {"hidden_size", cfg->hidden_size, 1 << 16},
-                {"intermediate_size", cfg->intermediate_size, 1 << 18},
-                {"num_hidden_layers", cfg->num_layers, 1024},
-                {"num_attention_heads", cfg->num_heads, 1024},
-                {"num_key_value_heads", cfg->num_kv_heads, 1024},
-                {"head_dim", cfg->head_dim, 1024}};
-    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
-        if (dims[i].v < 1 || dims[i].v > dims[i].max)
-            return cl_err(CL_ERR_FORMAT, "%s: key '%s' = %lld out of range [1, %lld]", file,
-                          dims[i].key, (long long)dims[i].v, (long long)dims[i].max);
+    CL_TRY(cfg_int(root, NULL, "vocab_size", file, 0, 1, MAX_VOCAB, &cfg->vocab_size));
+    CL_TRY(cfg_int(root, NULL, "hidden_size", file, 0, 1, 1 << 16, &cfg->hidden_size));
+    CL_TRY(cfg_int(root, NULL, "intermediate_size", file, 0, 1, 1 << 18,
+                   &cfg->intermediate_size));
+    CL_TRY(cfg_int(root, NULL, "num_hidden_layers", file, 0, 1, 1024, &cfg->num_layers));
+    CL_TRY(cfg_int(root, NULL, "num_attention_heads", file, 0, 1, 1024, &cfg->num_heads));
+    CL_TRY(cfg_int(root, NULL, "num_key_value_heads", file, cfg->num_heads, 1, 1024,
+                   &cfg->num_kv_heads));
+    CL_TRY(cfg_int(root, NULL, "head_dim", file, cfg->hidden_size / cfg->num_heads, 1, 1024,
+                   &cfg->head_dim));
+    if (cfg->head_dim < 1) /* the default: hidden_size / num_attention_heads */
+        return cl_err(CL_ERR_FORMAT,
+                      "%s: missing key 'head_dim' and hidden_size / num_attention_heads is 0",
+                      file);
     if (cfg->num_heads % cfg->num_kv_heads)
         return cl_err(CL_ERR_FORMAT,
                       "%s: num_attention_heads (%lld) is not a multiple of num_key_value_heads "
@@ -160,7 +157,7 @@ static int parse_root(cl_config *cfg, const cJSON *root, const char *file)
     if (strcmp(s, "silu"))
         return cl_err(CL_ERR_UNSUPPORTED, "%s: key 'hidden_act' = '%s' is not supported (silu)",
                       file, s);
-    CL_TRY(cl_json_num(root, "rms_norm_eps", file, 1e-6, &cfg->rms_norm_eps));
+    CL_TRY(cfg_pos_float(root, NULL, "rms_norm_eps", file, 1e-6, 1.0, &cfg->rms_norm_eps));
     CL_TRY(cl_json_bool(root, "attention_bias", file, 0, &b));
     if (b)
         return cl_err(CL_ERR_UNSUPPORTED,
@@ -173,13 +170,13 @@ static int parse_root(cl_config *cfg, const cJSON *root, const char *file)
                       "%s: key 'use_sliding_window' = true is not supported (SWA layers use "
                       "swa_config)",
                       file);
-    CL_TRY(cl_json_int(root, "max_position_embeddings", file, 40960,
-                       &cfg->max_position_embeddings));
+    CL_TRY(cfg_int(root, NULL, "max_position_embeddings", file, 40960, 1, MAX_POSITIONS,
+                   &cfg->max_position_embeddings));
 
     /* RoPE: rope_parameters first, then rope_theta, else 10000 (spec §1.2) */
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
     double legacy_theta;
-    CL_TRY(cl_json_num(root, "rope_theta", file, 10000.0, &legacy_theta));
+    CL_TRY(cfg_pos_float(root, NULL, "rope_theta", file, 10000.0, DBL_MAX, &legacy_theta));
     cfg->rope_theta = legacy_theta;
     if (rp && !cJSON_IsNull(rp)) {
         if (!cJSON_IsObject(rp))
@@ -190,7 +187,8 @@ static int parse_root(cl_config *cfg, const cJSON *root, const char *file)
                           "%s: key 'rope_parameters.rope_type' = '%s' is not yet supported "
                           "(only 'default')",
                           file, s);
-        CL_TRY(cl_json_num(rp, "rope_theta", file, legacy_theta, &cfg->rope_theta));
+        CL_TRY(cfg_pos_float(rp, "rope_parameters", "rope_theta", file, legacy_theta, DBL_MAX,
+                             &cfg->rope_theta));
     }
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
     if (rs && !cJSON_IsNull(rs)) {
@@ -205,8 +203,6 @@ static int parse_root(cl_config *cfg, const cJSON *root, const char *file)
                           "%s: key 'rope_scaling' = '%s' is not yet supported (only 'default')",
                           file, t ? t : "?");
     }
-    if (!(cfg->rope_theta > 0))
-        return cl_err(CL_ERR_FORMAT, "%s: rope_theta must be > 0", file);
 
     cfg->dtype = CL_F32;
     const char *dt = NULL;
@@ -216,9 +212,11 @@ static int parse_root(cl_config *cfg, const cJSON *root, const char *file)
     if (dt)
         CL_TRY(cfg_parse_dtype(dt, file, "dtype", &cfg->dtype));
 
-    CL_TRY(cl_json_int(root, "bos_token_id", file, -1, &cfg->bos_token_id));
-    CL_TRY(cl_json_int(root, "pad_token_id", file, -1, &cfg->pad_token_id));
-    CL_TRY(cfg_parse_token_ids(root, "eos_token_id", file, cfg->eos_ids, &cfg->n_eos, CL_MAX_EOS));
+    int64_t last_id = cfg->vocab_size - 1;
+    CL_TRY(cfg_int(root, NULL, "bos_token_id", file, -1, 0, last_id, &cfg->bos_token_id));
+    CL_TRY(cfg_int(root, NULL, "pad_token_id", file, -1, 0, last_id, &cfg->pad_token_id));
+    CL_TRY(cfg_parse_token_ids(root, "eos_token_id", file, cfg->vocab_size, cfg->eos_ids,
+                               &cfg->n_eos, CL_MAX_EOS));
 
     CL_TRY(parse_pattern(cfg, root, file));
     int has[CL_LAYER_TYPE_COUNT] = {0};
@@ -226,6 +224,21 @@ static int parse_root(cl_config *cfg, const cJSON *root, const char *file)
         has[cfg->layer_types[i]] = 1;
         cfg->n_attn_layers += cl_layer_is_attention(cfg->layer_types[i]);
         cfg->n_ssm_layers += cl_layer_is_ssm(cfg->layer_types[i]);
+    }
+    /* the priming step stores each mixer's full sub-config (spec MODEL.md §1.4) */
+    static const struct {
+        cl_layer_type type;
+        const char *key;
+    } subs[] = {{CL_LAYER_GKA, "gka_config"},
+                {CL_LAYER_GDN, "gdn_config"},
+                {CL_LAYER_M2, "mamba2_config"}};
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        const cJSON *sub = cJSON_GetObjectItemCaseSensitive(root, subs[i].key);
+        if (has[subs[i].type] && (!sub || cJSON_IsNull(sub)))
+            return cl_err(CL_ERR_FORMAT, "%s: the pattern has %s layers but key '%s' is missing",
+                          file, cl_layer_symbol(subs[i].type), subs[i].key);
+        if (sub && !cJSON_IsNull(sub) && !cJSON_IsObject(sub))
+            return cl_err(CL_ERR_FORMAT, "%s: key '%s': expected an object", file, subs[i].key);
     }
     if (has[CL_LAYER_BMF]) {
         CL_TRY(cfg_parse_bmf(cfg, root, file));
@@ -283,7 +296,8 @@ int cl_config_load_generation(const char *model_dir, cl_config *cfg)
         return CL_OK;
     cJSON *root;
     CL_TRY(cl_json_load(path, &root));
-    int rc = cfg_parse_token_ids(root, "eos_token_id", path, cfg->eos_ids, &cfg->n_eos, CL_MAX_EOS);
+    int rc = cfg_parse_token_ids(root, "eos_token_id", path, cfg->vocab_size, cfg->eos_ids,
+                                 &cfg->n_eos, CL_MAX_EOS);
     cJSON_Delete(root);
     return rc;
 }

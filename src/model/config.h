@@ -4,7 +4,11 @@
  * per-type dimensions from the top-level config and checks the per-type dicts
  * against them. A known key whose value asks for math collage does not implement
  * is an error naming the key; unknown keys are ignored and listed in
- * cfg->unknown_keys (shown by `collage info --verbose`).
+ * cfg->unknown_keys (shown by `collage info --verbose`). Every number the engine
+ * uses is checked against its range (integers in [lo, hi], floats positive and
+ * finite; token ids below vocab_size), errors naming the key, the value and the
+ * range; a key given twice is refused; each SSM layer type of the pattern needs
+ * its sub-config (gka_config, gdn_config, mamba2_config).
  */
 #ifndef CL_CONFIG_H
 #define CL_CONFIG_H

@@ -8,6 +8,18 @@
 
 #include "model/config.h"
 
+/* An integer key in [lo, hi]; missing or null -> def. Errors name the key as
+ * "<sub>.<key>" (sub may be NULL), the value and the allowed range. */
+int cfg_int(const cJSON *obj, const char *sub, const char *key, const char *file, int64_t def,
+            int64_t lo, int64_t hi, int64_t *out);
+/* A finite float key in (0, max]; missing or null -> def. Errors as cfg_int. */
+int cfg_pos_float(const cJSON *obj, const char *sub, const char *key, const char *file,
+                  double def, double max, double *out);
+
+/* A key that appears twice in an object, at any depth, is an error naming it (readers
+ * disagree on which one counts). */
+int cfg_check_duplicates(const cJSON *v, const char *prefix, const char *file);
+
 int cfg_add_unknown(cl_config *cfg, const char *prefix, const char *key);
 /* Adds the keys of obj not in the NULL-terminated `known` list as "<prefix>.<key>". */
 int cfg_collect_unknown(cl_config *cfg, const cJSON *obj, const char *prefix,
@@ -21,8 +33,9 @@ int cfg_unsupported_bool(const cJSON *sub, const char *subname, const char *key,
                          int supported_value, const char *file, int *out);
 int cfg_reject_kv_rank(const cJSON *sub, const char *subname, const char *file);
 int cfg_parse_dtype(const char *s, const char *file, const char *key, cl_dtype *out);
-int cfg_parse_token_ids(const cJSON *root, const char *key, const char *file, int64_t *ids,
-                        int *n, int max);
+/* An id or a list of ids, each in [0, vocab_size); appended to ids (distinct, up to max). */
+int cfg_parse_token_ids(const cJSON *root, const char *key, const char *file, int64_t vocab_size,
+                        int64_t *ids, int *n, int max);
 /* JSON with sorted object keys, numbers as %.17g (malloc'd). */
 int cfg_canonical_json(const cJSON *root, char **out);
 

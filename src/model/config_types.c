@@ -2,6 +2,7 @@
  * derived values checked against the top-level config, math we do not implement
  * refused with the key named, unknown keys collected. */
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,9 @@
 #include "model/config_parse.h"
 
 /* ------------------------------------------------------------ sub-configs */
+
+#define MAX_CONV 8             /* conv widths the backends implement */
+#define MAX_WINDOW (1 << 30)   /* sliding windows (tokens) */
 
 static const char *const known_gka[] = {
     "hidden_size", "head_dim", "num_q_heads", "num_k_heads", "num_v_heads",
@@ -89,25 +93,12 @@ int cfg_parse_gka(cl_config *cfg, const cJSON *root, const char *file)
                     file, solver);
         goto out;
     }
-    TRY(cl_json_int(merged, "num_iter", file, 30, &g->num_iter));
-    TRY(cl_json_int(merged, "conv_size", file, 4, &g->conv_size));
-    TRY(cl_json_int(merged, "chunk_size", file, 64, &g->chunk_size));
-    TRY(cl_json_num(merged, "ridge_strength", file, 0.02, &g->ridge_strength));
-    TRY(cl_json_num(merged, "norm_eps", file, 1e-6, &g->norm_eps));
-    if (g->num_iter < 0 || g->num_iter > 1000) {
-        rc = cl_err(CL_ERR_FORMAT, "%s: key 'gka_config.num_iter' = %lld out of range [0, 1000]",
-                    file, (long long)g->num_iter);
-        goto out;
-    }
-    if (g->conv_size < 1 || g->conv_size > 8) {
-        rc = cl_err(CL_ERR_UNSUPPORTED, "%s: key 'gka_config.conv_size' = %lld not supported",
-                    file, (long long)g->conv_size);
-        goto out;
-    }
-    if (!(g->ridge_strength > 0)) {
-        rc = cl_err(CL_ERR_FORMAT, "%s: key 'gka_config.ridge_strength' must be > 0", file);
-        goto out;
-    }
+    TRY(cfg_int(merged, "gka_config", "num_iter", file, 30, 0, 1000, &g->num_iter));
+    TRY(cfg_int(merged, "gka_config", "conv_size", file, 4, 1, MAX_CONV, &g->conv_size));
+    TRY(cfg_int(merged, "gka_config", "chunk_size", file, 64, 1, 1 << 16, &g->chunk_size));
+    TRY(cfg_pos_float(merged, "gka_config", "ridge_strength", file, 0.02, DBL_MAX,
+                      &g->ridge_strength));
+    TRY(cfg_pos_float(merged, "gka_config", "norm_eps", file, 1e-6, 1.0, &g->norm_eps));
     TRY(cfg_collect_unknown(cfg, sub, "gka_config", known_gka));
     TRY(cfg_collect_unknown(cfg, ovr, "gka_overrides", known_gka));
 #undef TRY
@@ -125,11 +116,8 @@ int cfg_parse_gdn(cl_config *cfg, const cJSON *root, const char *file)
     CL_TRY(cfg_unsupported_bool(sub, "gdn_config", "use_short_conv", 1, 1, file, &g->use_short_conv));
     CL_TRY(cfg_unsupported_bool(sub, "gdn_config", "conv_bias", 0, 0, file, &g->conv_bias));
     CL_TRY(cl_json_bool(sub, "allow_neg_eigval", file, 0, &g->allow_neg_eigval));
-    CL_TRY(cl_json_int(sub, "conv_size", file, 4, &g->conv_size));
-    CL_TRY(cl_json_num(sub, "norm_eps", file, 1e-5, &g->norm_eps));
-    if (g->conv_size < 1 || g->conv_size > 8)
-        return cl_err(CL_ERR_UNSUPPORTED, "%s: key 'gdn_config.conv_size' = %lld not supported",
-                      file, (long long)g->conv_size);
+    CL_TRY(cfg_int(sub, "gdn_config", "conv_size", file, 4, 1, MAX_CONV, &g->conv_size));
+    CL_TRY(cfg_pos_float(sub, "gdn_config", "norm_eps", file, 1e-5, 1.0, &g->norm_eps));
     return cfg_collect_unknown(cfg, sub, "gdn_config", known_gdn);
 }
 
@@ -150,10 +138,18 @@ int cfg_parse_m2(cl_config *cfg, const cJSON *root, const char *file)
     CL_TRY(cfg_check_derived(sub, "mamba2_config", "d_model", cfg->hidden_size, file));
     CL_TRY(cfg_check_derived(sub, "mamba2_config", "d_inner", m->d_inner, file));
     CL_TRY(cfg_check_derived(sub, "mamba2_config", "d_xb", m->d_xb, file));
+    CL_TRY(cfg_check_derived(sub, "mamba2_config", "intermediate_size", cfg->intermediate_size,
+                             file));
+    CL_TRY(cfg_check_derived(sub, "mamba2_config", "n_layer", cfg->num_layers, file));
+    double eps;
+    CL_TRY(cfg_pos_float(sub, "mamba2_config", "rms_norm_eps", file, cfg->rms_norm_eps, 1.0,
+                         &eps));
     CL_TRY(cl_json_bool(sub, "use_qk_norm", file, 1, &m->use_qk_norm));
     int pos;
     CL_TRY(cfg_unsupported_bool(sub, "mamba2_config", "use_pos_emb", 0, 0, file, &pos));
     const cJSON *ssm = cJSON_GetObjectItemCaseSensitive(sub, "ssm_cfg");
+    if (ssm && !cJSON_IsNull(ssm) && !cJSON_IsObject(ssm))
+        return cl_err(CL_ERR_FORMAT, "%s: key 'mamba2_config.ssm_cfg': expected an object", file);
     if (ssm && cJSON_IsObject(ssm)) {
         CL_TRY(cfg_check_derived(ssm, "mamba2_config.ssm_cfg", "expand", 1, file));
         CL_TRY(cfg_check_derived(ssm, "mamba2_config.ssm_cfg", "ngroups", m->ngroups, file));
@@ -173,9 +169,7 @@ int cfg_parse_swa(cl_config *cfg, const cJSON *root, const char *file)
         return cl_err(CL_ERR_FORMAT,
                       "%s: the pattern has SWA layers but 'swa_config.window_size' is missing",
                       file);
-    CL_TRY(cl_json_int(sub, "window_size", file, 0, &cfg->swa.window));
-    if (cfg->swa.window < 1)
-        return cl_err(CL_ERR_FORMAT, "%s: key 'swa_config.window_size' must be >= 1", file);
+    CL_TRY(cfg_int(sub, "swa_config", "window_size", file, 0, 1, MAX_WINDOW, &cfg->swa.window));
     return cfg_collect_unknown(cfg, sub, "swa_config", known_swa);
 }
 
@@ -183,7 +177,14 @@ int cfg_parse_bmf(cl_config *cfg, const cJSON *root, const char *file)
 {
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(root, "bmojo_config");
     const char *mixer;
-    CL_TRY(cl_json_int(sub, "window_size", file, 2048, &cfg->bmf.window));
+    double eps;
+    CL_TRY(cfg_check_derived(sub, "bmojo_config", "hidden_size", cfg->hidden_size, file));
+    CL_TRY(cfg_check_derived(sub, "bmojo_config", "num_heads", cfg->num_heads, file));
+    CL_TRY(cfg_check_derived(sub, "bmojo_config", "num_key_value_heads", cfg->num_kv_heads, file));
+    CL_TRY(cfg_check_derived(sub, "bmojo_config", "head_dim", cfg->head_dim, file));
+    CL_TRY(cfg_pos_float(sub, "bmojo_config", "rms_norm_eps", file, cfg->rms_norm_eps, 1.0, &eps));
+    CL_TRY(cfg_int(sub, "bmojo_config", "window_size", file, 2048, 1, MAX_WINDOW,
+                   &cfg->bmf.window));
     CL_TRY(cl_json_bool(sub, "tie_attn_weights", file, 1, &cfg->bmf.tie_attn_weights));
     CL_TRY(cl_json_str(sub, "ssm_mixer", file, "mamba2", &mixer));
     if (!strcmp(mixer, "mamba2"))

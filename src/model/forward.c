@@ -3,6 +3,7 @@
 #include "model/forward.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,18 +170,72 @@ static int save_hidden(cl_model *m, const cl_forward_out *out, int idx, const fl
     return m->b->ops->to_host(m->b, out->hidden + (size_t)idx * n, h, n * sizeof(float));
 }
 
-int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out)
+/* ---- non-finite values ------------------------------------------------------
+ * The normal path checks only the logits it copies to the host anyway. When they
+ * hold NaN/Inf, the tokens of the failing row's sequence are run again through
+ * the model in a scratch state with a probe that copies the hidden state to the
+ * host after every stage, to name the first stage and token that go non-finite. */
+
+typedef struct {
+    float *host;        /* [T, Dm] */
+    int64_t first_tok;  /* the sequence index of batch row 0 */
+    int found;
+    int64_t layer;      /* -1: embeddings, num_layers: final norm / lm_head */
+    const char *stage;
+    int64_t token;
+} finite_probe;
+
+#define PROBE_FOUND (-1) /* internal: run() stops at the first non-finite stage */
+
+static int64_t first_nonfinite_row(const float *x, int64_t rows, int64_t width)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * width;
+        int bad = 0;
+        for (int64_t i = 0; i < width; i++)
+            bad |= !isfinite(row[i]);
+        if (bad)
+            return r;
+    }
+    return -1;
+}
+
+/* Copies rows x width floats at dev to the host and records the first bad row. */
+static int probe_check(cl_model *m, finite_probe *p, const float *dev, int64_t rows,
+                       int64_t width, int64_t layer, const char *stage)
+{
+    if (!p)
+        return CL_OK;
+    CL_TRY(m->b->ops->to_host(m->b, p->host, dev, (size_t)(rows * width) * sizeof(float)));
+    int64_t r = first_nonfinite_row(p->host, rows, width);
+    if (r < 0)
+        return CL_OK;
+    p->found = 1;
+    p->layer = layer;
+    p->stage = stage;
+    p->token = p->first_tok + r;
+    return PROBE_FOUND;
+}
+
+static const char *mixer_stage(cl_layer_type t)
+{
+    switch (t) {
+    case CL_LAYER_ATTN: return "attention";
+    case CL_LAYER_SWA: return "SWA attention";
+    case CL_LAYER_M2: return "M2 mixer";
+    case CL_LAYER_GDN: return "GDN mixer";
+    case CL_LAYER_GKA: return "GKA mixer";
+    default: return "mixer";
+    }
+}
+
+static int run(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out,
+               finite_probe *probe)
 {
     const cl_config *cf = m->cfg;
     cl_backend *b = m->b;
     const cl_backend_ops *o = b->ops;
     int64_t T = bt->n_tok, Dm = cf->hidden_size;
-    if (T <= 0)
-        return CL_OK;
-    for (int64_t t = 0; t < T; t++)
-        if (bt->tokens[t] < 0 || bt->tokens[t] >= cf->vocab_size)
-            return cl_err(CL_ERR_RANGE, "token id %d out of range [0, %lld)", bt->tokens[t],
-                          (long long)cf->vocab_size);
     widths w = scratch_widths(cf);
     int64_t nlog = out ? out->n_logit_rows : 0;
     size_t need = (size_t)T * (size_t)(2 * w.dm + w.a + w.bw + w.c) +
@@ -199,6 +254,8 @@ int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
     int rc = o->embed(b, s.h, &m->embed, bt);
     if (rc == CL_OK)
         rc = save_hidden(m, out, 0, s.h, T);
+    if (rc == CL_OK)
+        rc = probe_check(m, probe, s.h, T, Dm, -1, "embeddings");
     float eps = (float)cf->rms_norm_eps;
     for (int64_t l = 0; l < cf->num_layers && rc == CL_OK; l++) {
         const cl_layer_bw *lb = &m->layers[l];
@@ -215,6 +272,8 @@ int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
         }
         if (rc == CL_OK)
             rc = o->add(b, s.h, s.xn, T * Dm);
+        if (rc == CL_OK)
+            rc = probe_check(m, probe, s.h, T, Dm, l, mixer_stage(cf->layer_types[l]));
         /* MLP */
         if (rc == CL_OK)
             rc = o->rmsnorm(b, s.xn, s.h, &lb->w[CL_W_POST_NORM], T, Dm, eps);
@@ -231,11 +290,15 @@ int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
             rc = o->add(b, s.h, s.xn, T * Dm);
         if (rc == CL_OK)
             rc = save_hidden(m, out, (int)l + 1, s.h, T);
+        if (rc == CL_OK)
+            rc = probe_check(m, probe, s.h, T, Dm, l, "MLP");
     }
-    if (rc == CL_OK && out && out->hidden) {
+    if (rc == CL_OK && ((out && out->hidden) || probe)) {
         rc = o->rmsnorm(b, s.xn, s.h, &m->norm, T, Dm, eps);
         if (rc == CL_OK)
             rc = save_hidden(m, out, (int)cf->num_layers + 1, s.xn, T);
+        if (rc == CL_OK)
+            rc = probe_check(m, probe, s.xn, T, Dm, cf->num_layers, "final norm");
     }
     if (rc == CL_OK && nlog > 0) {
         rc = o->gather_rows(b, s.xn, s.h, Dm, out->logit_rows, nlog);
@@ -251,4 +314,98 @@ int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
     }
     o->batch_release(b, bt);
     return rc;
+}
+
+/* The diagnostic: sequence `seq` of bt again, up to batch row `row`, from an
+ * empty state in a scratch slot; fills p (p->found = 0 if everything stays finite). */
+static int diagnose(cl_model *m, cl_cache *c, const cl_batch *bt, int seq, int64_t row,
+                    finite_probe *p)
+{
+    const cl_batch_seq *bs = &bt->seq[seq];
+    int64_t n = row - bs->tok_start + 1, V = m->cfg->vocab_size;
+    int64_t n_pages = (n + c->o.page_tokens - 1) / c->o.page_tokens;
+    int32_t slot = -1, *pages = malloc((size_t)n_pages * sizeof *pages);
+    float *logits = malloc((size_t)V * sizeof *logits);
+    p->host = malloc((size_t)(n * m->cfg->hidden_size) * sizeof(float));
+    p->first_tok = bs->kv_start;
+    int rc = pages && logits && p->host ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
+    int have_pages = 0;
+    if (rc == CL_OK)
+        rc = cl_cache_alloc_slot(c, &slot);
+    if (rc == CL_OK && (rc = cl_cache_alloc_pages(c, n_pages, pages)) == CL_OK)
+        have_pages = 1;
+    if (rc == CL_OK) {
+        cl_batch_seq one = {0, n, 0, pages, slot, 0, 0};
+        cl_batch b1 = {1, n, &one, bt->tokens + bs->tok_start, bt->positions + bs->tok_start,
+                       NULL};
+        int64_t last = n - 1;
+        cl_forward_out fo = {&last, 1, logits, NULL, NULL};
+        rc = run(m, c, &b1, &fo, p);
+        if (rc == CL_OK && first_nonfinite_row(logits, 1, V) == 0) {
+            p->found = 1;
+            p->layer = m->cfg->num_layers;
+            p->stage = "lm_head";
+            p->token = bs->kv_start + last;
+        }
+        if (rc == PROBE_FOUND)
+            rc = CL_OK;
+    }
+    if (have_pages)
+        cl_cache_release_pages(c, pages, n_pages);
+    cl_cache_release_slot(c, slot);
+    free(pages);
+    free(logits);
+    free(p->host);
+    p->host = NULL;
+    return rc;
+}
+
+/* The error for non-finite logits in batch row `row`, naming where they start. */
+static int nonfinite_error(cl_model *m, cl_cache *c, const cl_batch *bt, int64_t row)
+{
+    int seq = 0;
+    while (seq + 1 < bt->n_seq && row >= bt->seq[seq + 1].tok_start)
+        seq++;
+    int64_t token = bt->seq[seq].kv_start + (row - bt->seq[seq].tok_start);
+    finite_probe p = {0};
+    int rc = diagnose(m, c, bt, seq, row, &p);
+    if (rc != CL_OK) {
+        char why[512]; /* cl_err must not read the buffer it writes */
+        snprintf(why, sizeof why, "%s", cl_errmsg());
+        return cl_err(CL_ERR_RANGE, "non-finite logits at token %lld (no layer found: %s)",
+                      (long long)token, why);
+    }
+    if (!p.found)
+        return cl_err(CL_ERR_RANGE,
+                      "non-finite logits at token %lld; the same tokens from an empty state "
+                      "stay finite, so they come from the state before this call",
+                      (long long)token);
+    if (p.layer < 0)
+        return cl_err(CL_ERR_RANGE,
+                      "non-finite values in the embeddings (model.embed_tokens.weight) at token "
+                      "%lld",
+                      (long long)p.token);
+    if (p.layer == m->cfg->num_layers)
+        return cl_err(CL_ERR_RANGE, "non-finite values after the %s at token %lld", p.stage,
+                      (long long)p.token);
+    return cl_err(CL_ERR_RANGE, "non-finite values after layer %lld (%s) at token %lld",
+                  (long long)p.layer, p.stage, (long long)p.token);
+}
+
+int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out)
+{
+    const cl_config *cf = m->cfg;
+    if (bt->n_tok <= 0)
+        return CL_OK;
+    for (int64_t t = 0; t < bt->n_tok; t++)
+        if (bt->tokens[t] < 0 || bt->tokens[t] >= cf->vocab_size)
+            return cl_err(CL_ERR_RANGE, "token id %d out of range [0, %lld)", bt->tokens[t],
+                          (long long)cf->vocab_size);
+    CL_TRY(run(m, c, bt, out, NULL));
+    if (out && out->logits && out->n_logit_rows > 0) {
+        int64_t r = first_nonfinite_row(out->logits, out->n_logit_rows, cf->vocab_size);
+        if (r >= 0)
+            return nonfinite_error(m, c, bt, out->logit_rows[r]);
+    }
+    return CL_OK;
 }

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,13 @@
 #include "common/status.h"
 
 #define MAX_HEADER_BYTES (256u << 20)
+/* Offsets and dims above 2^53 cannot be exact in a JSON number (a double). */
+#define MAX_EXACT 9007199254740992.0
 
 typedef struct {
     char *path;
     cl_mmap map;
+    int borrowed; /* map.data belongs to the caller (cl_st_open_memory) */
 } st_file;
 
 struct cl_safetensors {
@@ -67,6 +71,37 @@ static int push_tensor(cl_safetensors *st, size_t *cap, const cl_st_tensor *t)
     return CL_OK;
 }
 
+/* Reads element i of a header array as an integer in [0, 2^53]: a fractional,
+ * negative or huge value is an error naming the file, the tensor and the field. */
+static int header_uint(const cJSON *arr, int i, const char *path, const char *tensor,
+                       const char *field, uint64_t *out)
+{
+    const cJSON *v = cJSON_GetArrayItem(arr, i);
+    if (!cJSON_IsNumber(v))
+        return cl_err(CL_ERR_FORMAT, "%s: tensor '%s': %s[%d]: expected an integer", path,
+                      tensor, field, i);
+    double d = v->valuedouble;
+    if (d != floor(d)) /* also NaN and inf */
+        return cl_err(CL_ERR_FORMAT, "%s: tensor '%s': %s[%d] = %.17g: expected an integer", path,
+                      tensor, field, i, d);
+    if (d < 0 || d > MAX_EXACT)
+        return cl_err(CL_ERR_FORMAT, "%s: tensor '%s': %s[%d] = %.17g out of range [0, 2^53]",
+                      path, tensor, field, i, d);
+    *out = (uint64_t)d;
+    return CL_OK;
+}
+
+/* A key the object has twice (readers disagree on which one counts), or NULL. Only
+ * for the few keys of a tensor entry: tensor names are checked by finish(). */
+static const char *repeated_key(const cJSON *obj)
+{
+    for (const cJSON *a = obj->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (!strcmp(a->string, b->string))
+                return a->string;
+    return NULL;
+}
+
 /* Parses and validates one mapped file; appends its tensors (all, or only those
  * whose name is in `only` if non-NULL: used by the sharded index). */
 static int parse_file(cl_safetensors *st, size_t *cap, st_file *f)
@@ -89,14 +124,22 @@ static int parse_file(cl_safetensors *st, size_t *cap, st_file *f)
         return cl_err(CL_ERR_FORMAT, "%s: safetensors header of %llu bytes is too large", path,
                       (unsigned long long)hlen);
     size_t first = st->ntensors;
-    cJSON *h;
-    if (cl_json_parse(path, (const char *)base + 8, (size_t)hlen, &h) != CL_OK)
-        return cl_err(CL_ERR_FORMAT, "%s: safetensors header is not valid JSON", path);
+    const char *text = (const char *)base + 8, *end = NULL;
+    cJSON *h = cJSON_ParseWithLengthOpts(text, (size_t)hlen, &end, 0);
+    if (!h)
+        return cl_err(CL_ERR_FORMAT, "%s: safetensors header is not valid JSON (at byte %lld)",
+                      path, end && end >= text ? (long long)(end - text) + 8 : -1LL);
     int rc = CL_OK;
     if (!cJSON_IsObject(h)) {
         rc = cl_err(CL_ERR_FORMAT, "%s: safetensors header is not a JSON object", path);
         goto out;
     }
+    for (; end < text + hlen; end++) /* the writer pads with spaces; nothing else may follow */
+        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+            rc = cl_err(CL_ERR_FORMAT, "%s: safetensors header has text after its JSON object "
+                        "(at byte %lld)", path, (long long)(end - text) + 8);
+            goto out;
+        }
     const unsigned char *data = base + 8 + hlen;
     uint64_t data_size = size - 8 - hlen;
     for (cJSON *e = h->child; e; e = e->next) {
@@ -115,9 +158,15 @@ static int parse_file(cl_safetensors *st, size_t *cap, st_file *f)
                         path, e->string);
             goto out;
         }
+        const char *field = repeated_key(e);
+        if (field) {
+            rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': key '%s' appears twice", path,
+                        e->string, field);
+            goto out;
+        }
         int dtype = cl_dtype_from_name(dt->valuestring);
         if (dtype < 0) {
-            rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s'", path, e->string,
+            rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%.64s'", path, e->string,
                         dt->valuestring);
             goto out;
         }
@@ -129,28 +178,29 @@ static int parse_file(cl_safetensors *st, size_t *cap, st_file *f)
             goto out;
         }
         t.ndim = nd;
-        uint64_t numel = 1;
-        int i = 0;
-        for (cJSON *d = shape->child; d; d = d->next, i++) {
-            if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 9.0e15 ||
-                d->valuedouble != (double)(int64_t)d->valuedouble) {
-                rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': bad shape", path, e->string);
+        uint64_t numel = 1, esize = cl_dtype_size(t.dtype);
+        for (int i = 0; i < nd; i++) {
+            uint64_t dim;
+            if ((rc = header_uint(shape, i, path, e->string, "shape", &dim)) != CL_OK)
+                goto out;
+            t.shape[i] = (int64_t)dim;
+            if (dim && numel > UINT64_MAX / esize / dim) {
+                rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': shape too large (bytes overflow)",
+                            path, e->string);
                 goto out;
             }
-            t.shape[i] = (int64_t)d->valuedouble;
-            if (t.shape[i] && numel > UINT64_MAX / 16 / (uint64_t)t.shape[i]) {
-                rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': shape too large", path, e->string);
-                goto out;
-            }
-            numel *= (uint64_t)t.shape[i];
+            numel *= dim;
         }
-        const cJSON *b0 = cJSON_GetArrayItem(offs, 0), *b1 = cJSON_GetArrayItem(offs, 1);
-        if (!cJSON_IsNumber(b0) || !cJSON_IsNumber(b1) || b0->valuedouble < 0 ||
-            b1->valuedouble < b0->valuedouble || b1->valuedouble > 1.8e19) {
-            rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': bad data_offsets", path, e->string);
+        uint64_t begin, end;
+        if ((rc = header_uint(offs, 0, path, e->string, "data_offsets", &begin)) != CL_OK ||
+            (rc = header_uint(offs, 1, path, e->string, "data_offsets", &end)) != CL_OK)
+            goto out;
+        if (end < begin) {
+            rc = cl_err(CL_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] end before "
+                        "they begin", path, e->string, (unsigned long long)begin,
+                        (unsigned long long)end);
             goto out;
         }
-        uint64_t begin = (uint64_t)b0->valuedouble, end = (uint64_t)b1->valuedouble;
         if (end > data_size) {
             rc = cl_err(CL_ERR_FORMAT,
                         "%s: tensor '%s': data_offsets [%llu, %llu] out of bounds (data "
@@ -159,7 +209,7 @@ static int parse_file(cl_safetensors *st, size_t *cap, st_file *f)
                         (unsigned long long)data_size);
             goto out;
         }
-        uint64_t need = numel * cl_dtype_size(t.dtype);
+        uint64_t need = numel * esize;
         if (end - begin != need) {
             char shp[128];
             int o = snprintf(shp, sizeof shp, "[");
@@ -198,14 +248,20 @@ static int parse_file(cl_safetensors *st, size_t *cap, st_file *f)
             r[i].name = t->name;
         }
         qsort(r, n, sizeof *r, cmp_range);
-        for (size_t i = 1; i < n; i++) {
-            if (r[i].begin < r[i - 1].end && r[i].end > r[i].begin &&
-                r[i - 1].end > r[i - 1].begin) {
+        /* sorted by start: a range overlaps an earlier one iff it starts before the
+         * furthest end so far (empty ranges overlap nothing) */
+        size_t far = n;
+        for (size_t i = 0; i < n; i++) {
+            if (r[i].end == r[i].begin)
+                continue;
+            if (far < n && r[i].begin < r[far].end) {
                 rc = cl_err(CL_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", path,
-                            r[i - 1].name, r[i].name);
+                            r[far].name, r[i].name);
                 free(r);
                 goto out;
             }
+            if (far == n || r[i].end > r[far].end)
+                far = i;
         }
         free(r);
     }
@@ -227,7 +283,8 @@ void cl_st_close(cl_safetensors *st)
         free((char *)st->tensors[i].name);
     free(st->tensors);
     for (size_t i = 0; i < st->nfiles; i++) {
-        cl_mmap_close(&st->files[i].map);
+        if (!st->files[i].borrowed)
+            cl_mmap_close(&st->files[i].map);
         free(st->files[i].path);
     }
     free(st->files);
@@ -310,6 +367,36 @@ int cl_st_open_file(const char *path, cl_safetensors **out)
     int rc = add_file(st, &cap, path);
     if (rc == CL_OK)
         rc = finish(st, path);
+    if (rc != CL_OK) {
+        cl_st_close(st);
+        return rc;
+    }
+    *out = st;
+    return CL_OK;
+}
+
+int cl_st_open_memory(const char *name, const void *data, size_t size, cl_safetensors **out)
+{
+    cl_safetensors *st = calloc(1, sizeof *st);
+    st_file *f = calloc(1, sizeof *f);
+    if (!st || !f || !(st->path = strdup(name)) || !(f->path = strdup(name))) {
+        if (st)
+            free(st->path);
+        if (f)
+            free(f->path);
+        free(st);
+        free(f);
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    }
+    f->map.data = (void *)data;
+    f->map.size = size;
+    f->borrowed = 1;
+    st->files = f;
+    st->nfiles = 1;
+    size_t cap = 0;
+    int rc = parse_file(st, &cap, f);
+    if (rc == CL_OK)
+        rc = finish(st, name);
     if (rc != CL_OK) {
         cl_st_close(st);
         return rc;

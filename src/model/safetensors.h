@@ -2,9 +2,11 @@
  * model.safetensors.index.json) with full header validation, and a writer.
  *
  * Reading never copies tensor data: each tensor points into the mapping, which
- * lives until cl_st_close(). Validation rejects a truncated header, unknown
- * dtypes, byte ranges out of bounds or overlapping, and a dtype x shape that does
- * not match its byte range; each error names the file and the tensor.
+ * lives until cl_st_close(). Validation rejects a truncated header, text after
+ * its JSON object, unknown dtypes, shape dims and data_offsets that are not
+ * integers in [0, 2^53], byte ranges out of bounds or overlapping, a dtype x shape
+ * that does not match its byte range (or overflows), and a tensor or one of its
+ * keys given twice; each error names the file and the tensor.
  */
 #ifndef CL_SAFETENSORS_H
 #define CL_SAFETENSORS_H
@@ -30,6 +32,9 @@ typedef struct cl_safetensors cl_safetensors;
 
 /* Opens one .safetensors file. */
 int cl_st_open_file(const char *path, cl_safetensors **out);
+/* Parses a safetensors image held in memory (size bytes at data, which must stay
+ * valid and unchanged until cl_st_close); `name` stands for the file in messages. */
+int cl_st_open_memory(const char *name, const void *data, size_t size, cl_safetensors **out);
 /* Opens a model directory: model.safetensors.index.json if present, else model.safetensors. */
 int cl_st_open_dir(const char *dir, cl_safetensors **out);
 void cl_st_close(cl_safetensors *st);

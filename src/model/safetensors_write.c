@@ -2,13 +2,12 @@
  * to 8 bytes), tensors back to back, written through a temp file + fsync + rename
  * so that readers never see a partial file; large tensors streamed in pieces. */
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/status.h"
 #include "model/safetensors.h"
 
@@ -69,12 +68,16 @@ int cl_st_writer_declare(cl_st_writer *w, const char *name, cl_dtype dtype, int 
         return cl_err(CL_ERR_NOMEM, "out of memory");
     t->dtype = dtype;
     t->ndim = ndim;
-    size_t numel = 1;
+    size_t numel = 1, esize = cl_dtype_size(dtype);
     for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] && numel > SIZE_MAX / esize / (size_t)shape[i])) {
+            free(t->name);
+            return cl_err(CL_ERR_ARG, "tensor '%s': bad or too large shape", name);
+        }
         t->shape[i] = shape[i];
         numel *= (size_t)shape[i];
     }
-    t->nbytes = numel * cl_dtype_size(dtype);
+    t->nbytes = numel * esize;
     w->n++;
     return CL_OK;
 }
@@ -146,50 +149,31 @@ fail:
     return NULL;
 }
 
-static int write_all(int fd, const void *buf, size_t len, const char *path)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t k = write(fd, p, len);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            return cl_err(e == ENOSPC || e == EFBIG ? CL_ERR_FULL : CL_ERR_IO, "%s: %s", path,
-                          strerror(e));
-        }
-        p += k;
-        len -= (size_t)k;
-    }
-    return CL_OK;
-}
-
 int cl_st_writer_stream(cl_st_writer *w, const char *path, cl_st_fill_fn fill, void *ctx)
 {
     size_t hlen;
     char *hdr = build_header(w, &hlen);
     if (!hdr)
         return cl_err(CL_ERR_NOMEM, "%s: out of memory building header", path);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
+    cl_afile *f;
+    int rc = cl_afile_open(path, &f);
+    if (rc != CL_OK) {
         free(hdr);
-        return cl_err(CL_ERR_IO, "%s: %s", path, strerror(errno));
+        return rc;
     }
     unsigned char lenb[8];
     for (int i = 0; i < 8; i++)
         lenb[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    int rc = write_all(fd, lenb, 8, path);
+    rc = cl_afile_write(f, lenb, 8);
     if (rc == CL_OK)
-        rc = write_all(fd, hdr, hlen, path);
+        rc = cl_afile_write(f, hdr, hlen);
     free(hdr);
     size_t bufcap = 16u << 20;
     void *buf = NULL;
     for (size_t i = 0; i < w->n && rc == CL_OK; i++) {
         w_tensor *t = &w->t[i];
         if (t->data) {
-            rc = write_all(fd, t->data, t->nbytes, path);
+            rc = cl_afile_write(f, t->data, t->nbytes);
             continue;
         }
         if (!buf && !(buf = malloc(bufcap))) {
@@ -201,19 +185,15 @@ int cl_st_writer_stream(cl_st_writer *w, const char *path, cl_st_fill_fn fill, v
             rc = fill ? fill(ctx, i, buf, off, len)
                       : cl_err(CL_ERR_ARG, "tensor '%s' has no data", t->name);
             if (rc == CL_OK)
-                rc = write_all(fd, buf, len, path);
+                rc = cl_afile_write(f, buf, len);
         }
     }
     free(buf);
-    if (rc == CL_OK && fsync(fd) != 0)
-        rc = cl_err(CL_ERR_IO, "%s: %s", path, strerror(errno));
-    if (close(fd) != 0 && rc == CL_OK)
-        rc = cl_err(CL_ERR_IO, "%s: %s", path, strerror(errno));
-    if (rc == CL_OK && rename(tmp, path) != 0)
-        rc = cl_err(CL_ERR_IO, "%s: %s", path, strerror(errno));
-    if (rc != CL_OK)
-        unlink(tmp);
-    return rc;
+    if (rc != CL_OK) {
+        cl_afile_abort(f);
+        return rc;
+    }
+    return cl_afile_commit(f);
 }
 
 int cl_st_writer_write(cl_st_writer *w, const char *path)

@@ -91,6 +91,8 @@ uint64_t cl_tok_table_size(size_t n)
 int32_t cl_tok_lookup_hashed(const cl_tokenizer *t, const char *raw, size_t len, uint64_t h)
 {
     const lookup_slot *slots = t->lookup;
+    if (!slots)
+        return -1; /* no vocabulary read (yet) */
     uint32_t tag = (uint32_t)(h >> 32);
     for (uint64_t i = h & t->lookup_mask;; i = (i + 1) & t->lookup_mask) {
         const lookup_slot *sl = &slots[i];
@@ -282,7 +284,10 @@ static int walk_top(loader *L)
     }
     if (rc == CL_OK && cl_jscan_peek(&s) != -1)
         rc = cl_jscan_error(&s, "text after the top-level object");
-    if (rc == CL_OK && L->merges_at) {
+    if (rc == CL_OK && L->merges_at && !L->have_vocab && !L->skip_model_tables)
+        rc = cl_err(CL_ERR_FORMAT, "%s: model.vocab is missing (model.merges needs it)",
+                    L->path);
+    if (rc == CL_OK && L->merges_at && L->have_vocab) {
         s.p = L->merges_at;
         rc = cl_bpe_read_merges(L->t, &s, L->n_vocab_ids);
     }

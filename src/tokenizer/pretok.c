@@ -121,6 +121,11 @@ int cl_pretok_split(const cl_pretok *p, const char *text, size_t len, cl_pretok_
         }
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t s = ov[0], e = ov[1];
+        if (s < gap || e < s || e > len) { /* \K in a lookaround can report such a match */
+            rc = cl_err(CL_ERR_UNSUPPORTED, "pre-tokenizer regex: a match outside the text "
+                        "(\\K in a lookaround?) is not supported");
+            break;
+        }
         if (e == s) { /* an empty match cuts nothing: look again one character on */
             pos = next_char(text, len, s);
             continue;

@@ -273,6 +273,11 @@ static void test_malformed(void **state)
         {"novocab", "{\"model\": {\"type\": \"BPE\"}, \"pre_tokenizer\": {\"type\": "
                     "\"ByteLevel\"}, \"decoder\": {\"type\": \"ByteLevel\"}}",
          "model.vocab is missing"},
+        /* merges without a vocabulary (they used to be read against no table) */
+        {"novocab_merges", "{\"model\": {\"type\": \"BPE\", \"merges\": [[\"a\", \"b\"]]}}",
+         "model.vocab is missing"},
+        {"novocab_merges_str", "{\"model\": {\"merges\": [\"a b\"], \"type\": \"BPE\"}}",
+         "model.vocab is missing"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *content = cases[i].content ? cases[i].content : text;

@@ -50,6 +50,9 @@ printf '{"model": {"type": "BPE", "vocab": {' > "$D/broken.json"
 expect_fail 1 "^collage: .*broken.json: malformed JSON at line 1, column" tok "$D/x" --tokenizer "$D/broken.json"
 printf '{"model": {"type": "Unigram", "vocab": []}}' > "$D/unigram.json"
 expect_fail 1 "model type 'Unigram' is not yet supported" tok "$D/x" --tokenizer "$D/unigram.json"
+# merges but no model.vocab (the audit's repro: deleting the vocab crashed, exit 139)
+printf '{"model": {"type": "BPE", "merges": [["a", "b"]]}, "decoder": {"type": "ByteLevel"}}' > "$D/novocab.json"
+expect_fail 1 "^collage: .*novocab.json: model.vocab is missing" tok "$D/x" --tokenizer "$D/novocab.json"
 printf '1 2 99999' > "$D/bad_id"
 expect_fail 1 "^collage: token id 99999 is not in the vocabulary" tok "$D/bad_id" --tokenizer "$TT" --decode
 printf '12 abc' > "$D/bad_int"
