@@ -234,6 +234,18 @@ static void ssm_common_fill(ssm_common *a, cuda_ctx *c, float *out, const float 
     mix_fill(&a->mix, p);
 }
 
+/* The SSM kernels have decode forms for head dims 32, 64 and 128 only; any other
+ * would launch nothing at decode (kl_mamba2 / kl_gdn return success for a decode
+ * batch they have no kernel for), so it is refused for every batch. */
+static int ssm_head_dim(const char *op, int64_t D)
+{
+    if (D == 32 || D == 64 || D == 128)
+        return CL_OK;
+    return cl_err(CL_ERR_UNSUPPORTED,
+                  "cuda %s: head_dim %lld is not yet supported (32, 64 or 128)", op,
+                  (long long)D);
+}
+
 /* Chunked (prefill) batches need scratch: `floats` of it, sized when the op is called. */
 static int ssm_scratch(cuda_ctx *c, ssm_common *a, size_t floats)
 {
@@ -276,6 +288,7 @@ static int cuda_mamba2(cl_backend *b, float *y, const float *xbc, const float *d
 {
     cuda_ctx *c = cuda_of(b);
     (void)batch;
+    CL_TRY(ssm_head_dim("mamba2", p->head_dim));
     m2_args a;
     memset(&a, 0, sizeof a);
     ssm_common_fill(&a.c, c, y, xbc, lddt, s, p);
@@ -294,6 +307,7 @@ static int cuda_gdn(cl_backend *b, float *o, const float *qkv, const float *beta
 {
     cuda_ctx *c = cuda_of(b);
     (void)batch;
+    CL_TRY(ssm_head_dim("gdn", p->head_dim));
     gdn_args a;
     memset(&a, 0, sizeof a);
     ssm_common_fill(&a.c, c, o, qkv, ldg, s, p);
@@ -313,6 +327,7 @@ static int cuda_gka(cl_backend *b, float *o, const float *qkv, const float *a_ra
 {
     cuda_ctx *c = cuda_of(b);
     (void)batch;
+    CL_TRY(ssm_head_dim("gka", p->head_dim));
     gka_args a;
     memset(&a, 0, sizeof a);
     ssm_common_fill(&a.c, c, o, qkv, ldg, s, p);
