@@ -47,13 +47,12 @@ static int cuda_embed(cl_backend *b, float *out, const cl_bweight *table, const 
 
 /* ------------------------------------------------------------------ held ops */
 
+/* x += y (n values); held for fusion with the RMSNorm after it (cuda_rmsnorm). */
 typedef struct {
     float *x;
     const float *y;
-    int64_t n, rows, inter;
-    int kind; /* 0 add, 1 swiglu */
-    void *out16; /* swiglu: bf16 copy for the down projection (or NULL) */
-} ew_args;
+    int64_t n;
+} add_args;
 
 typedef struct {
     float *x;
@@ -93,47 +92,63 @@ static int hold(cuda_ctx *c, int kind, const char *name, cuda_run_fn fn, const v
 
 /* ------------------------------------------------------------------ norms */
 
+/* The norms of the op table, and the residual add fused with the RMSNorm after it. */
+typedef enum {
+    NORM_RMS,       /* out = rmsnorm(x) * w, rows of dim */
+    NORM_HEAD,      /* in place on rows x heads vectors of dim at row stride ld */
+    NORM_GATED_M2,  /* Mamba2: out = rmsnorm_head(out * silu(gate)) * w */
+    NORM_GATED_FLA, /* GDN/GKA: out = rmsnorm_head(out) * w * gate * sigmoid(gate) */
+    NORM_ADD_RMS,   /* x += addend, then out = rmsnorm(x) * w */
+} norm_kind;
+
 typedef struct {
     float *out;
-    const float *x, *w, *z;
-    int64_t ld, ldz, rows, heads, dim;
+    const float *x, *w;
+    const float *gate;    /* NORM_GATED_*: gate rows at stride ld_gate */
+    int64_t ld, ld_gate, rows, heads, dim;
     float eps;
-    int kind;   /* 0 rmsnorm, 1 head, 2 gated m2, 3 gated fla, 4 residual add + rmsnorm */
-    void *out16; /* bf16 copy of the result for the next projection (or NULL) */
-    const float *y; /* kind 4: x += y first */
+    norm_kind kind;
+    void *out16;          /* bf16 copy of the result for the next projection (or NULL) */
+    const float *addend;  /* NORM_ADD_RMS: added to x first */
 } norm_args;
+
+/* Columns of a norm's result rows. */
+static int64_t norm_cols(const norm_args *a)
+{
+    return a->kind == NORM_RMS || a->kind == NORM_ADD_RMS ? a->dim : a->heads * a->dim;
+}
 
 static int norm_run(cuda_ctx *c, const void *p)
 {
     const norm_args *a = p;
-    int64_t cols = a->kind == 0 || a->kind == 4 ? a->dim : a->heads * a->dim;
+    int64_t cols = norm_cols(a);
     cudaError_t e;
     switch (a->kind) {
-    case 4:
+    case NORM_ADD_RMS:
         /* the residual stream x is the add's output: writable (const only in norm_args) */
-        e = kl_add_rmsnorm((float *)a->x, a->y, a->out, a->w, a->rows, a->dim, a->eps, a->out16,
-                           c->stream);
+        e = kl_add_rmsnorm((float *)a->x, a->addend, a->out, a->w, a->rows, a->dim, a->eps,
+                           a->out16, c->stream);
         if (e != cudaErrorNotSupported) {
             CU_LAUNCH(e);
             break;
         }
         cudaGetLastError();
-        CU_LAUNCH(kl_add((float *)a->x, a->y, a->rows * a->dim, c->stream));
+        CU_LAUNCH(kl_add((float *)a->x, a->addend, a->rows * a->dim, c->stream));
         CU_LAUNCH(kl_rmsnorm(a->out, a->x, a->w, a->rows, a->dim, a->eps, a->out16, c->stream));
         break;
-    case 0:
+    case NORM_RMS:
         CU_LAUNCH(kl_rmsnorm(a->out, a->x, a->w, a->rows, a->dim, a->eps, a->out16, c->stream));
         break;
-    case 1:
+    case NORM_HEAD:
         CU_LAUNCH(kl_head_rmsnorm(a->out, a->ld, a->w, a->rows, a->heads, a->dim, a->eps,
                                   c->stream));
         break;
-    case 2:
-        CU_LAUNCH(kl_gated_norm_m2(a->out, a->z, a->ldz, a->w, a->rows, a->heads, a->dim, a->eps,
-                                   a->out16, c->stream));
+    case NORM_GATED_M2:
+        CU_LAUNCH(kl_gated_norm_m2(a->out, a->gate, a->ld_gate, a->w, a->rows, a->heads, a->dim,
+                                   a->eps, a->out16, c->stream));
         break;
-    default:
-        CU_LAUNCH(kl_gated_norm_fla(a->out, a->z, a->ldz, a->w, a->rows, a->heads, a->dim,
+    case NORM_GATED_FLA:
+        CU_LAUNCH(kl_gated_norm_fla(a->out, a->gate, a->ld_gate, a->w, a->rows, a->heads, a->dim,
                                     a->eps, a->out16, c->stream));
         break;
     }
@@ -146,8 +161,8 @@ static int norm_dispatch(cl_backend *b, const char *name, norm_args *a)
 {
     cuda_ctx *c = cuda_of(b);
     CL_TRY(cuda_gemm_flush(c)); /* before act16 may move */
-    if (c->bf16_gemms && a->kind != 1) { /* the result feeds a bf16 projection */
-        int64_t cols = a->kind == 0 || a->kind == 4 ? a->dim : a->heads * a->dim;
+    if (c->bf16_gemms && a->kind != NORM_HEAD) { /* the result feeds a bf16 projection */
+        int64_t cols = norm_cols(a);
         CL_TRY(cuda_buf_reserve(c, &c->act16, (size_t)(a->rows * cols) * 2));
         a->out16 = c->act16.p;
     }
@@ -165,14 +180,14 @@ static int cuda_rmsnorm(cl_backend *b, float *out, const float *x, const cl_bwei
     a.rows = rows;
     a.dim = dim;
     a.eps = eps;
-    a.kind = 0;
+    a.kind = NORM_RMS;
     cuda_ctx *c = cuda_of(b);
     if (c->n_held == 1 && c->held[0].kind == CUDA_HELD_ADD) {
-        const ew_args *ad = (const ew_args *)c->held[0].args;
+        const add_args *ad = (const add_args *)c->held[0].args;
         if (ad->x == x && ad->n == rows * dim && out != x) {
             /* this norm reads the sum the held add makes: one pass for both */
-            a.kind = 4;
-            a.y = ad->y;
+            a.kind = NORM_ADD_RMS;
+            a.addend = ad->y;
             c->n_held = 0;
             return norm_dispatch(b, "add_rmsnorm", &a);
         }
@@ -192,7 +207,7 @@ static int cuda_head_rmsnorm(cl_backend *b, float *x, int64_t ld, const cl_bweig
     a.heads = heads;
     a.dim = dim;
     a.eps = eps;
-    a.kind = 1;
+    a.kind = NORM_HEAD;
     cuda_ctx *c = cuda_of(b);
     /* q and k norms of an attention layer: held for cuda_take_qk */
     if (c->fuse && (c->n_held == 0 || (c->n_held == 1 && c->held[0].kind == CUDA_HELD_HEAD_NORM)))
@@ -207,14 +222,14 @@ static int cuda_gated_norm_m2(cl_backend *b, float *y, const float *z, int64_t l
     norm_args a;
     memset(&a, 0, sizeof a);
     a.out = y;
-    a.z = z;
-    a.ldz = ldz;
+    a.gate = z;
+    a.ld_gate = ldz;
     a.w = w->data;
     a.rows = rows;
     a.heads = heads;
     a.dim = dim;
     a.eps = eps;
-    a.kind = 2;
+    a.kind = NORM_GATED_M2;
     return norm_dispatch(b, "gated_norm_m2", &a);
 }
 
@@ -225,36 +240,46 @@ static int cuda_gated_norm_fla(cl_backend *b, float *o, const float *g, int64_t 
     norm_args a;
     memset(&a, 0, sizeof a);
     a.out = o;
-    a.z = g;
-    a.ldz = ldg;
+    a.gate = g;
+    a.ld_gate = ldg;
     a.w = w->data;
     a.rows = rows;
     a.heads = heads;
     a.dim = dim;
     a.eps = eps;
-    a.kind = 3;
+    a.kind = NORM_GATED_FLA;
     return norm_dispatch(b, "gated_norm_fla", &a);
 }
 
 /* ------------------------------------------------------------ elementwise */
 
+/* out[t, i] = silu(gu[t, i]) * gu[t, inter + i] */
+typedef struct {
+    float *out;
+    const float *gu;
+    int64_t rows, inter;
+    void *out16; /* bf16 copy for the down projection (or NULL) */
+} swiglu_args;
 
-static int ew_run(cuda_ctx *c, const void *p)
+static int add_run(cuda_ctx *c, const void *p)
 {
-    const ew_args *a = p;
-    if (a->kind == 0) {
-        CU_LAUNCH(kl_add(a->x, a->y, a->n, c->stream));
-    } else {
-        CU_LAUNCH(kl_swiglu(a->x, a->y, a->rows, a->inter, a->out16, c->stream));
-        if (a->out16)
-            cuda_act16_set(c, a->x, a->out16, a->rows, a->inter, a->inter);
-    }
+    const add_args *a = p;
+    CU_LAUNCH(kl_add(a->x, a->y, a->n, c->stream));
+    return CL_OK;
+}
+
+static int swiglu_run(cuda_ctx *c, const void *p)
+{
+    const swiglu_args *a = p;
+    CU_LAUNCH(kl_swiglu(a->out, a->gu, a->rows, a->inter, a->out16, c->stream));
+    if (a->out16)
+        cuda_act16_set(c, a->out, a->out16, a->rows, a->inter, a->inter);
     return CL_OK;
 }
 
 static int cuda_add(cl_backend *b, float *x, const float *y, int64_t n)
 {
-    ew_args a;
+    add_args a;
     memset(&a, 0, sizeof a);
     a.x = x;
     a.y = y;
@@ -263,27 +288,26 @@ static int cuda_add(cl_backend *b, float *x, const float *y, int64_t n)
     if (c->fuse) { /* the RMSNorm after a residual add usually reads the sum */
         if (c->n_held)
             CL_TRY(cuda_held_flush(c));
-        return hold(c, CUDA_HELD_ADD, "add", ew_run, &a, sizeof a);
+        return hold(c, CUDA_HELD_ADD, "add", add_run, &a, sizeof a);
     }
-    return cuda_dispatch(c, "add", ew_run, &a, sizeof a);
+    return cuda_dispatch(c, "add", add_run, &a, sizeof a);
 }
 
 static int cuda_swiglu(cl_backend *b, float *out, const float *gu, int64_t rows, int64_t inter)
 {
-    ew_args a;
+    swiglu_args a;
     memset(&a, 0, sizeof a);
-    a.x = out;
-    a.y = gu;
+    a.out = out;
+    a.gu = gu;
     a.rows = rows;
     a.inter = inter;
-    a.kind = 1;
     cuda_ctx *c = cuda_of(b);
     CL_TRY(cuda_gemm_flush(c)); /* before act16 may move */
     if (c->bf16_gemms) {
         CL_TRY(cuda_buf_reserve(c, &c->act16, (size_t)(rows * inter) * 2));
         a.out16 = c->act16.p;
     }
-    return cuda_dispatch(c, "swiglu", ew_run, &a, sizeof a);
+    return cuda_dispatch(c, "swiglu", swiglu_run, &a, sizeof a);
 }
 
 static int rope_run(cuda_ctx *c, const void *p)

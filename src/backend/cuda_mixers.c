@@ -191,51 +191,94 @@ static int cuda_conv1d(cl_backend *b, float *out, const float *x, int64_t ldx,
 
 /* -------------------------------------------------------------------- SSM */
 
+/* The first member of every SSM op's arguments. */
 typedef struct {
-    int kind; /* KL_SSM_* */
-    float *out;
-    const float *in;                /* xbc (M2) / qkv */
-    const float *r1, *r2, *r3;      /* M2: dt_raw; GDN: beta, gk; GKA: a, b, alpha raw */
-    int64_t ld;                     /* lddt / ldg */
-    const float *w1, *w2, *w3, *w4; /* per-head weights (see run) */
+    float *out;          /* y [T, Hq*D] (M2) / o [T, H*D] */
+    const float *in;     /* post-conv rows: M2 xbc = x | B | C; GDN/GKA q | k | v */
+    int64_t ld_gate;     /* row stride of the per-head gate inputs (M2 lddt, GDN/GKA ldg) */
     kl_ssm s;
     kl_batch kb;
     kl_mix mix;
-    void *scratch;
-} ssm_args;
+    void *scratch;       /* the chunked forms' scratch (NULL for decode batches) */
+} ssm_common;
 
-static int ssm_run(cuda_ctx *c, const void *p)
+typedef struct {
+    ssm_common c;
+    const float *dt_raw;                  /* [T, H] at ld_gate */
+    const float *dt_bias, *a_log, *d_skip; /* [H] each */
+} m2_args;
+
+typedef struct {
+    ssm_common c;
+    const float *beta_raw, *gk_raw; /* [T, H] at ld_gate */
+    const float *a_log, *dt_bias;   /* [H] each */
+} gdn_args;
+
+typedef struct {
+    ssm_common c;
+    const float *a_raw, *b_raw, *alpha_raw;              /* [T, H] at ld_gate */
+    const float *b_bias, *alpha_bias, *a_log, *dt_bias; /* [H] each (alpha_bias NULL
+                                                            without the alpha blend) */
+} gka_args;
+
+/* Fills the parts every SSM op has; the caller zeroes its whole op struct first
+ * (recorded decode steps are matched by their argument bytes, padding included). */
+static void ssm_common_fill(ssm_common *a, cuda_ctx *c, float *out, const float *in,
+                            int64_t ld_gate, const cl_ssm_layer *s, const cl_mixer_params *p)
 {
-    const ssm_args *a = p;
-    switch (a->kind) {
-    case KL_SSM_M2:
-        CU_LAUNCH(kl_mamba2(a->out, a->in, a->r1, a->ld, a->w1, a->w2, a->w3, &a->s, &a->kb,
-                            &a->mix, a->scratch, c->stream));
-        break;
-    case KL_SSM_GDN:
-        CU_LAUNCH(kl_gdn(a->out, a->in, a->r1, a->r2, a->ld, a->w1, a->w2, &a->s, &a->kb,
-                         &a->mix, a->scratch, c->stream));
-        break;
-    default:
-        CU_LAUNCH(kl_gka(a->out, a->in, a->r1, a->r2, a->r3, a->ld, a->w1, a->w2, a->w3, a->w4,
-                         &a->s, &a->kb, &a->mix, a->scratch, c->stream));
-        break;
-    }
+    a->out = out;
+    a->in = in;
+    a->ld_gate = ld_gate;
+    ssm_fill(&a->s, s);
+    kb_fill(&a->kb, c);
+    mix_fill(&a->mix, p);
+}
+
+/* The SSM kernels have decode forms for head dims 32, 64 and 128 only; any other
+ * would launch nothing at decode (kl_mamba2 / kl_gdn return success for a decode
+ * batch they have no kernel for), so it is refused for every batch. */
+static int ssm_head_dim(const char *op, int64_t D)
+{
+    if (D == 32 || D == 64 || D == 128)
+        return CL_OK;
+    return cl_err(CL_ERR_UNSUPPORTED,
+                  "cuda %s: head_dim %lld is not yet supported (32, 64 or 128)", op,
+                  (long long)D);
+}
+
+/* Chunked (prefill) batches need scratch: `floats` of it, sized when the op is called. */
+static int ssm_scratch(cuda_ctx *c, ssm_common *a, size_t floats)
+{
+    if (c->kb.decode || c->kb.n_chunks <= 0)
+        return CL_OK;
+    CL_TRY(cuda_buf_reserve(c, &c->ssm, floats * sizeof(float)));
+    a->scratch = c->ssm.p;
     return CL_OK;
 }
 
-static int ssm_dispatch(cuda_ctx *c, ssm_args *a, const char *name)
+static int m2_run(cuda_ctx *c, const void *p)
 {
-    kb_fill(&a->kb, c);
-    if (!c->kb.decode && c->kb.n_chunks > 0) {
-        int64_t H = a->mix.n_heads, D = a->mix.head_dim, n = c->kb.n_chunks;
-        size_t floats = a->kind == KL_SSM_M2    ? kl_m2_scratch_floats(n, H, D)
-                        : a->kind == KL_SSM_GDN ? kl_gdn_scratch_floats(n, H, D)
-                                                : kl_gka_scratch_floats(n, H, D, a->mix.num_iter);
-        CL_TRY(cuda_buf_reserve(c, &c->ssm, floats * sizeof(float)));
-        a->scratch = c->ssm.p;
-    }
-    return cuda_dispatch(c, name, ssm_run, a, sizeof *a);
+    const m2_args *a = p;
+    CU_LAUNCH(kl_mamba2(a->c.out, a->c.in, a->dt_raw, a->c.ld_gate, a->dt_bias, a->a_log,
+                        a->d_skip, &a->c.s, &a->c.kb, &a->c.mix, a->c.scratch, c->stream));
+    return CL_OK;
+}
+
+static int gdn_run(cuda_ctx *c, const void *p)
+{
+    const gdn_args *a = p;
+    CU_LAUNCH(kl_gdn(a->c.out, a->c.in, a->beta_raw, a->gk_raw, a->c.ld_gate, a->a_log,
+                     a->dt_bias, &a->c.s, &a->c.kb, &a->c.mix, a->c.scratch, c->stream));
+    return CL_OK;
+}
+
+static int gka_run(cuda_ctx *c, const void *p)
+{
+    const gka_args *a = p;
+    CU_LAUNCH(kl_gka(a->c.out, a->c.in, a->a_raw, a->b_raw, a->alpha_raw, a->c.ld_gate,
+                     a->b_bias, a->alpha_bias, a->a_log, a->dt_bias, &a->c.s, &a->c.kb,
+                     &a->c.mix, a->c.scratch, c->stream));
+    return CL_OK;
 }
 
 static int cuda_mamba2(cl_backend *b, float *y, const float *xbc, const float *dt_raw,
@@ -243,20 +286,18 @@ static int cuda_mamba2(cl_backend *b, float *y, const float *xbc, const float *d
                        const cl_bweight *d_skip, const cl_ssm_layer *s, const cl_batch *batch,
                        const cl_mixer_params *p)
 {
+    cuda_ctx *c = cuda_of(b);
     (void)batch;
-    ssm_args a;
+    CL_TRY(ssm_head_dim("mamba2", p->head_dim));
+    m2_args a;
     memset(&a, 0, sizeof a);
-    a.kind = KL_SSM_M2;
-    a.out = y;
-    a.in = xbc;
-    a.r1 = dt_raw;
-    a.ld = lddt;
-    a.w1 = wptr(dt_bias);
-    a.w2 = wptr(a_log);
-    a.w3 = wptr(d_skip);
-    ssm_fill(&a.s, s);
-    mix_fill(&a.mix, p);
-    return ssm_dispatch(cuda_of(b), &a, "mamba2");
+    ssm_common_fill(&a.c, c, y, xbc, lddt, s, p);
+    a.dt_raw = dt_raw;
+    a.dt_bias = wptr(dt_bias);
+    a.a_log = wptr(a_log);
+    a.d_skip = wptr(d_skip);
+    CL_TRY(ssm_scratch(c, &a.c, kl_m2_scratch_floats(c->kb.n_chunks, p->n_heads, p->head_dim)));
+    return cuda_dispatch(c, "mamba2", m2_run, &a, sizeof a);
 }
 
 static int cuda_gdn(cl_backend *b, float *o, const float *qkv, const float *beta_raw,
@@ -264,20 +305,18 @@ static int cuda_gdn(cl_backend *b, float *o, const float *qkv, const float *beta
                     const cl_bweight *dt_bias, const cl_ssm_layer *s, const cl_batch *batch,
                     const cl_mixer_params *p)
 {
+    cuda_ctx *c = cuda_of(b);
     (void)batch;
-    ssm_args a;
+    CL_TRY(ssm_head_dim("gdn", p->head_dim));
+    gdn_args a;
     memset(&a, 0, sizeof a);
-    a.kind = KL_SSM_GDN;
-    a.out = o;
-    a.in = qkv;
-    a.r1 = beta_raw;
-    a.r2 = gk_raw;
-    a.ld = ldg;
-    a.w1 = wptr(a_log);
-    a.w2 = wptr(dt_bias);
-    ssm_fill(&a.s, s);
-    mix_fill(&a.mix, p);
-    return ssm_dispatch(cuda_of(b), &a, "gdn");
+    ssm_common_fill(&a.c, c, o, qkv, ldg, s, p);
+    a.beta_raw = beta_raw;
+    a.gk_raw = gk_raw;
+    a.a_log = wptr(a_log);
+    a.dt_bias = wptr(dt_bias);
+    CL_TRY(ssm_scratch(c, &a.c, kl_gdn_scratch_floats(c->kb.n_chunks, p->n_heads, p->head_dim)));
+    return cuda_dispatch(c, "gdn", gdn_run, &a, sizeof a);
 }
 
 static int cuda_gka(cl_backend *b, float *o, const float *qkv, const float *a_raw,
@@ -286,23 +325,22 @@ static int cuda_gka(cl_backend *b, float *o, const float *qkv, const float *a_ra
                     const cl_bweight *a_log, const cl_bweight *dt_bias, const cl_ssm_layer *s,
                     const cl_batch *batch, const cl_mixer_params *p)
 {
+    cuda_ctx *c = cuda_of(b);
     (void)batch;
-    ssm_args a;
+    CL_TRY(ssm_head_dim("gka", p->head_dim));
+    gka_args a;
     memset(&a, 0, sizeof a);
-    a.kind = KL_SSM_GKA;
-    a.out = o;
-    a.in = qkv;
-    a.r1 = a_raw;
-    a.r2 = b_raw;
-    a.r3 = alpha_raw;
-    a.ld = ldg;
-    a.w1 = wptr(b_bias);
-    a.w2 = p->use_alpha ? wptr(alpha_bias) : NULL;
-    a.w3 = wptr(a_log);
-    a.w4 = wptr(dt_bias);
-    ssm_fill(&a.s, s);
-    mix_fill(&a.mix, p);
-    return ssm_dispatch(cuda_of(b), &a, "gka");
+    ssm_common_fill(&a.c, c, o, qkv, ldg, s, p);
+    a.a_raw = a_raw;
+    a.b_raw = b_raw;
+    a.alpha_raw = alpha_raw;
+    a.b_bias = wptr(b_bias);
+    a.alpha_bias = p->use_alpha ? wptr(alpha_bias) : NULL;
+    a.a_log = wptr(a_log);
+    a.dt_bias = wptr(dt_bias);
+    CL_TRY(ssm_scratch(c, &a.c, kl_gka_scratch_floats(c->kb.n_chunks, p->n_heads, p->head_dim,
+                                                      p->num_iter)));
+    return cuda_dispatch(c, "gka", gka_run, &a, sizeof a);
 }
 
 void cuda_mixer_ops(cl_backend_ops *o)
