@@ -21,6 +21,11 @@
 #define STORE_E_BUSY (-31002) /* map resize impossible: read txns open in this process */
 #define STORE_E_RDONLY (-31003) /* a write on a store opened read-only */
 
+/* Internal put flags (above the public CL_STORE_PUT_* bits). */
+#define STORE_PUT_V1 (1u << 30)        /* write the version-1 value format (reading tests) */
+#define STORE_PUT_HASH_LATE (1u << 29) /* checksums computed inside the write transaction,
+                                          fused with the copy (the write-behind thread) */
+
 enum {
     DB_META = 0, /* index 0 is free: kinds 1..4 index their own tables */
     DB_BLOCKS = CL_STORE_KV,

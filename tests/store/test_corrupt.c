@@ -18,6 +18,7 @@
 #include "common/fileio.h"
 #include "testutil.h"
 #include "storetest.h"
+#include "store/codec.h"
 
 /* Flips one byte in the middle of every occurrence of pattern in DIR/data.mdb. */
 static int flip_in_file(const char *dir, const uint8_t *pattern, size_t plen)
@@ -309,7 +310,7 @@ static void test_has_drops_bad_header(void **state)
     assert_int_equal(st_put(st, CL_STORE_SNAP, 20, 100000, 0), CL_OK);
     cl_store_close(st);
     /* flip a byte of the header: find the magic followed by the version */
-    uint8_t head[8] = {'C', 'L', 'S', 'V', 1, 0, CL_STORE_SNAP, 0};
+    uint8_t head[8] = {'C', 'L', 'S', 'V', CODEC_VERSION, 0, CL_STORE_SNAP, 0};
     assert_int_equal(flip_in_file(dir, head, 8), 1);
     st = st_open(dir, 0, 0, 0);
     assert_int_equal(st_has(st, CL_STORE_SNAP, 20), 0);
