@@ -151,6 +151,16 @@ int idx_drop_if_bad(wtx *w, uint8_t kind, const cl_key *key, int *dropped);
 int idx_saved_cap(store_env *e, MDB_txn *txn, uint64_t *cap);
 
 /* ---- read.c ---- */
+struct cl_store_txn {
+    cl_store *st;
+    MDB_txn *txn;
+};
+/* The raw value of (kind, key): CL_OK, CL_ERR_NOTFOUND (no message) or an error. */
+int read_lookup(cl_store_txn *t, cl_store_kind kind, const cl_key *key, MDB_val *v);
+/* Queues a bad entry for deletion at the end of the transaction (not when read-only). */
+void read_queue_bad(store_env *e, uint8_t kind, const cl_key *key);
+/* Records a read use unless the entry was used recently or is pinned. */
+void read_touch(cl_store_txn *t, uint8_t kind, const cl_key *key);
 /* Applies queued touches and bad-entry deletions inside w (piggyback on a write). */
 int pending_apply(wtx *w, size_t *n_touches, size_t *n_bad);
 /* Forgets the first n touches and n_bad bad entries (after a successful commit). */

@@ -140,6 +140,38 @@ int cl_store_count_prefix(cl_store_txn *txn, cl_store_kind kind, const cl_key *k
  * CL_ERR_NOTFOUND (message set) or CL_ERR_CORRUPT (entry dropped at txn end). */
 int cl_store_get(cl_store_txn *txn, cl_store_kind kind, const cl_key *key, cl_store_value *out);
 
+/* ---- parallel verified reads -------------------------------------------------------- */
+
+/* Receives verified payload bytes [offset, offset + bytes). Called from worker threads,
+ * possibly concurrently and in any order (about ascending). `data` points into dst when
+ * one was given (stays valid), else into the store's map (valid until the read
+ * transaction ends; do not write through it). Return CL_OK, or a status (message set
+ * with cl_err) to stop the read: cl_store_stream then returns that status. */
+typedef int (*cl_store_sink_fn)(void *user, uint64_t offset, const void *data, size_t bytes);
+
+typedef struct {
+    int threads;         /* workers, the calling thread included; 0: 4 */
+    size_t chunk_bytes;  /* bytes per sink call / per unit of work, rounded up to whole
+                            segments of the value (1 MiB as written now); 0: one segment */
+    void *dst;           /* optional: copy the payload here (each segment checked after its
+                            copy, in dst) */
+    size_t dst_bytes;    /* >= payload bytes, else CL_ERR_RANGE */
+    cl_store_sink_fn sink; /* optional (at least one of dst and sink) */
+    void *user;
+} cl_store_stream_opts;
+
+/* Reads a value's payload with o->threads threads in chunks: each chunk is verified
+ * against its segment checksums (value format 2) and then copied to dst and/or handed to
+ * the sink, so reading, checking and the caller's own copies (e.g. to a device) overlap.
+ * Nothing unverified is ever handed over. Header, meta and segment table are checked
+ * first; *out is filled as by cl_store_get (pointers valid until txn ends). Values of
+ * format 1 (one checksum) are verified whole first, then streamed.
+ * Errors: CL_ERR_NOTFOUND, CL_ERR_CORRUPT (as get: the entry is dropped at txn end;
+ * chunks before the bad one may have reached dst/sink: discard them), CL_ERR_RANGE,
+ * or the sink's status. */
+int cl_store_stream(cl_store_txn *txn, cl_store_kind kind, const cl_key *key,
+                    const cl_store_stream_opts *o, cl_store_value *out);
+
 /* ---- one-shot reads (own read transaction) --------------------------------------- */
 
 /* Copies the verified payload into dst (dst_bytes must be >= payload bytes, else
