@@ -217,6 +217,55 @@ int cl_store_put(cl_store *st, cl_store_kind kind, const cl_key *key, const cl_s
 int cl_store_del(cl_store *st, cl_store_kind kind, const cl_key *key);
 int cl_store_pin(cl_store *st, cl_store_kind kind, const cl_key *key, int pinned);
 
+/* ---- write-behind ------------------------------------------------------------------ */
+
+/* A writer owns a background thread that commits queued puts in few large transactions
+ * (the checksums are computed there too, fused with the copy into the transaction), so
+ * the caller only pays for queueing. Durability is LMDB's default (data and meta synced
+ * at each commit): a put reported done survives a crash, power loss included.
+ * Puts complete in the order they were queued. One writer per store handle is enough;
+ * its functions may be called from any thread. The store must outlive the writer. */
+typedef struct cl_store_writer cl_store_writer;
+
+typedef struct {
+    uint64_t queue_bytes;  /* puts queued and not yet done, in payload bytes, above which
+                              cl_store_writer_put blocks (back-pressure); 0: 1 GiB. A put
+                              larger than this still goes, alone. */
+    uint64_t commit_bytes; /* commit once this many bytes are waiting; 0: 256 MiB */
+    uint32_t commit_ms;    /* ... or once the oldest waiting put is this old; 0: 50 ms */
+} cl_store_writer_opts;
+
+/* Called on the writer thread when a put is done: status CL_OK (committed and synced)
+ * or the failure (message: one line naming the store dir and the key). After it
+ * returns the store no longer touches the put's pieces: free or recycle them there.
+ * It must not call cl_store_writer_put/wait/flush/close (they could wait for itself). */
+typedef void (*cl_store_done_fn)(void *user, uint64_t ticket, int status, const char *message);
+
+/* Starts the writer thread. Fails with CL_ERR_ARG on a read-only handle. */
+int cl_store_writer_open(cl_store *st, const cl_store_writer_opts *opts, cl_store_writer **out);
+/* Queues a put; *ticket (may be NULL) numbers it (1, 2, ...). Blocks while the queue is
+ * over queue_bytes. With CL_STORE_PUT_COPY the pieces are copied now (reuse them at
+ * once); without it they must stay valid and unchanged until `done` is called or
+ * cl_store_writer_wait/flush says the put is done (zero-copy: pass pinned buffers and
+ * release them in `done`). info->meta is always copied. `done` may be NULL.
+ * Argument errors are returned at once (nothing queued, done not called); commit
+ * errors (disk full, store full after growing and evicting, file size limit, ...) are
+ * reported per put through done/wait and leave the store unchanged for that put. */
+int cl_store_writer_put(cl_store_writer *w, cl_store_kind kind, const cl_key *key,
+                        const cl_store_info *info, const cl_store_piece *pieces, size_t npieces,
+                        unsigned put_flags, cl_store_done_fn done, void *user, uint64_t *ticket);
+/* Waits until that put is done (committing what is queued now rather than waiting for
+ * the thresholds) and returns its status, with its message. The status of a failed put
+ * is kept for the last 1024 failures; older ones give CL_ERR_ARG. */
+int cl_store_writer_wait(cl_store_writer *w, uint64_t ticket);
+/* Commits everything queued before the call and waits for it. CL_OK if every put done
+ * since the previous flush succeeded, else the first failure's status and message
+ * (with the count of failures). */
+int cl_store_writer_flush(cl_store_writer *w);
+/* Flushes, stops the thread, frees the writer; returns what the flush returned.
+ * NULL is a no-op (CL_OK). */
+int cl_store_writer_close(cl_store_writer *w);
+
 /* ---- size cap and LRU ------------------------------------------------------------- */
 
 /* Evicts LRU unpinned entries until the total is <= max_bytes (0: this handle's cap;
