@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +63,13 @@ cl_store_kind cl_store_kind_from_table(const char *name)
 
 const char *cl_store_dir(const cl_store *st) { return st->e->dir; }
 
+const char *cl_store_readonly(const cl_store *st)
+{
+    if (st->e->ro_reason[0])
+        return st->e->ro_reason;
+    return st->rdonly ? "opened read-only" : NULL;
+}
+
 int store_fail(const store_env *e, int rc, const char *what)
 {
     const char *dir = e ? e->dir : "store";
@@ -72,7 +80,9 @@ int store_fail(const store_env *e, int rc, const char *what)
     case STORE_E_CAP:
         return cl_err(CL_ERR_FULL, "%s: %s%sdoes not fit under the store's size cap", dir, what,
                       sep);
-    case STORE_E_RDONLY: return cl_err(CL_ERR_ARG, "%s: store opened read-only", dir);
+    case STORE_E_RDONLY:
+        return cl_err(CL_ERR_ARG, "%s: store is read-only (%s): nothing written", dir,
+                      e && e->ro_reason[0] ? e->ro_reason : "opened read-only");
     case STORE_E_BUSY:
         return cl_err(CL_ERR_FULL,
                       "%s: %s%smap full, and it cannot grow while this process holds read "
@@ -331,6 +341,34 @@ static void env_destroy(store_env *e)
     free(e);
 }
 
+/* Creates and opens the LMDB environment (closing a failed one). */
+static int env_lmdb_open(store_env *e, const char *dir, uint64_t map, unsigned flags)
+{
+    if (e->env)
+        mdb_env_close(e->env);
+    e->env = NULL;
+    int rc = mdb_env_create(&e->env);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(e->env, DB_COUNT + 2);
+    if (!rc)
+        rc = mdb_env_set_maxreaders(e->env, MAX_READERS);
+    if (!rc)
+        rc = mdb_env_set_mapsize(e->env, (size_t)map);
+    if (!rc)
+        rc = mdb_env_open(e->env, dir, MDB_NOTLS | flags, 0600);
+    return rc;
+}
+
+static int ro_denied(int rc) { return rc == EACCES || rc == EROFS || rc == EPERM; }
+
+static const char *ro_cause(const char *dir, int rc)
+{
+    struct statvfs vfs;
+    if (rc == EROFS || (statvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)))
+        return "read-only file system";
+    return "not writable by this user";
+}
+
 static int env_create(const char *dir, const cl_store_opts *o, const struct stat *dst,
                       store_env **out)
 {
@@ -358,15 +396,22 @@ static int env_create(const char *dir, const cl_store_opts *o, const struct stat
     if (e->map_max_bytes < map)
         e->map_max_bytes = map;
 
-    int rc = mdb_env_create(&e->env);
-    if (!rc)
-        rc = mdb_env_set_maxdbs(e->env, DB_COUNT + 2);
-    if (!rc)
-        rc = mdb_env_set_maxreaders(e->env, MAX_READERS);
-    if (!rc)
-        rc = mdb_env_set_mapsize(e->env, (size_t)map);
-    if (!rc)
-        rc = mdb_env_open(e->env, dir, MDB_NOTLS | (e->rdonly ? MDB_RDONLY : 0), 0600);
+    int rc = env_lmdb_open(e, dir, map, e->rdonly ? MDB_RDONLY : 0);
+    if (ro_denied(rc) && !e->rdonly && cl_is_file(data_path)) {
+        /* a store we may read but not write (read-only mount, other owner, chmod -w):
+         * serve reads from a read-only handle */
+        e->rdonly = 1;
+        snprintf(e->ro_reason, sizeof e->ro_reason, "%s", ro_cause(dir, rc));
+        rc = env_lmdb_open(e, dir, map, MDB_RDONLY);
+    }
+    if (ro_denied(rc) && e->rdonly) {
+        /* LMDB needs to write its lock file even to read; without one (not writable,
+         * cannot be created) only MDB_NOLOCK is left: no reader table, so a writer in
+         * another process could reuse pages this one reads (checksums catch values
+         * changed under us, not every tree inconsistency) */
+        e->nolock = 1;
+        rc = env_lmdb_open(e, dir, map, MDB_RDONLY | MDB_NOLOCK);
+    }
     if (rc) {
         int st = rc == ENOENT ? cl_err(CL_ERR_NOTFOUND, "%s: no store here", dir)
                               : store_fail(e, rc, "cannot open");
@@ -417,7 +462,7 @@ int cl_store_open(const char *dir, const cl_store_opts *opts, cl_store **out)
         e = e->next;
     int rc = CL_OK;
     if (e) {
-        if (e->rdonly && !(o->flags & CL_STORE_RDONLY))
+        if (e->rdonly && !e->ro_reason[0] && !(o->flags & CL_STORE_RDONLY))
             rc = cl_err(CL_ERR_ARG, "%s: already open read-only in this process", dir);
         else
             e->refs++;

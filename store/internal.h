@@ -60,7 +60,9 @@ typedef struct store_env {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
     char dir[4096];
-    int rdonly;
+    int rdonly;         /* opened MDB_RDONLY (asked for, or the fallback below) */
+    int nolock;         /* ... and MDB_NOLOCK: the lock file could not be opened */
+    char ro_reason[160]; /* why a plain open gave a read-only handle ("" if it did not) */
     uint64_t map_max_bytes;
     int64_t touch_interval_ns;
     /* Read-held by every transaction of this process, write-held (trylock only) to

@@ -81,10 +81,17 @@ typedef struct {
 int cl_store_resolve_dir(const char *dir, char *out, size_t out_size);
 
 /* Opens (creating with mode 0700 unless NOCREATE/RDONLY) the store in `dir`.
- * `opts` may be NULL (defaults). Errors: CL_ERR_NOTFOUND (no store, NOCREATE),
- * CL_ERR_CORRUPT (not an LMDB file / damaged), CL_ERR_IO (permission, ...),
- * CL_ERR_UNSUPPORTED (store written by a newer format). */
+ * `opts` may be NULL (defaults). A store that exists but may not be written (read-only
+ * mount, another user's files, chmod -w) opens read-only instead of failing: lookups
+ * work, writes fail with CL_ERR_ARG "<dir>: store is read-only (<why>): nothing
+ * written", no use records are kept. If LMDB's lock file cannot be opened either, the
+ * store is read without locking (MDB_NOLOCK): safe while no other process writes it.
+ * Errors: CL_ERR_NOTFOUND (no store, NOCREATE), CL_ERR_CORRUPT (not an LMDB file /
+ * damaged), CL_ERR_IO (permission, ...), CL_ERR_UNSUPPORTED (newer format). */
 int cl_store_open(const char *dir, const cl_store_opts *opts, cl_store **out);
+/* NULL if the handle may write, else why not ("opened read-only", "read-only file
+ * system", "not writable by this user", or the damage verify found). */
+const char *cl_store_readonly(const cl_store *st);
 /* Writes pending use records, closes. The handle must have no open transactions. */
 void cl_store_close(cl_store *st);
 const char *cl_store_dir(const cl_store *st);

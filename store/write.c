@@ -46,7 +46,7 @@ int cl_store_batch_begin(cl_store *st, cl_store_batch **out)
 {
     *out = NULL;
     if (st->rdonly)
-        return cl_err(CL_ERR_ARG, "%s: store opened read-only", st->e->dir);
+        return store_fail(st->e, STORE_E_RDONLY, NULL);
     cl_store_batch *b = calloc(1, sizeof *b);
     if (!b)
         return cl_err(CL_ERR_NOMEM, "%s: out of memory", st->e->dir);
