@@ -1,4 +1,4 @@
-/* collage store - manage the state store: ls stat verify rm gc pin unpin. */
+/* collage store - manage the state store: ls stat verify rm gc pin unpin recover. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +25,18 @@ typedef struct {
 static const char *const subverbs[][2] = {
     {"ls", "list entries: table, key, bytes, tokens, pinned, last use"},
     {"stat", "totals per table, pinned bytes, size cap, map and file size"},
-    {"verify", "check every checksum; report and remove bad entries (exit 1 if any)"},
+    {"verify", "check LMDB's pages and every checksum; report and remove bad entries (exit 1 "
+               "if any)"},
     {"rm", "remove entries by key (KEY... : 32 hex digits)"},
     {"gc", "evict least recently used entries down to the size cap"},
     {"pin", "pin entries (never evicted)"},
     {"unpin", "unpin entries"},
+    {"recover", "rebuild a store verify found damaged (the old one is kept beside it)"},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: collage store <ls|stat|verify|rm|gc|pin|unpin> [--store DIR] [--json] "
+    fprintf(f, "usage: collage store <ls|stat|verify|rm|gc|pin|unpin|recover> [--store DIR] [--json] "
                "[options]\n\n");
     for (size_t i = 0; i < sizeof subverbs / sizeof subverbs[0]; i++)
         fprintf(f, "  %-7s %s\n", subverbs[i][0], subverbs[i][1]);
@@ -269,15 +271,32 @@ static int do_verify(cl_store *st, const store_args *a)
         free(c.json);
         return cli_fail(rc);
     }
-    int ok = r.bad == 0 && r.index_fixed == 0;
+    int ok = r.bad == 0 && r.index_fixed == 0 && r.page_problems == 0 && !r.damaged;
+    for (int i = 0; i < r.notes; i++)
+        fprintf(stderr, "collage: %s: %s\n", a->dir, r.note[i]);
+    if (r.damaged)
+        fprintf(stderr, "collage: %s: store damaged: writes are refused; run 'collage store "
+                "recover --store %s'\n", a->dir, a->dir);
     if (a->json) {
         printf("{\"store\":");
         cl_json_fputs(stdout, a->dir);
         printf(",\"checked\":%llu,\"checked_bytes\":%llu,\"bad\":%llu,\"removed\":%llu,"
-               "\"index_fixed\":%llu,\"ok\":%s,\"bad_entries\":[%s]}\n",
+               "\"index_fixed\":%llu,\"pages\":%llu,\"free_pages\":%llu,"
+               "\"pages_unaccounted\":%llu,\"page_problems\":%llu,\"damaged\":%s,"
+               "\"values_skipped\":%s,\"ok\":%s,\"bad_entries\":[%s],\"page_notes\":[",
                (unsigned long long)r.checked, (unsigned long long)r.checked_bytes,
                (unsigned long long)r.bad, (unsigned long long)r.removed,
-               (unsigned long long)r.index_fixed, ok ? "true" : "false", c.json ? c.json : "");
+               (unsigned long long)r.index_fixed, (unsigned long long)r.pages,
+               (unsigned long long)r.free_pages, (unsigned long long)r.pages_unaccounted,
+               (unsigned long long)r.page_problems, r.damaged ? "true" : "false",
+               r.values_skipped ? "true" : "false", ok ? "true" : "false", c.json ? c.json : "");
+        for (int i = 0; i < r.notes; i++) {
+            printf("%s", i ? "," : "");
+            cl_json_fputs(stdout, r.note[i]);
+        }
+        printf("],\"not_checked\":");
+        cl_json_fputs(stdout, cl_store_verify_limits());
+        printf("}\n");
     } else {
         char b[32];
         cli_human_bytes(b, sizeof b, (double)r.checked_bytes);
@@ -285,9 +304,40 @@ static int do_verify(cl_store *st, const store_args *a)
                "repaired\n",
                (unsigned long long)r.checked, b, (unsigned long long)r.bad,
                (unsigned long long)r.removed, (unsigned long long)r.index_fixed);
+        printf("LMDB pages: %llu, %llu free, %llu neither used nor free, %llu problems%s\n",
+               (unsigned long long)r.pages, (unsigned long long)r.free_pages,
+               (unsigned long long)r.pages_unaccounted, (unsigned long long)r.page_problems,
+               r.damaged ? " (store damaged: writes refused until recovered)" : "");
+        printf("%s\n", cl_store_verify_limits());
     }
     free(c.json);
     return ok ? 0 : 1;
+}
+
+/* ---- recover ----------------------------------------------------------------------------- */
+
+static int do_recover(const store_args *a)
+{
+    cl_store_recover_result r;
+    int rc = cl_store_recover(a->dir, &r);
+    if (rc != CL_OK)
+        return cli_fail(rc);
+    if (a->json) {
+        printf("{\"store\":");
+        cl_json_fputs(stdout, a->dir);
+        printf(",\"copied\":%llu,\"copied_bytes\":%llu,\"skipped\":%llu,\"old_store\":",
+               (unsigned long long)r.copied, (unsigned long long)r.copied_bytes,
+               (unsigned long long)r.skipped);
+        cl_json_fputs(stdout, r.old_dir);
+        printf("}\n");
+    } else {
+        char b[32];
+        cli_human_bytes(b, sizeof b, (double)r.copied_bytes);
+        printf("recovered %llu entries (%s) into a fresh store, %llu bad ones left out; the old "
+               "store is in %s\n", (unsigned long long)r.copied, b, (unsigned long long)r.skipped,
+               r.old_dir);
+    }
+    return 0;
 }
 
 /* ---- rm / pin / unpin ------------------------------------------------------------------ */
@@ -464,6 +514,10 @@ int cmd_store(int argc, char **argv)
     if ((rc = cl_store_resolve_dir(a.store_dir, a.dir, sizeof a.dir)) != CL_OK) {
         free(pos);
         return cli_fail(rc);
+    }
+    if (!strcmp(sub, "recover")) { /* works on the closed store */
+        free(pos);
+        return do_recover(&a);
     }
     int rdonly = !strcmp(sub, "ls") || !strcmp(sub, "stat");
     cl_store *st;

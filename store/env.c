@@ -1,6 +1,7 @@
 /* env.c - the LMDB environment: directory resolution, open/close (one environment per
  * directory per process), error mapping, transactions under the map lock, map growth. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,16 @@ static store_env *registry;
 static _Thread_local int thread_read_txns;
 
 int store_thread_read_txns(void) { return thread_read_txns; }
+
+int env_is_open(dev_t dev, ino_t ino)
+{
+    pthread_mutex_lock(&registry_mu);
+    store_env *e = registry;
+    while (e && !(e->dev == dev && e->ino == ino))
+        e = e->next;
+    pthread_mutex_unlock(&registry_mu);
+    return e != NULL;
+}
 void store_thread_read_txns_add(int delta) { thread_read_txns += delta; }
 
 int64_t store_now_ns(void)
@@ -200,10 +211,66 @@ int env_grow_map(store_env *e, uint64_t need_bytes)
     return set_mapsize(e, want);
 }
 
+/* Reads the marker's first line into the read-only reason. */
+static void damaged_reason(store_env *e, int fd)
+{
+    char line[240] = "";
+    ssize_t n = read(fd, line, sizeof line - 1);
+    line[n > 0 ? n : 0] = 0;
+    line[strcspn(line, "\n")] = 0;
+    snprintf(e->ro_reason, sizeof e->ro_reason, "damaged: %s; run 'collage store recover'",
+             line[0] ? line : "see verify");
+}
+
+int env_is_damaged(store_env *e)
+{
+    if (atomic_load(&e->damaged))
+        return 1;
+    if (e->dirfd < 0)
+        return 0;
+    int fd = openat(e->dirfd, STORE_DAMAGED_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    pthread_mutex_lock(&e->mu);
+    if (!atomic_load(&e->damaged))
+        damaged_reason(e, fd);
+    atomic_store(&e->damaged, 1);
+    pthread_mutex_unlock(&e->mu);
+    close(fd);
+    return 1;
+}
+
+void env_mark_damaged(store_env *e, const char *why)
+{
+    pthread_mutex_lock(&e->mu);
+    if (!atomic_load(&e->damaged))
+        snprintf(e->ro_reason, sizeof e->ro_reason, "damaged: %s; run 'collage store recover'",
+                 why);
+    atomic_store(&e->damaged, 1);
+    pthread_mutex_unlock(&e->mu);
+    if (e->rdonly || e->dirfd < 0)
+        return;
+    /* written whole under a temporary name, then renamed: never half a marker */
+    int fd = openat(e->dirfd, STORE_DAMAGED_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    0600);
+    if (fd < 0)
+        return;
+    size_t n = strlen(why);
+    int ok = write(fd, why, n) == (ssize_t)n && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    close(fd);
+    if (ok && renameat(e->dirfd, STORE_DAMAGED_FILE ".tmp", e->dirfd, STORE_DAMAGED_FILE) == 0)
+        fsync(e->dirfd);
+    else
+        unlinkat(e->dirfd, STORE_DAMAGED_FILE ".tmp", 0);
+}
+
 int wtx_begin(store_env *e, wtx *w)
 {
     memset(w, 0, sizeof *w);
     w->e = e;
+    /* LMDB would allocate pages from a free list found damaged: refuse */
+    if (env_is_damaged(e))
+        return STORE_E_RDONLY;
     int rc = env_txn_begin(e, 0, &w->txn);
     if (rc)
         return rc;
@@ -278,9 +345,9 @@ int cl_store_resolve_dir(const char *dir, char *out, size_t out_size)
 static int open_dbs(store_env *e)
 {
     MDB_txn *txn;
-    int rc;
+    int rc, ro = e->rdonly || atomic_load(&e->damaged); /* damaged: not even this write */
     for (int tries = 0;; tries++) {
-        rc = mdb_txn_begin(e->env, NULL, e->rdonly ? MDB_RDONLY : 0, &txn);
+        rc = mdb_txn_begin(e->env, NULL, ro ? MDB_RDONLY : 0, &txn);
         if (rc != MDB_MAP_RESIZED || tries >= 8)
             break;
         /* grown by another process since we sized the map: adopt (no txn is open) */
@@ -290,7 +357,7 @@ static int open_dbs(store_env *e)
     if (rc)
         return store_fail(e, rc, NULL);
     for (int i = 0; i < DB_COUNT && !rc; i++) {
-        rc = mdb_dbi_open(txn, db_names[i], e->rdonly ? 0 : MDB_CREATE, &e->dbi[i]);
+        rc = mdb_dbi_open(txn, db_names[i], ro ? 0 : MDB_CREATE, &e->dbi[i]);
         if (rc == MDB_NOTFOUND) {
             mdb_txn_abort(txn);
             return cl_err(CL_ERR_FORMAT, "%s: not a collage store (no '%s' table)", e->dir,
@@ -303,7 +370,7 @@ static int open_dbs(store_env *e)
     }
     MDB_val k = {6, "format"}, v;
     rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
-    if (rc == MDB_NOTFOUND && !e->rdonly) {
+    if (rc == MDB_NOTFOUND && !ro) {
         v.mv_size = strlen(STORE_FORMAT);
         v.mv_data = STORE_FORMAT;
         rc = mdb_put(txn, e->dbi[DB_META], &k, &v, 0);
@@ -334,6 +401,8 @@ static void env_destroy(store_env *e)
 {
     if (e->env)
         mdb_env_close(e->env);
+    if (e->dirfd >= 0)
+        close(e->dirfd);
     pthread_rwlock_destroy(&e->map_lock);
     pthread_mutex_destroy(&e->mu);
     free(e->touches);
@@ -381,6 +450,7 @@ static int env_create(const char *dir, const cl_store_opts *o, const struct stat
     e->dev = dst->st_dev;
     e->ino = dst->st_ino;
     e->refs = 1;
+    e->dirfd = -1;
     e->rdonly = !!(o->flags & CL_STORE_RDONLY);
     e->touch_interval_ns =
         (int64_t)(o->touch_interval_ms ? o->touch_interval_ms : DEFAULT_TOUCH_INTERVAL_MS) *
@@ -396,6 +466,8 @@ static int env_create(const char *dir, const cl_store_opts *o, const struct stat
     if (e->map_max_bytes < map)
         e->map_max_bytes = map;
 
+    e->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    env_is_damaged(e);
     int rc = env_lmdb_open(e, dir, map, e->rdonly ? MDB_RDONLY : 0);
     if (ro_denied(rc) && !e->rdonly && cl_is_file(data_path)) {
         /* a store we may read but not write (read-only mount, other owner, chmod -w):
@@ -462,7 +534,7 @@ int cl_store_open(const char *dir, const cl_store_opts *opts, cl_store **out)
         e = e->next;
     int rc = CL_OK;
     if (e) {
-        if (e->rdonly && !e->ro_reason[0] && !(o->flags & CL_STORE_RDONLY))
+        if (e->rdonly && !e->ro_reason[0] && !(o->flags & CL_STORE_RDONLY) && !e->damaged)
             rc = cl_err(CL_ERR_ARG, "%s: already open read-only in this process", dir);
         else
             e->refs++;
@@ -479,7 +551,7 @@ int cl_store_open(const char *dir, const cl_store_opts *opts, cl_store **out)
         return rc;
     }
     st->e = e;
-    st->rdonly = e->rdonly || (o->flags & CL_STORE_RDONLY);
+    st->rdonly = e->rdonly || env_is_damaged(e) || (o->flags & CL_STORE_RDONLY);
     *out = st;
     return CL_OK;
 }

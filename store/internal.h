@@ -20,6 +20,7 @@
 #define STORE_E_CAP (-31001)  /* the batch cannot fit under the size cap */
 #define STORE_E_BUSY (-31002) /* map resize impossible: read txns open in this process */
 #define STORE_E_RDONLY (-31003) /* a write on a store opened read-only */
+#define STORE_E_REPORTED (-31004) /* failed, message already set with cl_err */
 
 /* Internal put flags (above the public CL_STORE_PUT_* bits). */
 #define STORE_PUT_V1 (1u << 30)        /* write the version-1 value format (reading tests) */
@@ -62,7 +63,9 @@ typedef struct store_env {
     char dir[4096];
     int rdonly;         /* opened MDB_RDONLY (asked for, or the fallback below) */
     int nolock;         /* ... and MDB_NOLOCK: the lock file could not be opened */
-    char ro_reason[160]; /* why a plain open gave a read-only handle ("" if it did not) */
+    char ro_reason[400]; /* why a plain open gave a read-only handle ("" if it did not) */
+    int dirfd;          /* the store directory (follows it if renamed), for the marker */
+    _Atomic int damaged; /* verify found LMDB's pages damaged: no more writes */
     uint64_t map_max_bytes;
     int64_t touch_interval_ns;
     /* Read-held by every transaction of this process, write-held (trylock only) to
@@ -119,9 +122,19 @@ void env_txn_done(store_env *e);
  * (grown), MDB_MAP_FULL (at the limit) or STORE_E_BUSY. */
 int env_grow_map(store_env *e, uint64_t need_bytes);
 uint64_t env_map_bytes(store_env *e);
+/* 1 if this process has the store with this directory inode open. */
+int env_is_open(dev_t dev, ino_t ino);
 /* Read transactions currently open on this thread (all stores). */
 int store_thread_read_txns(void);
 void store_thread_read_txns_add(int delta);
+
+/* The marker file verify leaves in a damaged store (refuses writes until recovered). */
+#define STORE_DAMAGED_FILE "damaged"
+/* Marks the environment damaged (and the directory, unless read-only): every process
+ * refuses writes from then on. `why`: one line. */
+void env_mark_damaged(store_env *e, const char *why);
+/* 1 if damaged (marked by this process or, per the marker file, by another one). */
+int env_is_damaged(store_env *e);
 
 int wtx_begin(store_env *e, wtx *w);
 int wtx_commit(wtx *w); /* saves totals; always ends the txn */
@@ -138,6 +151,9 @@ int idx_totals_save(wtx *w);
 /* After the value was written: replaces the usage record (keeping a pin) and the LRU
  * entry of the value it replaced, if any, and updates the totals. */
 int idx_note_put(wtx *w, uint8_t kind, const cl_key *key, uint64_t bytes, int pin);
+/* The same with a given last-use time (copies keep theirs). */
+int idx_note_put_at(wtx *w, uint8_t kind, const cl_key *key, uint64_t bytes, int pin,
+                    int64_t atime_ns);
 /* Deletes value + usage + LRU entry + totals. *found = 0 if the value was absent. */
 int idx_delete_entry(wtx *w, uint8_t kind, const cl_key *key, int *found);
 int idx_touch(wtx *w, uint8_t kind, const cl_key *key, int64_t atime_ns);

@@ -320,21 +320,55 @@ typedef struct {
 } cl_store_stats;
 int cl_store_stat(cl_store *st, cl_store_stats *out);
 
+#define CL_STORE_VERIFY_NOTES 8
 typedef struct {
     uint64_t checked, checked_bytes;
     uint64_t bad;          /* values that failed their checks */
-    uint64_t removed;      /* of those, deleted (0 with CL_STORE_RDONLY) */
-    uint64_t index_fixed;  /* usage/lru/total records that were inconsistent (repaired) */
+    uint64_t removed;      /* of those, deleted (0 when read-only or damaged) */
+    uint64_t index_fixed;  /* usage/lru/total records that were inconsistent (repaired
+                              unless read-only or damaged) */
+    /* LMDB's pages: each page up to the last one must be used by exactly one tree or be
+     * listed once in the free list */
+    uint64_t pages;        /* pages in the file's last snapshot */
+    uint64_t free_pages;   /* listed free */
+    uint64_t pages_unaccounted; /* neither used nor listed: lost space, harmless */
+    uint64_t page_problems; /* free pages in use, listed twice or out of range, malformed
+                               free-list records, damaged tree pages, entries their key
+                               does not find */
+    int damaged;           /* page problems now or found before: the store refuses every
+                              write until `collage store recover` (cl_store_recover) */
+    int values_skipped;    /* tree pages damaged: values were not read through LMDB */
+    int notes;             /* the first page problems, one line each */
+    char note[CL_STORE_VERIFY_NOTES][200];
 } cl_store_verify_result;
 typedef void (*cl_store_bad_fn)(void *user, cl_store_kind kind, const cl_key *key,
                                 const char *problem);
 typedef void (*cl_store_progress_fn)(void *user, uint64_t done_bytes, uint64_t total_bytes);
-/* Checks every value (header, meta and payload checksums, key) and the usage/LRU
- * indexes; reports bad values through on_bad, deletes them and repairs the indexes
- * (unless RDONLY). Callbacks may be NULL. CL_OK even when bad values were found: look
- * at out->bad / out->index_fixed. */
+/* Checks LMDB's page structure (the free list against every tree, read from the data
+ * file), then every value (header, meta and payload checksums, key, found by its key)
+ * and the usage/LRU indexes; reports bad values through on_bad, deletes them and
+ * repairs the indexes (unless read-only). Page problems mark the store damaged (a
+ * marker file in its directory, unless read-only): then nothing is deleted or
+ * repaired, and every process refuses writes until the store is recovered, because
+ * LMDB would hand out pages from the damaged free list. Callbacks may be NULL. CL_OK
+ * even when problems were found: look at out->bad / index_fixed / damaged. */
 int cl_store_verify(cl_store *st, cl_store_bad_fn on_bad, cl_store_progress_fn on_progress,
                     void *user, cl_store_verify_result *out);
+/* What verify cannot check (one line, static). */
+const char *cl_store_verify_limits(void);
+
+typedef struct {
+    uint64_t copied, copied_bytes; /* entries (values) in the new store */
+    uint64_t skipped;              /* values that failed their checks: not copied */
+    char old_dir[4200];            /* where the damaged store was moved */
+} cl_store_recover_result;
+/* Rebuilds a (damaged) store: copies every value that passes its checks, with its use
+ * time and pin, the size cap and the model-id cache, into a fresh store next to it
+ * (<dir>.recover-<pid>, same file system), verifies the copy, then moves the old store
+ * to <dir>.damaged-<unix time> and the copy into its place. Needs the store closed in
+ * every process (CL_ERR_ARG "in use" otherwise) and free space for the copy. Other
+ * processes' handles opened before keep the old (marked) store. */
+int cl_store_recover(const char *dir, cl_store_recover_result *out);
 
 /* ---- model id cache --------------------------------------------------------------- */
 
