@@ -160,8 +160,8 @@ typedef struct {
     int threads;         /* workers, the calling thread included; 0: 4 */
     size_t chunk_bytes;  /* bytes per sink call / per unit of work, rounded up to whole
                             segments of the value (1 MiB as written now); 0: one segment */
-    void *dst;           /* optional: copy the payload here (each segment checked after its
-                            copy, in dst) */
+    void *dst;           /* optional: copy the payload here (each segment checked, then
+                            copied from the cache the check filled) */
     size_t dst_bytes;    /* >= payload bytes, else CL_ERR_RANGE */
     cl_store_sink_fn sink; /* optional (at least one of dst and sink) */
     void *user;

@@ -1,7 +1,7 @@
 /* stream.c - parallel verified reads: a value's payload in chunks of whole segments,
  * claimed in order by the calling thread and up to threads-1 helpers; each segment is
- * checked against its checksum (after its copy into dst, if any) before the chunk is
- * handed to the sink. */
+ * checked against its checksum, then copied into dst (if any) while still in cache; a
+ * chunk goes to the sink once all its segments are checked. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -57,14 +57,15 @@ static void run_chunk(job *j, uint64_t c)
     for (uint64_t s = s0; s < s1; s++) {
         uint64_t o = s * j->seg, len = j->bytes - o < j->seg ? j->bytes - o : j->seg;
         const uint8_t *p = j->payload + o;
-        if (j->dst) {
-            memcpy(j->dst + o, p, len);
-            p = j->dst + o; /* check what the caller gets */
-        }
+        /* check, then copy from the cache the check just filled (copying first and
+         * checking the copy reads it back from memory where memcpy streams past the
+         * cache: 15-25% slower on the dev VM) */
         if (j->table && XXH3_64bits(p, len) != codec_seg_xxh(j->table, s)) {
             fail(j, CL_ERR_CORRUPT, 1, s);
             return;
         }
+        if (j->dst)
+            memcpy(j->dst + o, p, len);
     }
     if (j->sink) {
         const uint8_t *p = j->dst ? j->dst + off : j->payload + off;

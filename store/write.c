@@ -116,63 +116,83 @@ static uint64_t pieces_xxh(const cl_store_piece *pieces, size_t npieces)
     return XXH3_64bits_digest(&hs);
 }
 
+/* A position in the concatenated pieces. */
+typedef struct {
+    const cl_store_piece *pieces;
+    size_t npieces, i, off;
+} piece_pos;
+
+/* Skips empty pieces / the end of the current one. */
+static void pos_norm(piece_pos *p)
+{
+    while (p->i < p->npieces && p->off == p->pieces[p->i].bytes) {
+        p->i++;
+        p->off = 0;
+    }
+}
+
+/* XXH3-64 of the next len bytes (one-shot when they lie in one piece); advances. */
+static uint64_t pos_hash(piece_pos *p, uint64_t len)
+{
+    pos_norm(p);
+    if (len && p->pieces[p->i].bytes - p->off >= len) {
+        uint64_t x = XXH3_64bits((const uint8_t *)p->pieces[p->i].data + p->off, len);
+        p->off += len;
+        return x;
+    }
+    XXH3_state_t hs;
+    XXH3_INITSTATE(&hs);
+    XXH3_64bits_reset(&hs);
+    while (len) {
+        pos_norm(p);
+        size_t n = p->pieces[p->i].bytes - p->off < len ? p->pieces[p->i].bytes - p->off
+                                                          : (size_t)len;
+        XXH3_64bits_update(&hs, (const uint8_t *)p->pieces[p->i].data + p->off, n);
+        p->off += n;
+        len -= n;
+    }
+    return XXH3_64bits_digest(&hs);
+}
+
+/* Copies the next len bytes to dst; advances. */
+static void pos_copy(piece_pos *p, uint8_t *dst, uint64_t len)
+{
+    while (len) {
+        pos_norm(p);
+        size_t n = p->pieces[p->i].bytes - p->off < len ? p->pieces[p->i].bytes - p->off
+                                                          : (size_t)len;
+        memcpy(dst, (const uint8_t *)p->pieces[p->i].data + p->off, n);
+        p->off += n;
+        dst += n;
+        len -= n;
+    }
+}
+
 /* Per-segment checksums of the concatenated pieces into table[]. */
 static void hash_segments(const cl_store_piece *pieces, size_t npieces, const codec_header *h,
                           uint8_t *table)
 {
     uint64_t seg = 1ull << h->seg_log2, nseg = codec_nseg(h);
-    size_t pi = 0, poff = 0;
-    XXH3_state_t hs;
-    XXH3_INITSTATE(&hs);
+    piece_pos p = {pieces, npieces, 0, 0};
     for (uint64_t s = 0; s < nseg; s++) {
-        uint64_t left = h->payload_bytes - s * seg < seg ? h->payload_bytes - s * seg : seg;
-        /* a segment inside one piece: one-shot hash (faster than streaming) */
-        while (pi < npieces && poff == pieces[pi].bytes) {
-            pi++;
-            poff = 0;
-        }
-        if (pieces[pi].bytes - poff >= left) {
-            codec_put_seg_xxh(table, s, XXH3_64bits((const uint8_t *)pieces[pi].data + poff, left));
-            poff += left;
-            continue;
-        }
-        XXH3_64bits_reset(&hs);
-        while (left) {
-            while (poff == pieces[pi].bytes) {
-                pi++;
-                poff = 0;
-            }
-            size_t n = pieces[pi].bytes - poff < left ? pieces[pi].bytes - poff : (size_t)left;
-            XXH3_64bits_update(&hs, (const uint8_t *)pieces[pi].data + poff, n);
-            poff += n;
-            left -= n;
-        }
-        codec_put_seg_xxh(table, s, XXH3_64bits_digest(&hs));
+        uint64_t len = h->payload_bytes - s * seg < seg ? h->payload_bytes - s * seg : seg;
+        codec_put_seg_xxh(table, s, pos_hash(&p, len));
     }
 }
 
-/* Copies the pieces to dst segment by segment, hashing each segment right after its
- * copy (while it is still in cache) into table[]. */
+/* Copies the pieces to dst segment by segment, each hashed into table[] right before
+ * its copy (which then reads the source from cache). */
 static void copy_hash_segments(uint8_t *dst, const cl_store_piece *pieces, size_t npieces,
                                const codec_header *h, uint8_t *table)
 {
     uint64_t seg = 1ull << h->seg_log2, nseg = codec_nseg(h);
-    size_t pi = 0, poff = 0;
+    piece_pos p = {pieces, npieces, 0, 0};
     for (uint64_t s = 0; s < nseg; s++) {
         uint64_t len = h->payload_bytes - s * seg < seg ? h->payload_bytes - s * seg : seg;
-        uint8_t *d = dst + s * seg;
-        for (uint64_t done = 0; done < len;) {
-            while (pi < npieces && poff == pieces[pi].bytes) {
-                pi++;
-                poff = 0;
-            }
-            size_t n = pieces[pi].bytes - poff < len - done ? pieces[pi].bytes - poff
-                                                            : (size_t)(len - done);
-            memcpy(d + done, (const uint8_t *)pieces[pi].data + poff, n);
-            poff += n;
-            done += n;
-        }
-        codec_put_seg_xxh(table, s, XXH3_64bits(d, len));
+        piece_pos start = p;
+        codec_put_seg_xxh(table, s, pos_hash(&p, len));
+        p = start;
+        pos_copy(&p, dst + s * seg, len);
     }
 }
 
