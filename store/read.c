@@ -25,7 +25,7 @@ static double mono_s(void)
 
 void read_queue_bad(store_env *e, uint8_t kind, const cl_key *key)
 {
-    if (e->rdonly)
+    if (e->rdonly || atomic_load(&e->damaged)) /* nothing will be written */
         return;
     pthread_mutex_lock(&e->mu);
     for (size_t i = 0; i < e->n_bad; i++)
@@ -236,7 +236,7 @@ int cl_store_count_prefix(cl_store_txn *t, cl_store_kind kind, const cl_key *key
 void read_touch(cl_store_txn *t, uint8_t kind, const cl_key *key)
 {
     store_env *e = t->st->e;
-    if (e->rdonly)
+    if (e->rdonly || atomic_load(&e->damaged))
         return;
     usage_rec u;
     if (idx_usage_get(e, t->txn, kind, key, &u))
