@@ -172,7 +172,8 @@ typedef struct {
  * the sink, so reading, checking and the caller's own copies (e.g. to a device) overlap.
  * Nothing unverified is ever handed over. Header, meta and segment table are checked
  * first; *out is filled as by cl_store_get (pointers valid until txn ends). Values of
- * format 1 (one checksum) are verified whole first, then streamed.
+ * format 1 (one checksum) are verified whole first, then streamed. Helper threads are
+ * started per call, at most one per chunk beyond the first (for small values pass 1).
  * Errors: CL_ERR_NOTFOUND, CL_ERR_CORRUPT (as get: the entry is dropped at txn end;
  * chunks before the bad one may have reached dst/sink: discard them), CL_ERR_RANGE,
  * or the sink's status. */
@@ -269,8 +270,8 @@ int cl_store_writer_wait(cl_store_writer *w, uint64_t ticket);
  * since the previous flush succeeded, else the first failure's status and message
  * (with the count of failures). */
 int cl_store_writer_flush(cl_store_writer *w);
-/* Flushes, stops the thread, frees the writer; returns what the flush returned.
- * NULL is a no-op (CL_OK). */
+/* Flushes, stops the thread, frees the writer; returns what the flush returned. No
+ * other call on the writer may be running or follow. NULL is a no-op (CL_OK). */
 int cl_store_writer_close(cl_store_writer *w);
 
 /* ---- size cap and LRU ------------------------------------------------------------- */
