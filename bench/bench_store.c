@@ -1,8 +1,10 @@
 /* collage bench store - state store throughput and lookup latency, with baselines
- * measured in the same run: put (durable commits) vs write()+fsync() of the same bytes
- * to a plain file in the same directory; verified get (zero-copy: the XXH3 check reads
- * every byte) and copy-out read vs memcpy; has() latency for hits and misses among many
- * small entries, in one transaction and with a transaction per lookup. */
+ * measured in the same run: put (durable commits) and write-behind put vs write()+fsync()
+ * of the same bytes to a plain file in the same directory; verified get (zero-copy: the
+ * XXH3 check reads every byte) and copy-out read vs memcpy; streamed reads of large
+ * values with 1..16 threads vs a threaded memcpy from the same map; has() latency for
+ * hits and misses among many small entries, in one transaction and with a transaction
+ * per lookup. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 #include "args.h"
 #include "bench.h"
+#include "bench_store_io.h"
 #include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -22,6 +25,7 @@
 
 typedef struct {
     double put_gbps, get_gbps, read_gbps, memcpy_gbps, write_fsync_gbps;
+    bench_writer_result wb;
 } phase_result;
 
 static void fill_random(uint8_t *p, size_t n, uint64_t seed)
@@ -136,6 +140,9 @@ static int store_phase(cl_store *st, const char *what, cl_store_kind kind, uint8
         if (g > r->put_gbps)
             r->put_gbps = g;
     }
+    char wb_what[32];
+    snprintf(wb_what, sizeof wb_what, "wb-%s", what);
+    CL_TRY(bench_writer(st, wb_what, kind, src, bytes, count, &r->wb));
     for (int rep = 0; rep < reps; rep++) {
         cl_store_txn *t;
         CL_TRY(cl_store_txn_begin(st, &t));
@@ -277,10 +284,12 @@ static void print_phase_json(const char *name, size_t bytes, int count, int batc
                              const phase_result *r)
 {
     printf("\"%s\":{\"value_bytes\":%zu,\"count\":%d,\"values_per_commit\":%d,"
-           "\"put_gbps\":%.4f,\"get_verified_gbps\":%.4f,\"read_copy_gbps\":%.4f,"
+           "\"put_gbps\":%.4f,\"writeback_put_gbps\":%.4f,\"writeback_caller_us_per_put\":%.2f,"
+           "\"writeback_commits\":%.0f,\"get_verified_gbps\":%.4f,\"read_copy_gbps\":%.4f,"
            "\"baseline_write_fsync_gbps\":%.4f,\"baseline_memcpy_gbps\":%.4f,"
            "\"put_vs_write_fsync\":%.4f,\"get_vs_memcpy\":%.4f,\"read_vs_memcpy\":%.4f}",
-           name, bytes, count, batch, r->put_gbps, r->get_gbps, r->read_gbps, r->write_fsync_gbps,
+           name, bytes, count, batch, r->put_gbps, r->wb.gbps, r->wb.caller_us, r->wb.commits,
+           r->get_gbps, r->read_gbps, r->write_fsync_gbps,
            r->memcpy_gbps, r->put_gbps / r->write_fsync_gbps, r->get_gbps / r->memcpy_gbps,
            r->read_gbps / r->memcpy_gbps);
 }
@@ -289,6 +298,10 @@ static void print_phase_text(const char *name, const phase_result *r)
 {
     printf("%-5s put  %7.2f GB/s   write+fsync %7.2f GB/s   ratio %.2f\n", name, r->put_gbps,
            r->write_fsync_gbps, r->put_gbps / r->write_fsync_gbps);
+    printf("%-5s put  %7.2f GB/s   write+fsync %7.2f GB/s   ratio %.2f   (write-behind, %.0f "
+           "commit%s; %.1f us per put in the caller)\n",
+           name, r->wb.gbps, r->write_fsync_gbps, r->wb.gbps / r->write_fsync_gbps, r->wb.commits,
+           r->wb.commits == 1 ? "" : "s", r->wb.caller_us);
     printf("%-5s get  %7.2f GB/s   memcpy      %7.2f GB/s   ratio %.2f   (zero-copy, "
            "checksum verified)\n",
            name, r->get_gbps, r->memcpy_gbps, r->get_gbps / r->memcpy_gbps);
@@ -297,12 +310,28 @@ static void print_phase_text(const char *name, const phase_result *r)
            name, r->read_gbps, r->memcpy_gbps, r->read_gbps / r->memcpy_gbps);
 }
 
+/* "1,4,8" -> values in [lo, hi]; the count, or -1 if malformed. */
+static int parse_list(const char *s, int *out, int max, int lo, int hi)
+{
+    int n = 0;
+    while (*s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < lo || v > hi || n == max || (*end && *end != ','))
+            return -1;
+        out[n++] = (int)v;
+        s = *end ? end + 1 : end;
+    }
+    return n;
+}
+
 int bench_store(int argc, char **argv)
 {
     const char *store_dir = NULL;
     int json = 0;
     int64_t kv_kib = 2048, kv_count = 48, batch = 8, snap_mib = 64, snap_count = 3,
             entries = 20000, lookups = 20000;
+    const char *stream_mib_s = "64,1280", *stream_threads_s = "1,4,8,16";
     cli_opt opts[] = {
         {"store", OPT_STR, &store_dir, "DIR",
          "store to use (default: a temporary one, removed); its entries are kept", 0, 0},
@@ -313,6 +342,10 @@ int bench_store(int argc, char **argv)
         {"snap-count", OPT_INT, &snap_count, "N", "snapshots to write (default 3)", 0, 0},
         {"entries", OPT_INT, &entries, "N", "small entries for the lookup test (default 20000)", 0, 0},
         {"lookups", OPT_INT, &lookups, "N", "lookups per measurement (default 20000)", 0, 0},
+        {"stream-mib", OPT_STR, &stream_mib_s, "LIST",
+         "value sizes (MiB) for streamed reads (default 64,1280; 0: none)", 0, 0},
+        {"stream-threads", OPT_STR, &stream_threads_s, "LIST",
+         "thread counts for streamed reads (default 1,4,8,16)", 0, 0},
         {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout", 0, 0},
         {0},
     };
@@ -328,6 +361,15 @@ int bench_store(int argc, char **argv)
         entries < 1 || lookups < 1 || kv_kib > 1024 * 1024 || snap_mib > 2048)
         return cli_usage_error("bench store", "sizes and counts must be positive (and sane)");
     size_t kv_bytes = (size_t)kv_kib * 1024, snap_bytes = (size_t)snap_mib << 20;
+    int stream_mib[8], nstream = parse_list(stream_mib_s, stream_mib, 8, 0, 3072);
+    int stream_threads[BENCH_STREAM_MAX_THREADS];
+    int nthreads = parse_list(stream_threads_s, stream_threads, BENCH_STREAM_MAX_THREADS, 1, 64);
+    if (nstream < 0 || nthreads < 1)
+        return cli_usage_error("bench store", "--stream-mib: up to 8 sizes 0..3072, "
+                               "--stream-threads: up to %d counts 1..64, comma-separated",
+                               BENCH_STREAM_MAX_THREADS);
+    if (nstream == 1 && stream_mib[0] == 0)
+        nstream = 0;
 
     char dir[4096], tmpl[4096];
     int temp = !store_dir;
@@ -385,6 +427,11 @@ int bench_store(int argc, char **argv)
     lookup_result lk = {0};
     if ((rc = lookup_phase(st, (int)entries, (int)lookups, &lk)))
         goto out;
+    bench_stream_result sr[8];
+    for (int i = 0; i < nstream; i++)
+        if ((rc = bench_stream(st, (size_t)stream_mib[i] << 20, stream_threads, nthreads, 2,
+                               &sr[i])))
+            goto out;
     cl_store_stats s;
     if ((rc = cl_store_stat(st, &s)))
         goto out;
@@ -399,9 +446,19 @@ int bench_store(int argc, char **argv)
         print_phase_json("snap", snap_bytes, (int)snap_count, 1, &snap);
         printf(",\"lookup\":{\"entries\":%d,\"hit_us\":%.4f,\"miss_us\":%.4f,"
                "\"hit_own_txn_us\":%.4f,\"get_small_verified_us\":%.4f},"
-               "\"file_bytes\":%llu,\"seconds\":%.3f}\n",
-               lk.entries, lk.hit_us, lk.miss_us, lk.hit_own_txn_us, lk.get_small_us,
-               (unsigned long long)s.file_bytes, seconds);
+               "\"stream\":[",
+               lk.entries, lk.hit_us, lk.miss_us, lk.hit_own_txn_us, lk.get_small_us);
+        for (int i = 0; i < nstream; i++)
+            for (int j = 0; j < sr[i].n; j++) {
+                const bench_stream_point *p = &sr[i].pt[j];
+                printf("%s{\"value_bytes\":%zu,\"threads\":%d,\"stream_copy_gbps\":%.4f,"
+                       "\"stream_check_gbps\":%.4f,\"baseline_memcpy_gbps\":%.4f,"
+                       "\"copy_vs_memcpy\":%.4f}",
+                       i + j ? "," : "", sr[i].bytes, p->threads, p->dst_gbps, p->sink_gbps,
+                       p->memcpy_gbps, p->dst_gbps / p->memcpy_gbps);
+            }
+        printf("],\"file_bytes\":%llu,\"seconds\":%.3f}\n", (unsigned long long)s.file_bytes,
+               seconds);
     } else {
         printf("bench store: %s%s\n", dir, temp ? " (temporary)" : "");
         printf("KV blocks %.2f MiB x %lld, %lld per commit; snapshots %.2f MiB x %lld, one per "
@@ -413,6 +470,14 @@ int bench_store(int argc, char **argv)
         printf("lookup among %d entries: hit %.2f us, miss %.2f us (one txn); hit %.2f us with "
                "a txn per lookup; verified get of a 64 B value %.2f us\n",
                lk.entries, lk.hit_us, lk.miss_us, lk.hit_own_txn_us, lk.get_small_us);
+        for (int i = 0; i < nstream; i++)
+            for (int j = 0; j < sr[i].n; j++) {
+                const bench_stream_point *p = &sr[i].pt[j];
+                printf("stream %7.1f MiB, %2d thread%s: copy+check %6.2f GB/s, check only %6.2f "
+                       "GB/s   memcpy from the map %6.2f GB/s   ratio %.2f\n",
+                       (double)sr[i].bytes / MIB, p->threads, p->threads == 1 ? " " : "s",
+                       p->dst_gbps, p->sink_gbps, p->memcpy_gbps, p->dst_gbps / p->memcpy_gbps);
+            }
         printf("total %.1f s\n", seconds);
     }
 

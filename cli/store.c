@@ -1,4 +1,4 @@
-/* collage store - manage the state store: ls stat verify rm gc pin unpin. */
+/* collage store - manage the state store: ls stat verify rm gc pin unpin recover. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,16 +21,18 @@ typedef struct {
 static const char *const subverbs[][2] = {
     {"ls", "list entries: table, key, bytes, tokens, pinned, last use"},
     {"stat", "totals per table, pinned bytes, size cap, map and file size"},
-    {"verify", "check every checksum; report and remove bad entries (exit 1 if any)"},
+    {"verify", "check LMDB's pages and every checksum; report and remove bad entries (exit 1 "
+               "if any)"},
     {"rm", "remove entries by key (KEY... : 32 hex digits)"},
     {"gc", "evict least recently used entries down to the size cap"},
     {"pin", "pin entries (never evicted)"},
     {"unpin", "unpin entries"},
+    {"recover", "rebuild a store verify found damaged (the old one is kept beside it)"},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: collage store <ls|stat|verify|rm|gc|pin|unpin> [--store DIR] [--json] "
+    fprintf(f, "usage: collage store <ls|stat|verify|rm|gc|pin|unpin|recover> [--store DIR] [--json] "
                "[options]\n\n");
     for (size_t i = 0; i < sizeof subverbs / sizeof subverbs[0]; i++)
         fprintf(f, "  %-7s %s\n", subverbs[i][0], subverbs[i][1]);
@@ -231,7 +233,12 @@ static int do_verify(cl_store *st, const store_args *a)
         cJSON_Delete(c.bad);
         return a->json ? cli_json_fail(rc, NULL) : cli_fail(rc);
     }
-    int ok = r.bad == 0 && r.index_fixed == 0;
+    int ok = r.bad == 0 && r.index_fixed == 0 && r.page_problems == 0 && !r.damaged;
+    for (int i = 0; i < r.notes; i++)
+        fprintf(stderr, "collage: %s: %s\n", a->dir, r.note[i]);
+    if (r.damaged)
+        fprintf(stderr, "collage: %s: store damaged: writes are refused; run 'collage store "
+                "recover --store %s'\n", a->dir, a->dir);
     if (a->json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "store", a->dir);
@@ -240,8 +247,18 @@ static int do_verify(cl_store *st, const store_args *a)
         cJSON_AddNumberToObject(o, "bad", (double)r.bad);
         cJSON_AddNumberToObject(o, "removed", (double)r.removed);
         cJSON_AddNumberToObject(o, "index_fixed", (double)r.index_fixed);
+        cJSON_AddNumberToObject(o, "pages", (double)r.pages);
+        cJSON_AddNumberToObject(o, "free_pages", (double)r.free_pages);
+        cJSON_AddNumberToObject(o, "pages_unaccounted", (double)r.pages_unaccounted);
+        cJSON_AddNumberToObject(o, "page_problems", (double)r.page_problems);
+        cJSON_AddBoolToObject(o, "damaged", r.damaged);
+        cJSON_AddBoolToObject(o, "values_skipped", r.values_skipped);
         cJSON_AddBoolToObject(o, "ok", ok);
         cJSON_AddItemToObject(o, "bad_entries", c.bad);
+        cJSON *notes = cJSON_AddArrayToObject(o, "page_notes");
+        for (int i = 0; i < r.notes; i++)
+            cJSON_AddItemToArray(notes, cJSON_CreateString(r.note[i]));
+        cJSON_AddStringToObject(o, "not_checked", cl_store_verify_limits());
         int e = cli_json_emit(o);
         return e ? e : ok ? 0 : 1;
     }
@@ -251,7 +268,38 @@ static int do_verify(cl_store *st, const store_args *a)
            "repaired\n",
            (unsigned long long)r.checked, b, (unsigned long long)r.bad,
            (unsigned long long)r.removed, (unsigned long long)r.index_fixed);
+    printf("LMDB pages: %llu, %llu free, %llu neither used nor free, %llu problems%s\n",
+           (unsigned long long)r.pages, (unsigned long long)r.free_pages,
+           (unsigned long long)r.pages_unaccounted, (unsigned long long)r.page_problems,
+           r.damaged ? " (store damaged: writes refused until recovered)" : "");
+    printf("%s\n", cl_store_verify_limits());
     return ok ? 0 : 1;
+}
+
+/* ---- recover ----------------------------------------------------------------------------- */
+
+static int do_recover(const store_args *a)
+{
+    cl_store_recover_result r;
+    int rc = cl_store_recover(a->dir, &r);
+    if (rc != CL_OK)
+        return a->json ? cli_json_fail(rc, NULL) : cli_fail(rc);
+    if (a->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "store", a->dir);
+        cJSON_AddNumberToObject(o, "copied", (double)r.copied);
+        cJSON_AddNumberToObject(o, "copied_bytes", (double)r.copied_bytes);
+        cJSON_AddNumberToObject(o, "skipped", (double)r.skipped);
+        cJSON_AddStringToObject(o, "old_store", r.old_dir);
+        return cli_json_emit(o);
+    } else {
+        char b[32];
+        cli_human_bytes(b, sizeof b, (double)r.copied_bytes);
+        printf("recovered %llu entries (%s) into a fresh store, %llu bad ones left out; the old "
+               "store is in %s\n", (unsigned long long)r.copied, b, (unsigned long long)r.skipped,
+               r.old_dir);
+    }
+    return 0;
 }
 
 /* ---- rm / pin / unpin ------------------------------------------------------------------ */
@@ -434,6 +482,10 @@ int cmd_store(int argc, char **argv)
     if ((rc = cl_store_resolve_dir(a.store_dir, a.dir, sizeof a.dir)) != CL_OK) {
         free(pos);
         return cli_fail(rc);
+    }
+    if (!strcmp(sub, "recover")) { /* works on the closed store */
+        free(pos);
+        return do_recover(&a);
     }
     int rdonly = !strcmp(sub, "ls") || !strcmp(sub, "stat");
     cl_store *st;

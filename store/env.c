@@ -1,10 +1,12 @@
 /* env.c - the LMDB environment: directory resolution, open/close (one environment per
  * directory per process), error mapping, transactions under the map lock, map growth. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +31,16 @@ static store_env *registry;
 static _Thread_local int thread_read_txns;
 
 int store_thread_read_txns(void) { return thread_read_txns; }
+
+int env_is_open(dev_t dev, ino_t ino)
+{
+    pthread_mutex_lock(&registry_mu);
+    store_env *e = registry;
+    while (e && !(e->dev == dev && e->ino == ino))
+        e = e->next;
+    pthread_mutex_unlock(&registry_mu);
+    return e != NULL;
+}
 void store_thread_read_txns_add(int delta) { thread_read_txns += delta; }
 
 int64_t store_now_ns(void)
@@ -62,6 +74,13 @@ cl_store_kind cl_store_kind_from_table(const char *name)
 
 const char *cl_store_dir(const cl_store *st) { return st->e->dir; }
 
+const char *cl_store_readonly(const cl_store *st)
+{
+    if (st->e->ro_reason[0])
+        return st->e->ro_reason;
+    return st->rdonly ? "opened read-only" : NULL;
+}
+
 int store_fail(const store_env *e, int rc, const char *what)
 {
     const char *dir = e ? e->dir : "store";
@@ -72,7 +91,9 @@ int store_fail(const store_env *e, int rc, const char *what)
     case STORE_E_CAP:
         return cl_err(CL_ERR_FULL, "%s: %s%sdoes not fit under the store's size cap", dir, what,
                       sep);
-    case STORE_E_RDONLY: return cl_err(CL_ERR_ARG, "%s: store opened read-only", dir);
+    case STORE_E_RDONLY:
+        return cl_err(CL_ERR_ARG, "%s: store is read-only (%s): nothing written", dir,
+                      e && e->ro_reason[0] ? e->ro_reason : "opened read-only");
     case STORE_E_BUSY:
         return cl_err(CL_ERR_FULL,
                       "%s: %s%smap full, and it cannot grow while this process holds read "
@@ -190,10 +211,66 @@ int env_grow_map(store_env *e, uint64_t need_bytes)
     return set_mapsize(e, want);
 }
 
+/* Reads the marker's first line into the read-only reason. */
+static void damaged_reason(store_env *e, int fd)
+{
+    char line[240] = "";
+    ssize_t n = read(fd, line, sizeof line - 1);
+    line[n > 0 ? n : 0] = 0;
+    line[strcspn(line, "\n")] = 0;
+    snprintf(e->ro_reason, sizeof e->ro_reason, "damaged: %s; run 'collage store recover'",
+             line[0] ? line : "see verify");
+}
+
+int env_is_damaged(store_env *e)
+{
+    if (atomic_load(&e->damaged))
+        return 1;
+    if (e->dirfd < 0)
+        return 0;
+    int fd = openat(e->dirfd, STORE_DAMAGED_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    pthread_mutex_lock(&e->mu);
+    if (!atomic_load(&e->damaged))
+        damaged_reason(e, fd);
+    atomic_store(&e->damaged, 1);
+    pthread_mutex_unlock(&e->mu);
+    close(fd);
+    return 1;
+}
+
+void env_mark_damaged(store_env *e, const char *why)
+{
+    pthread_mutex_lock(&e->mu);
+    if (!atomic_load(&e->damaged))
+        snprintf(e->ro_reason, sizeof e->ro_reason, "damaged: %s; run 'collage store recover'",
+                 why);
+    atomic_store(&e->damaged, 1);
+    pthread_mutex_unlock(&e->mu);
+    if (e->rdonly || e->dirfd < 0)
+        return;
+    /* written whole under a temporary name, then renamed: never half a marker */
+    int fd = openat(e->dirfd, STORE_DAMAGED_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    0600);
+    if (fd < 0)
+        return;
+    size_t n = strlen(why);
+    int ok = write(fd, why, n) == (ssize_t)n && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    close(fd);
+    if (ok && renameat(e->dirfd, STORE_DAMAGED_FILE ".tmp", e->dirfd, STORE_DAMAGED_FILE) == 0)
+        fsync(e->dirfd);
+    else
+        unlinkat(e->dirfd, STORE_DAMAGED_FILE ".tmp", 0);
+}
+
 int wtx_begin(store_env *e, wtx *w)
 {
     memset(w, 0, sizeof *w);
     w->e = e;
+    /* LMDB would allocate pages from a free list found damaged: refuse */
+    if (env_is_damaged(e))
+        return STORE_E_RDONLY;
     int rc = env_txn_begin(e, 0, &w->txn);
     if (rc)
         return rc;
@@ -268,9 +345,9 @@ int cl_store_resolve_dir(const char *dir, char *out, size_t out_size)
 static int open_dbs(store_env *e)
 {
     MDB_txn *txn;
-    int rc;
+    int rc, ro = e->rdonly || atomic_load(&e->damaged); /* damaged: not even this write */
     for (int tries = 0;; tries++) {
-        rc = mdb_txn_begin(e->env, NULL, e->rdonly ? MDB_RDONLY : 0, &txn);
+        rc = mdb_txn_begin(e->env, NULL, ro ? MDB_RDONLY : 0, &txn);
         if (rc != MDB_MAP_RESIZED || tries >= 8)
             break;
         /* grown by another process since we sized the map: adopt (no txn is open) */
@@ -280,7 +357,7 @@ static int open_dbs(store_env *e)
     if (rc)
         return store_fail(e, rc, NULL);
     for (int i = 0; i < DB_COUNT && !rc; i++) {
-        rc = mdb_dbi_open(txn, db_names[i], e->rdonly ? 0 : MDB_CREATE, &e->dbi[i]);
+        rc = mdb_dbi_open(txn, db_names[i], ro ? 0 : MDB_CREATE, &e->dbi[i]);
         if (rc == MDB_NOTFOUND) {
             mdb_txn_abort(txn);
             return cl_err(CL_ERR_FORMAT, "%s: not a collage store (no '%s' table)", e->dir,
@@ -293,7 +370,7 @@ static int open_dbs(store_env *e)
     }
     MDB_val k = {6, "format"}, v;
     rc = mdb_get(txn, e->dbi[DB_META], &k, &v);
-    if (rc == MDB_NOTFOUND && !e->rdonly) {
+    if (rc == MDB_NOTFOUND && !ro) {
         v.mv_size = strlen(STORE_FORMAT);
         v.mv_data = STORE_FORMAT;
         rc = mdb_put(txn, e->dbi[DB_META], &k, &v, 0);
@@ -324,11 +401,41 @@ static void env_destroy(store_env *e)
 {
     if (e->env)
         mdb_env_close(e->env);
+    if (e->dirfd >= 0)
+        close(e->dirfd);
     pthread_rwlock_destroy(&e->map_lock);
     pthread_mutex_destroy(&e->mu);
     free(e->touches);
     free(e->bad);
     free(e);
+}
+
+/* Creates and opens the LMDB environment (closing a failed one). */
+static int env_lmdb_open(store_env *e, const char *dir, uint64_t map, unsigned flags)
+{
+    if (e->env)
+        mdb_env_close(e->env);
+    e->env = NULL;
+    int rc = mdb_env_create(&e->env);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(e->env, DB_COUNT + 2);
+    if (!rc)
+        rc = mdb_env_set_maxreaders(e->env, MAX_READERS);
+    if (!rc)
+        rc = mdb_env_set_mapsize(e->env, (size_t)map);
+    if (!rc)
+        rc = mdb_env_open(e->env, dir, MDB_NOTLS | flags, 0600);
+    return rc;
+}
+
+static int ro_denied(int rc) { return rc == EACCES || rc == EROFS || rc == EPERM; }
+
+static const char *ro_cause(const char *dir, int rc)
+{
+    struct statvfs vfs;
+    if (rc == EROFS || (statvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)))
+        return "read-only file system";
+    return "not writable by this user";
 }
 
 static int env_create(const char *dir, const cl_store_opts *o, const struct stat *dst,
@@ -343,6 +450,7 @@ static int env_create(const char *dir, const cl_store_opts *o, const struct stat
     e->dev = dst->st_dev;
     e->ino = dst->st_ino;
     e->refs = 1;
+    e->dirfd = -1;
     e->rdonly = !!(o->flags & CL_STORE_RDONLY);
     e->touch_interval_ns =
         (int64_t)(o->touch_interval_ms ? o->touch_interval_ms : DEFAULT_TOUCH_INTERVAL_MS) *
@@ -358,15 +466,24 @@ static int env_create(const char *dir, const cl_store_opts *o, const struct stat
     if (e->map_max_bytes < map)
         e->map_max_bytes = map;
 
-    int rc = mdb_env_create(&e->env);
-    if (!rc)
-        rc = mdb_env_set_maxdbs(e->env, DB_COUNT + 2);
-    if (!rc)
-        rc = mdb_env_set_maxreaders(e->env, MAX_READERS);
-    if (!rc)
-        rc = mdb_env_set_mapsize(e->env, (size_t)map);
-    if (!rc)
-        rc = mdb_env_open(e->env, dir, MDB_NOTLS | (e->rdonly ? MDB_RDONLY : 0), 0600);
+    e->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    env_is_damaged(e);
+    int rc = env_lmdb_open(e, dir, map, e->rdonly ? MDB_RDONLY : 0);
+    if (ro_denied(rc) && !e->rdonly && cl_is_file(data_path)) {
+        /* a store we may read but not write (read-only mount, other owner, chmod -w):
+         * serve reads from a read-only handle */
+        e->rdonly = 1;
+        snprintf(e->ro_reason, sizeof e->ro_reason, "%s", ro_cause(dir, rc));
+        rc = env_lmdb_open(e, dir, map, MDB_RDONLY);
+    }
+    if (ro_denied(rc) && e->rdonly) {
+        /* LMDB needs to write its lock file even to read; without one (not writable,
+         * cannot be created) only MDB_NOLOCK is left: no reader table, so a writer in
+         * another process could reuse pages this one reads (checksums catch values
+         * changed under us, not every tree inconsistency) */
+        e->nolock = 1;
+        rc = env_lmdb_open(e, dir, map, MDB_RDONLY | MDB_NOLOCK);
+    }
     if (rc) {
         int st = rc == ENOENT ? cl_err(CL_ERR_NOTFOUND, "%s: no store here", dir)
                               : store_fail(e, rc, "cannot open");
@@ -417,7 +534,7 @@ int cl_store_open(const char *dir, const cl_store_opts *opts, cl_store **out)
         e = e->next;
     int rc = CL_OK;
     if (e) {
-        if (e->rdonly && !(o->flags & CL_STORE_RDONLY))
+        if (e->rdonly && !e->ro_reason[0] && !(o->flags & CL_STORE_RDONLY) && !e->damaged)
             rc = cl_err(CL_ERR_ARG, "%s: already open read-only in this process", dir);
         else
             e->refs++;
@@ -434,7 +551,7 @@ int cl_store_open(const char *dir, const cl_store_opts *opts, cl_store **out)
         return rc;
     }
     st->e = e;
-    st->rdonly = e->rdonly || (o->flags & CL_STORE_RDONLY);
+    st->rdonly = e->rdonly || env_is_damaged(e) || (o->flags & CL_STORE_RDONLY);
     *out = st;
     return CL_OK;
 }

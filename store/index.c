@@ -165,6 +165,12 @@ uint64_t idx_total_bytes(const store_totals *t)
 
 int idx_note_put(wtx *w, uint8_t kind, const cl_key *key, uint64_t bytes, int pin)
 {
+    return idx_note_put_at(w, kind, key, bytes, pin, w->now_ns);
+}
+
+int idx_note_put_at(wtx *w, uint8_t kind, const cl_key *key, uint64_t bytes, int pin,
+                    int64_t atime_ns)
+{
     usage_rec old, u;
     int rc = idx_usage_get(w->e, w->txn, kind, key, &old);
     if (rc && rc != MDB_NOTFOUND)
@@ -175,7 +181,7 @@ int idx_note_put(wtx *w, uint8_t kind, const cl_key *key, uint64_t bytes, int pi
         if (!(old.flags & USAGE_PINNED) && (rc = lru_del(w, old.atime_ns, kind, key)))
             return rc;
     }
-    u.atime_ns = w->now_ns;
+    u.atime_ns = atime_ns;
     u.bytes = bytes;
     u.flags = (pin || (had && (old.flags & USAGE_PINNED))) ? USAGE_PINNED : 0;
     if ((rc = idx_usage_put(w, kind, key, &u)))

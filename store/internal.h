@@ -20,6 +20,12 @@
 #define STORE_E_CAP (-31001)  /* the batch cannot fit under the size cap */
 #define STORE_E_BUSY (-31002) /* map resize impossible: read txns open in this process */
 #define STORE_E_RDONLY (-31003) /* a write on a store opened read-only */
+#define STORE_E_REPORTED (-31004) /* failed, message already set with cl_err */
+
+/* Internal put flags (above the public CL_STORE_PUT_* bits). */
+#define STORE_PUT_V1 (1u << 30)        /* write the version-1 value format (reading tests) */
+#define STORE_PUT_HASH_LATE (1u << 29) /* checksums computed inside the write transaction,
+                                          fused with the copy (the write-behind thread) */
 
 enum {
     DB_META = 0, /* index 0 is free: kinds 1..4 index their own tables */
@@ -55,7 +61,11 @@ typedef struct store_env {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
     char dir[4096];
-    int rdonly;
+    int rdonly;         /* opened MDB_RDONLY (asked for, or the fallback below) */
+    int nolock;         /* ... and MDB_NOLOCK: the lock file could not be opened */
+    char ro_reason[400]; /* why a plain open gave a read-only handle ("" if it did not) */
+    int dirfd;          /* the store directory (follows it if renamed), for the marker */
+    _Atomic int damaged; /* verify found LMDB's pages damaged: no more writes */
     uint64_t map_max_bytes;
     int64_t touch_interval_ns;
     /* Read-held by every transaction of this process, write-held (trylock only) to
@@ -112,9 +122,19 @@ void env_txn_done(store_env *e);
  * (grown), MDB_MAP_FULL (at the limit) or STORE_E_BUSY. */
 int env_grow_map(store_env *e, uint64_t need_bytes);
 uint64_t env_map_bytes(store_env *e);
+/* 1 if this process has the store with this directory inode open. */
+int env_is_open(dev_t dev, ino_t ino);
 /* Read transactions currently open on this thread (all stores). */
 int store_thread_read_txns(void);
 void store_thread_read_txns_add(int delta);
+
+/* The marker file verify leaves in a damaged store (refuses writes until recovered). */
+#define STORE_DAMAGED_FILE "damaged"
+/* Marks the environment damaged (and the directory, unless read-only): every process
+ * refuses writes from then on. `why`: one line. */
+void env_mark_damaged(store_env *e, const char *why);
+/* 1 if damaged (marked by this process or, per the marker file, by another one). */
+int env_is_damaged(store_env *e);
 
 int wtx_begin(store_env *e, wtx *w);
 int wtx_commit(wtx *w); /* saves totals; always ends the txn */
@@ -131,6 +151,9 @@ int idx_totals_save(wtx *w);
 /* After the value was written: replaces the usage record (keeping a pin) and the LRU
  * entry of the value it replaced, if any, and updates the totals. */
 int idx_note_put(wtx *w, uint8_t kind, const cl_key *key, uint64_t bytes, int pin);
+/* The same with a given last-use time (copies keep theirs). */
+int idx_note_put_at(wtx *w, uint8_t kind, const cl_key *key, uint64_t bytes, int pin,
+                    int64_t atime_ns);
 /* Deletes value + usage + LRU entry + totals. *found = 0 if the value was absent. */
 int idx_delete_entry(wtx *w, uint8_t kind, const cl_key *key, int *found);
 int idx_touch(wtx *w, uint8_t kind, const cl_key *key, int64_t atime_ns);
@@ -146,6 +169,16 @@ int idx_drop_if_bad(wtx *w, uint8_t kind, const cl_key *key, int *dropped);
 int idx_saved_cap(store_env *e, MDB_txn *txn, uint64_t *cap);
 
 /* ---- read.c ---- */
+struct cl_store_txn {
+    cl_store *st;
+    MDB_txn *txn;
+};
+/* The raw value of (kind, key): CL_OK, CL_ERR_NOTFOUND (no message) or an error. */
+int read_lookup(cl_store_txn *t, cl_store_kind kind, const cl_key *key, MDB_val *v);
+/* Queues a bad entry for deletion at the end of the transaction (not when read-only). */
+void read_queue_bad(store_env *e, uint8_t kind, const cl_key *key);
+/* Records a read use unless the entry was used recently or is pinned. */
+void read_touch(cl_store_txn *t, uint8_t kind, const cl_key *key);
 /* Applies queued touches and bad-entry deletions inside w (piggyback on a write). */
 int pending_apply(wtx *w, size_t *n_touches, size_t *n_bad);
 /* Forgets the first n touches and n_bad bad entries (after a successful commit). */

@@ -14,11 +14,6 @@
 #define TOUCH_FLUSH_COUNT 256
 #define TOUCH_FLUSH_AGE_S 30.0
 
-struct cl_store_txn {
-    cl_store *st;
-    MDB_txn *txn;
-};
-
 static double mono_s(void)
 {
     struct timespec ts;
@@ -28,9 +23,9 @@ static double mono_s(void)
 
 /* ---- queues ----------------------------------------------------------------------- */
 
-static void queue_bad(store_env *e, uint8_t kind, const cl_key *key)
+void read_queue_bad(store_env *e, uint8_t kind, const cl_key *key)
 {
-    if (e->rdonly)
+    if (e->rdonly || atomic_load(&e->damaged)) /* nothing will be written */
         return;
     pthread_mutex_lock(&e->mu);
     for (size_t i = 0; i < e->n_bad; i++)
@@ -197,7 +192,7 @@ void cl_store_txn_end(cl_store_txn *t)
         pending_flush(e);
 }
 
-static int lookup(cl_store_txn *t, cl_store_kind kind, const cl_key *key, MDB_val *v)
+int read_lookup(cl_store_txn *t, cl_store_kind kind, const cl_key *key, MDB_val *v)
 {
     store_env *e = t->st->e;
     if (!store_valid_kind((int)kind))
@@ -212,12 +207,12 @@ static int lookup(cl_store_txn *t, cl_store_kind kind, const cl_key *key, MDB_va
 int cl_store_has(cl_store_txn *t, cl_store_kind kind, const cl_key *key)
 {
     MDB_val v;
-    int rc = lookup(t, kind, key, &v);
+    int rc = read_lookup(t, kind, key, &v);
     if (rc)
         return rc;
     codec_header h;
     if (codec_check(v.mv_data, v.mv_size, (uint8_t)kind, key, 0, &h)) {
-        queue_bad(t->st->e, (uint8_t)kind, key);
+        read_queue_bad(t->st->e, (uint8_t)kind, key);
         return CL_ERR_NOTFOUND;
     }
     return CL_OK;
@@ -238,11 +233,10 @@ int cl_store_count_prefix(cl_store_txn *t, cl_store_kind kind, const cl_key *key
     return CL_OK;
 }
 
-/* Records a read use unless the entry was used recently or is pinned. */
-static void maybe_touch(cl_store_txn *t, uint8_t kind, const cl_key *key)
+void read_touch(cl_store_txn *t, uint8_t kind, const cl_key *key)
 {
     store_env *e = t->st->e;
-    if (e->rdonly)
+    if (e->rdonly || atomic_load(&e->damaged))
         return;
     usage_rec u;
     if (idx_usage_get(e, t->txn, kind, key, &u))
@@ -257,7 +251,7 @@ int cl_store_get(cl_store_txn *t, cl_store_kind kind, const cl_key *key, cl_stor
 {
     store_env *e = t->st->e;
     MDB_val v;
-    int rc = lookup(t, kind, key, &v);
+    int rc = read_lookup(t, kind, key, &v);
     char hex[33];
     if (rc == CL_ERR_NOTFOUND)
         return cl_err(CL_ERR_NOTFOUND, "%s: %s %s: not found", e->dir, cl_store_kind_table(kind),
@@ -267,7 +261,7 @@ int cl_store_get(cl_store_txn *t, cl_store_kind kind, const cl_key *key, cl_stor
     codec_header h;
     const char *why = codec_check(v.mv_data, v.mv_size, (uint8_t)kind, key, 1, &h);
     if (why) {
-        queue_bad(e, (uint8_t)kind, key);
+        read_queue_bad(e, (uint8_t)kind, key);
         return cl_err(CL_ERR_CORRUPT, "%s: %s %s: %s; entry %s", e->dir,
                       cl_store_kind_table(kind), cl_key_hex(key, hex), why,
                       e->rdonly ? "not used" : "dropped");
@@ -284,7 +278,7 @@ int cl_store_get(cl_store_txn *t, cl_store_kind kind, const cl_key *key, cl_stor
     out->created_ns = h.created_ns;
     out->payload = codec_payload_ptr(v.mv_data, &h);
     out->payload_bytes = h.payload_bytes;
-    maybe_touch(t, (uint8_t)kind, key);
+    read_touch(t, (uint8_t)kind, key);
     return CL_OK;
 }
 
@@ -295,21 +289,17 @@ int cl_store_read(cl_store *st, cl_store_kind kind, const cl_key *key, void *dst
 {
     cl_store_txn *t;
     CL_TRY(cl_store_txn_begin(st, &t));
+    /* one thread: the copy and the check of each segment in one pass */
+    cl_store_stream_opts o = {0};
+    o.threads = 1;
+    o.dst = dst;
+    o.dst_bytes = dst_bytes;
     cl_store_value v;
-    int rc = cl_store_get(t, kind, key, &v);
-    if (rc == CL_OK && v.payload_bytes > dst_bytes) {
-        char hex[33];
-        rc = cl_err(CL_ERR_RANGE, "%s: %s %s: payload of %llu bytes does not fit in %zu",
-                    st->e->dir, cl_store_kind_table(kind), cl_key_hex(key, hex),
-                    (unsigned long long)v.payload_bytes, dst_bytes);
-    }
-    if (rc == CL_OK) {
-        if (v.payload_bytes)
-            memcpy(dst, v.payload, v.payload_bytes);
+    int rc = cl_store_stream(t, kind, key, &o, &v);
+    if (rc == CL_OK && value) {
         v.payload = NULL;
         v.info.meta = NULL;
-        if (value)
-            *value = v;
+        *value = v;
     }
     cl_store_txn_end(t);
     return rc;

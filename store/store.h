@@ -81,10 +81,17 @@ typedef struct {
 int cl_store_resolve_dir(const char *dir, char *out, size_t out_size);
 
 /* Opens (creating with mode 0700 unless NOCREATE/RDONLY) the store in `dir`.
- * `opts` may be NULL (defaults). Errors: CL_ERR_NOTFOUND (no store, NOCREATE),
- * CL_ERR_CORRUPT (not an LMDB file / damaged), CL_ERR_IO (permission, ...),
- * CL_ERR_UNSUPPORTED (store written by a newer format). */
+ * `opts` may be NULL (defaults). A store that exists but may not be written (read-only
+ * mount, another user's files, chmod -w) opens read-only instead of failing: lookups
+ * work, writes fail with CL_ERR_ARG "<dir>: store is read-only (<why>): nothing
+ * written", no use records are kept. If LMDB's lock file cannot be opened either, the
+ * store is read without locking (MDB_NOLOCK): safe while no other process writes it.
+ * Errors: CL_ERR_NOTFOUND (no store, NOCREATE), CL_ERR_CORRUPT (not an LMDB file /
+ * damaged), CL_ERR_IO (permission, ...), CL_ERR_UNSUPPORTED (newer format). */
 int cl_store_open(const char *dir, const cl_store_opts *opts, cl_store **out);
+/* NULL if the handle may write, else why not ("opened read-only", "read-only file
+ * system", "not writable by this user", or the damage verify found). */
+const char *cl_store_readonly(const cl_store *st);
 /* Writes pending use records, closes. The handle must have no open transactions. */
 void cl_store_close(cl_store *st);
 const char *cl_store_dir(const cl_store *st);
@@ -140,6 +147,39 @@ int cl_store_count_prefix(cl_store_txn *txn, cl_store_kind kind, const cl_key *k
  * CL_ERR_NOTFOUND (message set) or CL_ERR_CORRUPT (entry dropped at txn end). */
 int cl_store_get(cl_store_txn *txn, cl_store_kind kind, const cl_key *key, cl_store_value *out);
 
+/* ---- parallel verified reads -------------------------------------------------------- */
+
+/* Receives verified payload bytes [offset, offset + bytes). Called from worker threads,
+ * possibly concurrently and in any order (about ascending). `data` points into dst when
+ * one was given (stays valid), else into the store's map (valid until the read
+ * transaction ends; do not write through it). Return CL_OK, or a status (message set
+ * with cl_err) to stop the read: cl_store_stream then returns that status. */
+typedef int (*cl_store_sink_fn)(void *user, uint64_t offset, const void *data, size_t bytes);
+
+typedef struct {
+    int threads;         /* workers, the calling thread included; 0: 4 */
+    size_t chunk_bytes;  /* bytes per sink call / per unit of work, rounded up to whole
+                            segments of the value (1 MiB as written now); 0: one segment */
+    void *dst;           /* optional: copy the payload here (each segment checked, then
+                            copied from the cache the check filled) */
+    size_t dst_bytes;    /* >= payload bytes, else CL_ERR_RANGE */
+    cl_store_sink_fn sink; /* optional (at least one of dst and sink) */
+    void *user;
+} cl_store_stream_opts;
+
+/* Reads a value's payload with o->threads threads in chunks: each chunk is verified
+ * against its segment checksums (value format 2) and then copied to dst and/or handed to
+ * the sink, so reading, checking and the caller's own copies (e.g. to a device) overlap.
+ * Nothing unverified is ever handed over. Header, meta and segment table are checked
+ * first; *out is filled as by cl_store_get (pointers valid until txn ends). Values of
+ * format 1 (one checksum) are verified whole first, then streamed. Helper threads are
+ * started per call, at most one per chunk beyond the first (for small values pass 1).
+ * Errors: CL_ERR_NOTFOUND, CL_ERR_CORRUPT (as get: the entry is dropped at txn end;
+ * chunks before the bad one may have reached dst/sink: discard them), CL_ERR_RANGE,
+ * or the sink's status. */
+int cl_store_stream(cl_store_txn *txn, cl_store_kind kind, const cl_key *key,
+                    const cl_store_stream_opts *o, cl_store_value *out);
+
 /* ---- one-shot reads (own read transaction) --------------------------------------- */
 
 /* Copies the verified payload into dst (dst_bytes must be >= payload bytes, else
@@ -184,6 +224,55 @@ int cl_store_put(cl_store *st, cl_store_kind kind, const cl_key *key, const cl_s
 /* One-shot delete / pin; CL_ERR_NOTFOUND if the entry is absent. */
 int cl_store_del(cl_store *st, cl_store_kind kind, const cl_key *key);
 int cl_store_pin(cl_store *st, cl_store_kind kind, const cl_key *key, int pinned);
+
+/* ---- write-behind ------------------------------------------------------------------ */
+
+/* A writer owns a background thread that commits queued puts in few large transactions
+ * (the checksums are computed there too, fused with the copy into the transaction), so
+ * the caller only pays for queueing. Durability is LMDB's default (data and meta synced
+ * at each commit): a put reported done survives a crash, power loss included.
+ * Puts complete in the order they were queued. One writer per store handle is enough;
+ * its functions may be called from any thread. The store must outlive the writer. */
+typedef struct cl_store_writer cl_store_writer;
+
+typedef struct {
+    uint64_t queue_bytes;  /* puts queued and not yet done, in payload bytes, above which
+                              cl_store_writer_put blocks (back-pressure); 0: 1 GiB. A put
+                              larger than this still goes, alone. */
+    uint64_t commit_bytes; /* commit once this many bytes are waiting; 0: 256 MiB */
+    uint32_t commit_ms;    /* ... or once the oldest waiting put is this old; 0: 50 ms */
+} cl_store_writer_opts;
+
+/* Called on the writer thread when a put is done: status CL_OK (committed and synced)
+ * or the failure (message: one line naming the store dir and the key). After it
+ * returns the store no longer touches the put's pieces: free or recycle them there.
+ * It must not call cl_store_writer_put/wait/flush/close (they could wait for itself). */
+typedef void (*cl_store_done_fn)(void *user, uint64_t ticket, int status, const char *message);
+
+/* Starts the writer thread. Fails with CL_ERR_ARG on a read-only handle. */
+int cl_store_writer_open(cl_store *st, const cl_store_writer_opts *opts, cl_store_writer **out);
+/* Queues a put; *ticket (may be NULL) numbers it (1, 2, ...). Blocks while the queue is
+ * over queue_bytes. With CL_STORE_PUT_COPY the pieces are copied now (reuse them at
+ * once); without it they must stay valid and unchanged until `done` is called or
+ * cl_store_writer_wait/flush says the put is done (zero-copy: pass pinned buffers and
+ * release them in `done`). info->meta is always copied. `done` may be NULL.
+ * Argument errors are returned at once (nothing queued, done not called); commit
+ * errors (disk full, store full after growing and evicting, file size limit, ...) are
+ * reported per put through done/wait and leave the store unchanged for that put. */
+int cl_store_writer_put(cl_store_writer *w, cl_store_kind kind, const cl_key *key,
+                        const cl_store_info *info, const cl_store_piece *pieces, size_t npieces,
+                        unsigned put_flags, cl_store_done_fn done, void *user, uint64_t *ticket);
+/* Waits until that put is done (committing what is queued now rather than waiting for
+ * the thresholds) and returns its status, with its message. The status of a failed put
+ * is kept for the last 1024 failures; older ones give CL_ERR_ARG. */
+int cl_store_writer_wait(cl_store_writer *w, uint64_t ticket);
+/* Commits everything queued before the call and waits for it. CL_OK if every put done
+ * since the previous flush succeeded, else the first failure's status and message
+ * (with the count of failures). */
+int cl_store_writer_flush(cl_store_writer *w);
+/* Flushes, stops the thread, frees the writer; returns what the flush returned. No
+ * other call on the writer may be running or follow. NULL is a no-op (CL_OK). */
+int cl_store_writer_close(cl_store_writer *w);
 
 /* ---- size cap and LRU ------------------------------------------------------------- */
 
@@ -232,21 +321,55 @@ typedef struct {
 } cl_store_stats;
 int cl_store_stat(cl_store *st, cl_store_stats *out);
 
+#define CL_STORE_VERIFY_NOTES 8
 typedef struct {
     uint64_t checked, checked_bytes;
     uint64_t bad;          /* values that failed their checks */
-    uint64_t removed;      /* of those, deleted (0 with CL_STORE_RDONLY) */
-    uint64_t index_fixed;  /* usage/lru/total records that were inconsistent (repaired) */
+    uint64_t removed;      /* of those, deleted (0 when read-only or damaged) */
+    uint64_t index_fixed;  /* usage/lru/total records that were inconsistent (repaired
+                              unless read-only or damaged) */
+    /* LMDB's pages: each page up to the last one must be used by exactly one tree or be
+     * listed once in the free list */
+    uint64_t pages;        /* pages in the file's last snapshot */
+    uint64_t free_pages;   /* listed free */
+    uint64_t pages_unaccounted; /* neither used nor listed: lost space, harmless */
+    uint64_t page_problems; /* free pages in use, listed twice or out of range, malformed
+                               free-list records, damaged tree pages, entries their key
+                               does not find */
+    int damaged;           /* page problems now or found before: the store refuses every
+                              write until `collage store recover` (cl_store_recover) */
+    int values_skipped;    /* tree pages damaged: values were not read through LMDB */
+    int notes;             /* the first page problems, one line each */
+    char note[CL_STORE_VERIFY_NOTES][200];
 } cl_store_verify_result;
 typedef void (*cl_store_bad_fn)(void *user, cl_store_kind kind, const cl_key *key,
                                 const char *problem);
 typedef void (*cl_store_progress_fn)(void *user, uint64_t done_bytes, uint64_t total_bytes);
-/* Checks every value (header, meta and payload checksums, key) and the usage/LRU
- * indexes; reports bad values through on_bad, deletes them and repairs the indexes
- * (unless RDONLY). Callbacks may be NULL. CL_OK even when bad values were found: look
- * at out->bad / out->index_fixed. */
+/* Checks LMDB's page structure (the free list against every tree, read from the data
+ * file), then every value (header, meta and payload checksums, key, found by its key)
+ * and the usage/LRU indexes; reports bad values through on_bad, deletes them and
+ * repairs the indexes (unless read-only). Page problems mark the store damaged (a
+ * marker file in its directory, unless read-only): then nothing is deleted or
+ * repaired, and every process refuses writes until the store is recovered, because
+ * LMDB would hand out pages from the damaged free list. Callbacks may be NULL. CL_OK
+ * even when problems were found: look at out->bad / index_fixed / damaged. */
 int cl_store_verify(cl_store *st, cl_store_bad_fn on_bad, cl_store_progress_fn on_progress,
                     void *user, cl_store_verify_result *out);
+/* What verify cannot check (one line, static). */
+const char *cl_store_verify_limits(void);
+
+typedef struct {
+    uint64_t copied, copied_bytes; /* entries (values) in the new store */
+    uint64_t skipped;              /* values that failed their checks: not copied */
+    char old_dir[4200];            /* where the damaged store was moved */
+} cl_store_recover_result;
+/* Rebuilds a (damaged) store: copies every value that passes its checks, with its use
+ * time and pin, the size cap and the model-id cache, into a fresh store next to it
+ * (<dir>.recover-<pid>, same file system), verifies the copy, then moves the old store
+ * to <dir>.damaged-<unix time> and the copy into its place. Needs the store closed in
+ * every process (CL_ERR_ARG "in use" otherwise) and free space for the copy. Other
+ * processes' handles opened before keep the old (marked) store. */
+int cl_store_recover(const char *dir, cl_store_recover_result *out);
 
 /* ---- model id cache --------------------------------------------------------------- */
 

@@ -1,13 +1,18 @@
-/* verify.c - checks every value (header, meta and payload checksums, key) in one read
- * transaction, then in one write transaction deletes the bad ones (re-checked there)
- * and checks/repairs the usage and LRU indexes and the totals against the tables. */
+/* verify.c - checks LMDB's page structure (pagewalk.c), then every value (header, meta
+ * and payload checksums, key, found by its key) in one read transaction, then in one
+ * write transaction deletes the bad ones (re-checked there) and checks/repairs the usage
+ * and LRU indexes and the totals against the tables. A store whose pages are damaged
+ * is marked so and left untouched. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/status.h"
 #include "store/codec.h"
 #include "store/internal.h"
+#include "store/pagewalk.h"
 
 #define PROGRESS_STEP_BYTES (64ull << 20)
 
@@ -34,6 +39,18 @@ typedef struct {
     size_t n, cap;
     int oom;
 } fix_list;
+
+static void add_note(cl_store_verify_result *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_note(cl_store_verify_result *out, const char *fmt, ...)
+{
+    if (out->notes >= CL_STORE_VERIFY_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->note[out->notes++], sizeof out->note[0], fmt, ap);
+    va_end(ap);
+}
 
 static void add_fix(fix_list *l, const fix *f)
 {
@@ -251,6 +268,15 @@ static int scan_values(cl_store *st, cl_store_bad_fn on_bad, cl_store_progress_f
             const char *why = k.mv_size != 16 ? "malformed key"
                                                : codec_check(v.mv_data, v.mv_size, (uint8_t)kind,
                                                              &be.key, 1, &h);
+            /* the tree must find it by its key (key order inside LMDB's pages) */
+            MDB_val kk = k, found;
+            if (mdb_get(txn, e->dbi[kind], &kk, &found) || found.mv_data != v.mv_data) {
+                char hex[33];
+                add_note(out, "table '%s': entry %s is not found by its key (page order "
+                         "damaged)", cl_store_kind_table((cl_store_kind)kind),
+                         cl_key_hex(&be.key, hex));
+                out->page_problems++;
+            }
             out->checked++;
             out->checked_bytes += v.mv_size;
             if (why) {
@@ -284,12 +310,54 @@ static int scan_values(cl_store *st, cl_store_bad_fn on_bad, cl_store_progress_f
     return rc;
 }
 
+/* Phase 0: LMDB's pages, in a read transaction of its own (retried if a writer
+ * overwrote the snapshot's meta page meanwhile). */
+static int check_pages(store_env *e, cl_store_verify_result *out)
+{
+    walk_result wr;
+    int rc = EAGAIN;
+    for (int tries = 0; tries < 5 && rc == EAGAIN; tries++) {
+        MDB_txn *txn;
+        if ((rc = env_txn_begin(e, MDB_RDONLY, &txn)))
+            return rc;
+        store_thread_read_txns_add(1);
+        memset(&wr, 0, sizeof wr);
+        rc = walk_check(e->env, txn, &wr);
+        mdb_txn_abort(txn);
+        env_txn_done(e);
+        store_thread_read_txns_add(-1);
+    }
+    if (rc == EAGAIN) {
+        cl_err(CL_ERR_IO, "%s: verify: no meta page matches the snapshot (not an LMDB 0.9 "
+               "file?)", e->dir);
+        return STORE_E_REPORTED;
+    }
+    if (rc)
+        return rc;
+    out->pages = wr.last_pgno + 1;
+    out->free_pages = wr.free_pages;
+    out->pages_unaccounted = wr.unaccounted;
+    out->page_problems = wr.free_in_use + wr.free_dup + wr.out_of_range + wr.bad_records +
+                         wr.bad_pages;
+    for (int i = 0; i < wr.notes; i++)
+        add_note(out, "%s", wr.note[i]);
+    out->values_skipped = walk_tree_damaged(&wr);
+    return 0;
+}
+
 static int totals_differ(const store_totals *a, const store_totals *b)
 {
     for (int k = 1; k <= CL_STORE_NKINDS; k++)
         if (a->count[k] != b->count[k] || a->bytes[k] != b->bytes[k])
             return 1;
     return a->pinned_count != b->pinned_count || a->pinned_bytes != b->pinned_bytes;
+}
+
+const char *cl_store_verify_limits(void)
+{
+    return "not checked: LMDB's lock file (reader table), padding bytes between a value's "
+           "parts, keys inside branch pages except through the lookups they route, and "
+           "whether the last commit before a crash reached the disk";
 }
 
 int cl_store_verify(cl_store *st, cl_store_bad_fn on_bad, cl_store_progress_fn on_progress,
@@ -299,10 +367,18 @@ int cl_store_verify(cl_store *st, cl_store_bad_fn on_bad, cl_store_progress_fn o
     memset(out, 0, sizeof *out);
     bad_entry *bad = NULL;
     size_t nbad = 0;
-    int rc = scan_values(st, on_bad, on_progress, user, out, &bad, &nbad);
+    int rc = check_pages(e, out);
+    if (rc == STORE_E_REPORTED)
+        return CL_ERR_IO;
+    if (!rc && !out->values_skipped)
+        rc = scan_values(st, on_bad, on_progress, user, out, &bad, &nbad);
+    if (!rc && out->page_problems)
+        env_mark_damaged(e, out->note[0]);
+    out->damaged = env_is_damaged(e);
     fix_list fixes = {0};
     store_totals tot;
-    if (!rc && st->rdonly) {
+    if (!rc && !out->values_skipped && (st->rdonly || out->damaged)) {
+        /* report only: never write through a damaged free list */
         MDB_txn *txn;
         if (!(rc = env_txn_begin(e, MDB_RDONLY, &txn))) {
             store_totals saved;
@@ -313,7 +389,7 @@ int cl_store_verify(cl_store *st, cl_store_bad_fn on_bad, cl_store_progress_fn o
             env_txn_done(e);
         }
         out->index_fixed += fixes.n;
-    } else if (!rc) {
+    } else if (!rc && !out->values_skipped) {
         wtx w;
         if (!(rc = wtx_begin(e, &w))) {
             for (size_t i = 0; i < nbad && !rc; i++) {

@@ -24,8 +24,9 @@ typedef struct {
     uint8_t kind;
     cl_key key;
     unsigned flags;
-    uint8_t header[CODEC_HEADER_BYTES];
-    void *meta; /* owned copy */
+    codec_header h;     /* checksums filled at put, or at apply with STORE_PUT_HASH_LATE */
+    uint8_t *table;     /* owned: v2 segment checksums (at put) */
+    void *meta;         /* owned copy */
     size_t meta_bytes;
     cl_store_piece *pieces; /* owned array */
     size_t npieces;
@@ -45,7 +46,7 @@ int cl_store_batch_begin(cl_store *st, cl_store_batch **out)
 {
     *out = NULL;
     if (st->rdonly)
-        return cl_err(CL_ERR_ARG, "%s: store opened read-only", st->e->dir);
+        return store_fail(st->e, STORE_E_RDONLY, NULL);
     cl_store_batch *b = calloc(1, sizeof *b);
     if (!b)
         return cl_err(CL_ERR_NOMEM, "%s: out of memory", st->e->dir);
@@ -58,6 +59,7 @@ static void free_ops(cl_store_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         free(b->ops[i].meta);
+        free(b->ops[i].table);
         free(b->ops[i].pieces);
         free(b->ops[i].payload_copy);
     }
@@ -102,6 +104,98 @@ static int put_failed(cl_store_batch *b, int status)
     return status;
 }
 
+/* XXH3-64 of the concatenated pieces (the version-1 payload checksum). */
+static uint64_t pieces_xxh(const cl_store_piece *pieces, size_t npieces)
+{
+    XXH3_state_t hs;
+    XXH3_INITSTATE(&hs);
+    XXH3_64bits_reset(&hs);
+    for (size_t i = 0; i < npieces; i++)
+        if (pieces[i].bytes)
+            XXH3_64bits_update(&hs, pieces[i].data, pieces[i].bytes);
+    return XXH3_64bits_digest(&hs);
+}
+
+/* A position in the concatenated pieces. */
+typedef struct {
+    const cl_store_piece *pieces;
+    size_t npieces, i, off;
+} piece_pos;
+
+/* Skips empty pieces / the end of the current one. */
+static void pos_norm(piece_pos *p)
+{
+    while (p->i < p->npieces && p->off == p->pieces[p->i].bytes) {
+        p->i++;
+        p->off = 0;
+    }
+}
+
+/* XXH3-64 of the next len bytes (one-shot when they lie in one piece); advances. */
+static uint64_t pos_hash(piece_pos *p, uint64_t len)
+{
+    pos_norm(p);
+    if (len && p->pieces[p->i].bytes - p->off >= len) {
+        uint64_t x = XXH3_64bits((const uint8_t *)p->pieces[p->i].data + p->off, len);
+        p->off += len;
+        return x;
+    }
+    XXH3_state_t hs;
+    XXH3_INITSTATE(&hs);
+    XXH3_64bits_reset(&hs);
+    while (len) {
+        pos_norm(p);
+        size_t n = p->pieces[p->i].bytes - p->off < len ? p->pieces[p->i].bytes - p->off
+                                                          : (size_t)len;
+        XXH3_64bits_update(&hs, (const uint8_t *)p->pieces[p->i].data + p->off, n);
+        p->off += n;
+        len -= n;
+    }
+    return XXH3_64bits_digest(&hs);
+}
+
+/* Copies the next len bytes to dst; advances. */
+static void pos_copy(piece_pos *p, uint8_t *dst, uint64_t len)
+{
+    while (len) {
+        pos_norm(p);
+        size_t n = p->pieces[p->i].bytes - p->off < len ? p->pieces[p->i].bytes - p->off
+                                                          : (size_t)len;
+        memcpy(dst, (const uint8_t *)p->pieces[p->i].data + p->off, n);
+        p->off += n;
+        dst += n;
+        len -= n;
+    }
+}
+
+/* Per-segment checksums of the concatenated pieces into table[]. */
+static void hash_segments(const cl_store_piece *pieces, size_t npieces, const codec_header *h,
+                          uint8_t *table)
+{
+    uint64_t seg = 1ull << h->seg_log2, nseg = codec_nseg(h);
+    piece_pos p = {pieces, npieces, 0, 0};
+    for (uint64_t s = 0; s < nseg; s++) {
+        uint64_t len = h->payload_bytes - s * seg < seg ? h->payload_bytes - s * seg : seg;
+        codec_put_seg_xxh(table, s, pos_hash(&p, len));
+    }
+}
+
+/* Copies the pieces to dst segment by segment, each hashed into table[] right before
+ * its copy (which then reads the source from cache). */
+static void copy_hash_segments(uint8_t *dst, const cl_store_piece *pieces, size_t npieces,
+                               const codec_header *h, uint8_t *table)
+{
+    uint64_t seg = 1ull << h->seg_log2, nseg = codec_nseg(h);
+    piece_pos p = {pieces, npieces, 0, 0};
+    for (uint64_t s = 0; s < nseg; s++) {
+        uint64_t len = h->payload_bytes - s * seg < seg ? h->payload_bytes - s * seg : seg;
+        piece_pos start = p;
+        codec_put_seg_xxh(table, s, pos_hash(&p, len));
+        p = start;
+        pos_copy(&p, dst + s * seg, len);
+    }
+}
+
 int cl_store_batch_put(cl_store_batch *b, cl_store_kind kind, const cl_key *key,
                        const cl_store_info *info, const cl_store_piece *pieces, size_t npieces,
                        unsigned put_flags)
@@ -122,11 +216,27 @@ int cl_store_batch_put(cl_store_batch *b, cl_store_kind kind, const cl_key *key,
             return put_failed(b, cl_err(CL_ERR_ARG, "%s: %s: piece %zu has no data", dir, hex, i));
         payload_bytes += pieces[i].bytes;
     }
-    uint64_t value_bytes = codec_value_bytes(info->meta_bytes, payload_bytes);
+    codec_header h = {0};
+    h.version = (put_flags & STORE_PUT_V1) ? 1 : CODEC_VERSION;
+    h.seg_log2 = CODEC_SEG_LOG2;
+    h.kind = (uint8_t)kind;
+    h.dtype = info->dtype;
+    h.ndim = info->ndim;
+    h.flags = info->flags;
+    memcpy(h.shape, info->shape, sizeof h.shape);
+    h.tokens = info->tokens;
+    h.payload_bytes = payload_bytes;
+    h.meta_bytes = (uint32_t)info->meta_bytes;
+    h.created_ns = store_now_ns();
+    h.key = *key;
+    uint64_t value_bytes = codec_value_bytes(&h);
     if (payload_bytes > CODEC_MAX_VALUE_BYTES || value_bytes > CODEC_MAX_VALUE_BYTES)
         return put_failed(b, cl_err(CL_ERR_RANGE, "%s: %s: value of %llu bytes is too large "
                                     "(limit %llu)", dir, hex, (unsigned long long)payload_bytes,
                                     (unsigned long long)CODEC_MAX_VALUE_BYTES));
+    if ((put_flags & STORE_PUT_V1) && (put_flags & STORE_PUT_HASH_LATE))
+        return put_failed(b, cl_err(CL_ERR_ARG, "%s: %s: old-format values are hashed up front",
+                                    dir, hex));
     batch_op *o = new_op(b, OP_PUT, kind, key);
     if (!o)
         return put_failed(b, CL_ERR_ARG);
@@ -162,33 +272,25 @@ int cl_store_batch_put(cl_store_batch *b, cl_store_kind kind, const cl_key *key,
             memcpy(o->pieces, pieces, npieces * sizeof *pieces);
         o->npieces = npieces;
     }
+    if (ok && h.version >= 2 && !(put_flags & STORE_PUT_HASH_LATE) && codec_nseg(&h)) {
+        o->table = malloc(codec_nseg(&h) * 8);
+        ok = o->table != NULL;
+    }
     if (!ok) {
         b->n++; /* owned pointers are freed with the batch */
         return put_failed(b, cl_err(CL_ERR_NOMEM, "%s: %s: out of memory", dir, hex));
     }
     b->n++;
 
-    /* Checksums now, outside the write lock. */
-    XXH3_state_t hs;
-    XXH3_INITSTATE(&hs);
-    XXH3_64bits_reset(&hs);
-    for (size_t i = 0; i < o->npieces; i++)
-        if (o->pieces[i].bytes)
-            XXH3_64bits_update(&hs, o->pieces[i].data, o->pieces[i].bytes);
-    codec_header h = {0};
-    h.kind = (uint8_t)kind;
-    h.dtype = info->dtype;
-    h.ndim = info->ndim;
-    h.flags = info->flags;
-    memcpy(h.shape, info->shape, sizeof h.shape);
-    h.tokens = info->tokens;
-    h.payload_bytes = payload_bytes;
-    h.meta_bytes = (uint32_t)info->meta_bytes;
-    h.created_ns = store_now_ns();
-    h.payload_xxh = XXH3_64bits_digest(&hs);
+    /* Checksums now, outside the write lock (unless they are fused with the copy). */
     h.meta_xxh = XXH3_64bits(o->meta, o->meta_bytes);
-    h.key = *key;
-    codec_encode(&h, o->header);
+    if (h.version == 1)
+        h.payload_xxh = pieces_xxh(o->pieces, o->npieces);
+    else if (!(put_flags & STORE_PUT_HASH_LATE)) {
+        hash_segments(o->pieces, o->npieces, &h, o->table);
+        h.payload_xxh = XXH3_64bits(o->table, codec_nseg(&h) * 8);
+    }
+    o->h = h;
     b->put_bytes += value_bytes;
     return CL_OK;
 }
@@ -220,19 +322,31 @@ static int apply_put(wtx *w, const batch_op *o)
     }
     if (rc)
         return rc;
-    uint8_t *p = v.mv_data;
-    memcpy(p, o->header, CODEC_HEADER_BYTES);
-    p += CODEC_HEADER_BYTES;
+    uint8_t *base = v.mv_data;
+    codec_header h = o->h;
+    uint8_t *p = base + CODEC_HEADER_BYTES;
     uint64_t span = codec_meta_span(o->meta_bytes);
     if (o->meta_bytes)
         memcpy(p, o->meta, o->meta_bytes);
     memset(p + o->meta_bytes, 0, span - o->meta_bytes);
-    p += span;
-    for (size_t i = 0; i < o->npieces; i++) {
-        if (o->pieces[i].bytes)
-            memcpy(p, o->pieces[i].data, o->pieces[i].bytes);
-        p += o->pieces[i].bytes;
+    uint8_t *table = (uint8_t *)codec_table_ptr(base, &h);
+    uint8_t *payload = (uint8_t *)codec_payload_ptr(base, &h);
+    uint64_t tspan = codec_table_span(&h), nseg = codec_nseg(&h);
+    if (tspan)
+        memset(table + nseg * 8, 0, tspan - nseg * 8);
+    if (o->flags & STORE_PUT_HASH_LATE) {
+        copy_hash_segments(payload, o->pieces, o->npieces, &h, table);
+        h.payload_xxh = XXH3_64bits(table, nseg * 8);
+    } else {
+        if (nseg)
+            memcpy(table, o->table, nseg * 8);
+        for (size_t i = 0; i < o->npieces; i++) {
+            if (o->pieces[i].bytes)
+                memcpy(payload, o->pieces[i].data, o->pieces[i].bytes);
+            payload += o->pieces[i].bytes;
+        }
     }
+    codec_encode(&h, base);
     return idx_note_put(w, o->kind, &o->key, o->value_bytes, !!(o->flags & CL_STORE_PUT_PIN));
 }
 

@@ -19,7 +19,7 @@
 #include "common/status.h"
 #include "fuzz.h"
 #include "model/config.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "testutil.h"
 
 #define MAX_SEEDS 16

@@ -10,7 +10,7 @@
 
 #include "common/status.h"
 #include "fuzz.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "testutil.h"
 #include "tok_fuzz.h"
 

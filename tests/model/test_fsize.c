@@ -20,7 +20,7 @@
 
 #include "common/fileio.h"
 #include "common/status.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "model/safetensors.h"
 #include "testutil.h"
 

@@ -17,7 +17,7 @@
 #include "engine/seq.h"
 #include "model/cache.h"
 #include "model/checkpoint.h"
-#include "model/mkmodel.h"
+#include "mkmodel/mkmodel.h"
 #include "model/model.h"
 #include "testutil.h"
 

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
 #include "common/status.h"
 #include "store/store.h"
 
@@ -102,6 +106,30 @@ static inline int st_has(cl_store *st, cl_store_kind kind, uint64_t i)
     int rc = cl_store_has(t, kind, &k);
     cl_store_txn_end(t);
     return rc == CL_OK;
+}
+
+/* Flips one byte in the middle of every occurrence of pattern in DIR/data.mdb (the
+ * store closed); returns the number of occurrences. */
+static inline int st_flip_in_file(const char *dir, const uint8_t *pattern, size_t plen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    char *buf;
+    size_t len;
+    assert_int_equal(cl_read_file(path, &buf, &len), CL_OK);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    int n = 0;
+    for (size_t off = 0; off + plen <= len; off++) {
+        if (memcmp(buf + off, pattern, plen))
+            continue;
+        uint8_t b = (uint8_t)(buf[off + plen / 2] ^ 0x40);
+        assert_int_equal(pwrite(fd, &b, 1, (off_t)(off + plen / 2)), 1);
+        n++;
+    }
+    close(fd);
+    free(buf);
+    return n;
 }
 
 #endif

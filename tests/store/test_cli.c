@@ -92,7 +92,7 @@ static void test_ls(void **state)
             seen5 = 1;
             assert_string_equal(cJSON_GetObjectItem(e, "table")->valuestring, "snaps");
             assert_int_equal(jint(e, "payload_bytes"), 50000);
-            assert_int_equal(jint(e, "bytes"), 128 + 64 + 50000);
+            assert_int_equal(jint(e, "bytes"), 128 + 64 + 64 + 50000);
             assert_int_equal(jint(e, "tokens"), 5);
             assert_false(cJSON_IsTrue(cJSON_GetObjectItem(e, "pinned")));
             assert_true(jint(e, "last_use") > 1600000000);
@@ -136,7 +136,7 @@ static void test_stat(void **state)
     assert_int_equal(jint(j, "total_count"), 6);
     cJSON *t = cJSON_GetObjectItem(j, "tables");
     assert_int_equal(jint(cJSON_GetObjectItem(t, "blocks"), "count"), 4);
-    assert_int_equal(jint(cJSON_GetObjectItem(t, "snaps"), "bytes"), 128 + 64 + 50000);
+    assert_int_equal(jint(cJSON_GetObjectItem(t, "snaps"), "bytes"), 128 + 64 + 64 + 50000);
     assert_int_equal(jint(cJSON_GetObjectItem(t, "misc"), "count"), 0);
     assert_int_equal(jint(j, "pinned_count"), 1);
     assert_true(jint(j, "map_bytes") > 0);
@@ -295,7 +295,7 @@ static void test_bench_smoke(void **state)
     const char *tmp = tu_tmpdir("cli_bench");
     char *out = NULL;
     const char *small = "--kv-kib 64 --kv-count 4 --batch 2 --snap-mib 1 --snap-count 1 "
-                        "--entries 200 --lookups 200 --json";
+                        "--entries 200 --lookups 200 --stream-mib 3 --stream-threads 1,3 --json";
     assert_int_equal(tu_runf(&out, "TMPDIR='%s' '%s' bench store %s", tmp, tu_bin(), small), 0);
     cJSON *j = cJSON_Parse(out);
     assert_non_null(j);
@@ -305,6 +305,13 @@ static void test_bench_smoke(void **state)
     assert_true(cJSON_GetObjectItem(kv, "get_verified_gbps")->valuedouble > 0);
     assert_true(cJSON_GetObjectItem(kv, "put_vs_write_fsync")->valuedouble > 0);
     assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "snap"), "get_vs_memcpy")->valuedouble >
+                0);
+    assert_true(cJSON_GetObjectItem(kv, "writeback_put_gbps")->valuedouble > 0);
+    cJSON *sm = cJSON_GetObjectItem(j, "stream");
+    assert_int_equal(cJSON_GetArraySize(sm), 2);
+    assert_int_equal(jint(cJSON_GetArrayItem(sm, 1), "threads"), 3);
+    assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(sm, 1), "stream_copy_gbps")->valuedouble > 0);
+    assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(sm, 1), "baseline_memcpy_gbps")->valuedouble >
                 0);
     cJSON *lk = cJSON_GetObjectItem(j, "lookup");
     assert_true(cJSON_GetObjectItem(lk, "hit_us")->valuedouble > 0);

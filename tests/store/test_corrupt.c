@@ -18,29 +18,7 @@
 #include "common/fileio.h"
 #include "testutil.h"
 #include "storetest.h"
-
-/* Flips one byte in the middle of every occurrence of pattern in DIR/data.mdb. */
-static int flip_in_file(const char *dir, const uint8_t *pattern, size_t plen)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    char *buf;
-    size_t len;
-    assert_int_equal(cl_read_file(path, &buf, &len), CL_OK);
-    int fd = open(path, O_WRONLY);
-    assert_true(fd >= 0);
-    int n = 0;
-    for (size_t off = 0; off + plen <= len; off++) {
-        if (memcmp(buf + off, pattern, plen))
-            continue;
-        uint8_t b = (uint8_t)(buf[off + plen / 2] ^ 0x40);
-        assert_int_equal(pwrite(fd, &b, 1, (off_t)(off + plen / 2)), 1);
-        n++;
-    }
-    close(fd);
-    free(buf);
-    return n;
-}
+#include "store/codec.h"
 
 /* The 64 payload bytes at `at` of value i (as st_put writes it). */
 static void pattern_of(uint64_t i, size_t bytes, size_t at, uint8_t out[64])
@@ -75,10 +53,10 @@ static void test_flipped_bytes(void **state)
 
     uint8_t pat[64];
     pattern_of(1, 256 * 1024, 100000, pat);
-    assert_true(flip_in_file(dir, pat, 64) >= 1);
+    assert_true(st_flip_in_file(dir, pat, 64) >= 1);
     pattern_of(2, 200, 100, pat);
-    assert_true(flip_in_file(dir, pat, 64) >= 1);
-    assert_true(flip_in_file(dir, meta + 20, 64) >= 1);
+    assert_true(st_flip_in_file(dir, pat, 64) >= 1);
+    assert_true(st_flip_in_file(dir, meta + 20, 64) >= 1);
 
     st = st_open(dir, 0, 0, 0);
     char hex[33];
@@ -142,7 +120,7 @@ static void test_verify_finds_damage(void **state)
     cl_store_close(st);
     uint8_t pat[64];
     pattern_of(5, 64 * 1024, 30000, pat);
-    assert_true(flip_in_file(dir, pat, 64) >= 1);
+    assert_true(st_flip_in_file(dir, pat, 64) >= 1);
 
     /* read-only: reported, kept, never returned */
     cl_store_opts o = {0};
@@ -176,7 +154,7 @@ static void test_verify_finds_damage(void **state)
 
     /* the CLI */
     pattern_of(7, 64 * 1024, 1000, pat);
-    assert_true(flip_in_file(dir, pat, 64) >= 1);
+    assert_true(st_flip_in_file(dir, pat, 64) >= 1);
     char *out = NULL;
     int rc = tu_runf(&out, "'%s' store verify --store '%s' --json 2>/dev/null", tu_bin(), dir);
     assert_int_equal(rc, 1);
@@ -197,7 +175,7 @@ static void test_verify_finds_damage(void **state)
     free(out);
     /* text mode: one error line naming the store, the table and the key */
     pattern_of(8, 64 * 1024, 2000, pat);
-    assert_true(flip_in_file(dir, pat, 64) >= 1);
+    assert_true(st_flip_in_file(dir, pat, 64) >= 1);
     rc = tu_runf(&out, "'%s' store verify --store '%s' 2>&1 >/dev/null", tu_bin(), dir);
     assert_int_equal(rc, 1);
     cl_key k8 = st_key(8);
@@ -309,8 +287,8 @@ static void test_has_drops_bad_header(void **state)
     assert_int_equal(st_put(st, CL_STORE_SNAP, 20, 100000, 0), CL_OK);
     cl_store_close(st);
     /* flip a byte of the header: find the magic followed by the version */
-    uint8_t head[8] = {'C', 'L', 'S', 'V', 1, 0, CL_STORE_SNAP, 0};
-    assert_int_equal(flip_in_file(dir, head, 8), 1);
+    uint8_t head[8] = {'C', 'L', 'S', 'V', CODEC_VERSION, 0, CL_STORE_SNAP, 0};
+    assert_int_equal(st_flip_in_file(dir, head, 8), 1);
     st = st_open(dir, 0, 0, 0);
     assert_int_equal(st_has(st, CL_STORE_SNAP, 20), 0);
     cl_store_verify_result r;

@@ -1,6 +1,7 @@
 /* test_fsize - a write that fails for lack of space (RLIMIT_FSIZE in a child process,
  * SIGXFSZ ignored, so write() fails with EFBIG) aborts its transaction: the error is
- * clean, earlier data stays intact and readable, verify is clean. */
+ * clean, earlier data stays intact and readable, verify is clean. The same through the
+ * write-behind thread: the failure is reported for that put, the next put is stored. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +48,37 @@ static int child(const char *dir)
         return 16;
     if (st_check(st, CL_STORE_KV, 50) != CL_OK)
         return 17;
+    /* write-behind: the same failure, reported for that put only */
+    cl_store_writer *w;
+    if (cl_store_writer_open(st, NULL, &w))
+        return 18;
+    uint8_t *big = malloc(8 * MIB);
+    st_fill(big, 8 * MIB, 101);
+    uint64_t small_i = 51;
+    cl_store_info info = {0};
+    info.tokens = 51;
+    info.meta = &small_i;
+    info.meta_bytes = 8;
+    uint8_t small[1000];
+    st_fill(small, sizeof small, 51);
+    cl_key kb = st_key(101), ks = st_key(51);
+    cl_store_piece pb = {big, 8 * MIB}, ps = {small, sizeof small};
+    uint64_t tb, ts;
+    if (cl_store_writer_put(w, CL_STORE_SNAP, &kb, NULL, &pb, 1, 0, NULL, NULL, &tb) ||
+        cl_store_writer_put(w, CL_STORE_KV, &ks, &info, &ps, 1, CL_STORE_PUT_COPY, NULL, NULL,
+                            &ts))
+        return 19;
+    rc = cl_store_writer_wait(w, tb);
+    print_message("expected failure: %s\n", cl_errmsg());
+    if (rc != CL_ERR_FULL || !strstr(cl_errmsg(), dir) || !strstr(cl_errmsg(), "not stored"))
+        return 20;
+    if (cl_store_writer_wait(w, ts) != CL_OK)
+        return 21;
+    if (cl_store_writer_close(w) != CL_ERR_FULL) /* the flush reports it too */
+        return 22;
+    free(big);
+    if (st_check(st, CL_STORE_KV, 51) != CL_OK || st_has(st, CL_STORE_SNAP, 101))
+        return 23;
     cl_store_close(st);
     return 0;
 }
@@ -74,10 +106,12 @@ static void test_write_over_file_size_limit(void **state)
     for (uint64_t i = 0; i < 4; i++)
         assert_int_equal(st_check(st, CL_STORE_KV, i), CL_OK);
     assert_int_equal(st_check(st, CL_STORE_KV, 50), CL_OK);
+    assert_int_equal(st_check(st, CL_STORE_KV, 51), CL_OK);
     assert_int_equal(st_has(st, CL_STORE_SNAP, 100), 0);
+    assert_int_equal(st_has(st, CL_STORE_SNAP, 101), 0);
     cl_store_verify_result r;
     assert_int_equal(cl_store_verify(st, NULL, NULL, NULL, &r), CL_OK);
-    assert_int_equal(r.checked, 5);
+    assert_int_equal(r.checked, 6);
     assert_int_equal(r.bad + r.index_fixed, 0);
     /* without the limit the same write works */
     assert_int_equal(st_put(st, CL_STORE_SNAP, 100, 8 * MIB, 0), CL_OK);

@@ -14,7 +14,7 @@
 #include "storetest.h"
 
 #define VAL 100000u                        /* payload bytes of each test value */
-#define STORED (128u + 64u + VAL)          /* its stored size (header + meta span) */
+#define STORED (128u + 64u + 64u + VAL) /* its stored size (header, meta span, segment table) */
 
 static void sleep_ms(int ms)
 {

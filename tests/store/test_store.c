@@ -274,8 +274,8 @@ static void test_overwrite_and_totals(void **state)
     assert_int_equal(s.count[CL_STORE_DOC], 1);
     assert_int_equal(s.total_count, 3);
     assert_int_equal(s.pinned_count, 1);
-    assert_int_equal(s.bytes[CL_STORE_KV], 128 + 0 + 200);
-    assert_int_equal(s.bytes[CL_STORE_SNAP], 128 + 64 + 5000);
+    assert_int_equal(s.bytes[CL_STORE_KV], 128 + 0 + 64 + 200); /* header, meta, segment table */
+    assert_int_equal(s.bytes[CL_STORE_SNAP], 128 + 64 + 64 + 5000);
     assert_true(s.map_bytes > 0 && s.file_bytes > 0 && s.page_bytes > 0);
     /* one-shot delete */
     assert_int_equal(cl_store_del(st, CL_STORE_KV, &k), CL_OK);
