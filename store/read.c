@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "common/status.h"
 #include "store/codec.h"
 #include "store/internal.h"
@@ -279,6 +281,43 @@ int cl_store_get(cl_store_txn *t, cl_store_kind kind, const cl_key *key, cl_stor
     out->payload = codec_payload_ptr(v.mv_data, &h);
     out->payload_bytes = h.payload_bytes;
     read_touch(t, (uint8_t)kind, key);
+    return CL_OK;
+}
+
+int cl_store_peek(cl_store_txn *t, cl_store_kind kind, const cl_key *key, cl_store_value *out)
+{
+    store_env *e = t->st->e;
+    MDB_val v;
+    int rc = read_lookup(t, kind, key, &v);
+    char hex[33];
+    if (rc == CL_ERR_NOTFOUND)
+        return cl_err(CL_ERR_NOTFOUND, "%s: %s %s: not found", e->dir, cl_store_kind_table(kind),
+                      cl_key_hex(key, hex));
+    if (rc)
+        return rc;
+    codec_header h;
+    const char *why = codec_check(v.mv_data, v.mv_size, (uint8_t)kind, key, 0, &h);
+    if (!why && h.meta_bytes &&
+        XXH3_64bits(codec_meta_ptr(v.mv_data), h.meta_bytes) != h.meta_xxh)
+        why = "meta checksum mismatch";
+    if (why) {
+        read_queue_bad(e, (uint8_t)kind, key);
+        return cl_err(CL_ERR_CORRUPT, "%s: %s %s: %s; entry %s", e->dir,
+                      cl_store_kind_table(kind), cl_key_hex(key, hex), why,
+                      e->rdonly ? "not used" : "dropped");
+    }
+    memset(out, 0, sizeof *out);
+    out->kind = kind;
+    out->info.flags = h.flags;
+    out->info.dtype = h.dtype;
+    out->info.ndim = h.ndim;
+    memcpy(out->info.shape, h.shape, sizeof h.shape);
+    out->info.tokens = h.tokens;
+    out->info.meta = h.meta_bytes ? codec_meta_ptr(v.mv_data) : NULL;
+    out->info.meta_bytes = h.meta_bytes;
+    out->created_ns = h.created_ns;
+    out->payload = NULL; /* not verified: read it with cl_store_stream */
+    out->payload_bytes = h.payload_bytes;
     return CL_OK;
 }
 

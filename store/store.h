@@ -147,6 +147,11 @@ int cl_store_count_prefix(cl_store_txn *txn, cl_store_kind kind, const cl_key *k
  * CL_ERR_NOTFOUND (message set) or CL_ERR_CORRUPT (entry dropped at txn end). */
 int cl_store_get(cl_store_txn *txn, cl_store_kind kind, const cl_key *key, cl_store_value *out);
 
+/* The value's header and meta, verified, without reading the payload (payload NULL,
+ * payload_bytes set): enough to plan a streamed read (cl_store_stream). Errors as
+ * cl_store_get. */
+int cl_store_peek(cl_store_txn *txn, cl_store_kind kind, const cl_key *key, cl_store_value *out);
+
 /* ---- parallel verified reads -------------------------------------------------------- */
 
 /* Receives verified payload bytes [offset, offset + bytes). Called from worker threads,

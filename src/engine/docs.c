@@ -8,6 +8,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "engine/state.h"
+#include "engine/state_load.h"
 
 void cl_doc_key(const cl_prefix *p, const int32_t *prefix, int64_t n_prefix, const int32_t *doc,
                 int64_t n_doc, cl_key *out)
@@ -109,15 +110,16 @@ int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
 {
     char hex[33], what[64];
     snprintf(what, sizeof what, "document %s", cl_key_hex(key, hex));
-    cl_store_value v;
-    void *buf;
-    int rc = cl_store_load(p->st, CL_STORE_DOC, key, &v, &buf);
+    void *mj = NULL;
+    size_t mlen = 0;
+    int rc = cl_state_load_stored(p->st, CL_STORE_DOC, key, s, 0, p->o.io_threads, what, &mj,
+                                  &mlen);
     if (rc == CL_ERR_NOTFOUND)
         return cl_err(CL_ERR_NOTFOUND, "%s: not in the store %s (ingest it first)", what,
                       cl_store_dir(p->st));
-    if (rc != CL_OK)
-        return rc;
-    rc = parse_meta(what, v.info.meta, v.info.meta_bytes, meta);
+    if (rc == CL_OK)
+        rc = parse_meta(what, mj, mlen, meta);
+    free(mj);
     if (rc == CL_OK)
         meta->id = *key;
     if (rc == CL_OK && !cl_key_eq(&meta->model_id, &p->k0))
@@ -125,9 +127,6 @@ int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
                     "%s was ingested with another model (or other settings: KV dtype, GKA "
                     "num_iter)",
                     what);
-    if (rc == CL_OK)
-        rc = cl_state_restore(s, v.payload, (size_t)v.payload_bytes, what);
-    free(buf);
     return rc;
 }
 

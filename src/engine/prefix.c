@@ -7,6 +7,7 @@
 #include "common/status.h"
 #include "engine/model_id.h"
 #include "engine/state.h"
+#include "engine/state_load.h"
 
 typedef struct {
     uint32_t version, state_version, kv_dtype, pad;
@@ -88,30 +89,22 @@ static void snap_key(const cl_prefix *p, const cl_key *K, const int32_t *ids, in
         cl_key_chain_next(&K[i], ids + i * B, (size_t)r, out);
 }
 
-/* Restores KV blocks 1..i and the snapshot at pos; CL_ERR_NOTFOUND / CL_ERR_CORRUPT
- * when an entry is missing or bad (the caller tries a shorter prefix). */
-static int try_restore(cl_prefix *p, cl_store_txn *txn, cl_seq *s, const cl_key *K,
-                       const int32_t *ids, int64_t pos)
+/* Restores KV blocks 1..i and the snapshot at pos, streamed at bus speed;
+ * CL_ERR_NOTFOUND / CL_ERR_CORRUPT when an entry is missing or bad (the caller tries a
+ * shorter prefix). */
+static int try_restore(cl_prefix *p, cl_seq *s, const cl_key *K, const int32_t *ids, int64_t pos)
 {
     int64_t B = p->block_tokens, nblk = pos / B;
-    size_t blk_bytes = cl_state_kv_bytes(s->c, B);
-    for (int64_t j = 1; j <= nblk && s->c->n_attn; j++) {
-        cl_store_value v;
-        CL_TRY(cl_store_get(txn, CL_STORE_KV, &K[j], &v));
-        if (v.payload_bytes != blk_bytes || v.info.tokens != B)
-            return cl_err(CL_ERR_CORRUPT, "%s: KV block of unexpected size", cl_store_dir(p->st));
-        CL_TRY(cl_state_write_kv(s, (j - 1) * B, B, v.payload));
-    }
+    if (s->c->n_attn)
+        CL_TRY(cl_state_load_blocks(p->st, K + 1, nblk, B, s, p->o.io_threads));
     cl_key key;
     snap_key(p, K, ids, pos, &key);
-    cl_store_value v;
-    CL_TRY(cl_store_get(txn, CL_STORE_SNAP, &key, &v));
-    cl_state_header h;
-    CL_TRY(cl_state_peek(v.payload, (size_t)v.payload_bytes, "stored snapshot", &h));
-    if (h.kv_len != pos || h.pos != pos || h.kv_from != nblk * B)
+    CL_TRY(cl_state_load_stored(p->st, CL_STORE_SNAP, &key, s, nblk * B, p->o.io_threads,
+                                "stored snapshot", NULL, NULL));
+    if (s->kv_len != pos || s->pos != pos)
         return cl_err(CL_ERR_CORRUPT, "%s: snapshot describes another position",
                       cl_store_dir(p->st));
-    return cl_state_restore(s, v.payload, (size_t)v.payload_bytes, "stored snapshot");
+    return CL_OK;
 }
 
 int cl_prefix_restore(cl_prefix *p, cl_seq *s, const int32_t *ids, int64_t n_max,
@@ -148,7 +141,7 @@ int cl_prefix_restore(cl_prefix *p, cl_seq *s, const int32_t *ids, int64_t n_max
             if (cl_store_has(txn, CL_STORE_SNAP, &key) != CL_OK)
                 continue;
             attempts++;
-            int r = try_restore(p, txn, s, K, ids, pos);
+            int r = try_restore(p, s, K, ids, pos);
             if (r == CL_OK) {
                 *cached = pos;
             } else if (r == CL_ERR_NOTFOUND || r == CL_ERR_CORRUPT || r == CL_ERR_FORMAT) {

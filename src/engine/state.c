@@ -194,53 +194,54 @@ int cl_state_peek(const void *bytes, size_t len, const char *what, cl_state_head
     return CL_OK;
 }
 
+int cl_state_check_header(const cl_seq *s, const cl_state_header *h, const char *what)
+{
+    const cl_cache *c = s->c;
+    cl_state_header want;
+    fill_header(s, 0, 0, &want);
+    if (h->magic != CL_STATE_MAGIC)
+        return cl_err(CL_ERR_CORRUPT, "%s: not a collage state snapshot", what);
+    if (h->version != CL_STATE_VERSION)
+        return cl_err(CL_ERR_UNSUPPORTED, "%s: state snapshot version %u (this build reads %u)",
+                      what, h->version, CL_STATE_VERSION);
+    if (h->n_attn != want.n_attn || h->n_ssm != want.n_ssm || h->n_kv_heads != want.n_kv_heads ||
+        h->head_dim != want.head_dim || h->n_heads != want.n_heads)
+        return cl_err(CL_ERR_FORMAT, "%s: state snapshot is for a different model geometry",
+                      what);
+    if (h->kv_dtype != (uint32_t)c->kv_dtype)
+        return cl_err(CL_ERR_UNSUPPORTED, "%s: snapshot KV dtype %s differs from the cache's %s",
+                      what, cl_dtype_name((cl_dtype)h->kv_dtype), cl_dtype_name(c->kv_dtype));
+    if (h->kv_from < 0 || h->kv_from > h->kv_len ||
+        h->kv_bytes != cl_state_kv_bytes(c, h->kv_len - h->kv_from))
+        return cl_err(CL_ERR_CORRUPT, "%s: snapshot KV range is inconsistent", what);
+    int snap_trans = (h->flags & CL_STATE_HAS_TRANS) != 0;
+    if (h->ssm_bytes != cl_state_ssm_bytes(c, snap_trans))
+        return cl_err(CL_ERR_CORRUPT, "%s: snapshot SSM payload is inconsistent", what);
+    return CL_OK;
+}
+
+int cl_state_finish_restore(cl_seq *s, const cl_state_header *h, const void *ssm)
+{
+    int snap_trans = (h->flags & CL_STATE_HAS_TRANS) != 0, cache_trans = 0;
+    for (int i = 0; i < s->c->n_ssm; i++)
+        cache_trans |= s->c->ssm[i].trans != NULL;
+    if (cache_trans && !snap_trans)
+        CL_TRY(cl_cache_reset_slot(s->c, s->slot)); /* transition = identity from here */
+    CL_TRY(cl_state_write_ssm(s, ssm, snap_trans));
+    s->kv_len = h->kv_len;
+    s->pos = h->pos;
+    s->n_tokens = h->n_tokens;
+    s->hide_lo = h->hide_lo;
+    s->hide_hi = h->hide_hi;
+    return CL_OK;
+}
+
 int cl_state_restore(cl_seq *s, const void *bytes, size_t len, const char *what)
 {
     cl_state_header h;
     CL_TRY(cl_state_peek(bytes, len, what, &h));
-    const cl_cache *c = s->c;
-    cl_state_header want;
-    fill_header(s, 0, 0, &want);
-    if (h.n_attn != want.n_attn || h.n_ssm != want.n_ssm || h.n_kv_heads != want.n_kv_heads ||
-        h.head_dim != want.head_dim || h.n_heads != want.n_heads)
-        return cl_err(CL_ERR_FORMAT, "%s: state snapshot is for a different model geometry",
-                      what);
-    if (h.kv_dtype != (uint32_t)c->kv_dtype)
-        return cl_err(CL_ERR_UNSUPPORTED, "%s: snapshot KV dtype %s differs from the cache's %s",
-                      what, cl_dtype_name((cl_dtype)h.kv_dtype), cl_dtype_name(c->kv_dtype));
-    if (h.kv_from < 0 || h.kv_from > h.kv_len ||
-        h.kv_bytes != cl_state_kv_bytes(c, h.kv_len - h.kv_from))
-        return cl_err(CL_ERR_CORRUPT, "%s: snapshot KV range is inconsistent", what);
-    int snap_trans = (h.flags & CL_STATE_HAS_TRANS) != 0;
-    int cache_trans = 0;
-    for (int i = 0; i < c->n_ssm; i++)
-        cache_trans |= c->ssm[i].trans != NULL;
-    if (h.ssm_bytes != cl_state_ssm_bytes(c, snap_trans))
-        return cl_err(CL_ERR_CORRUPT, "%s: snapshot SSM payload is inconsistent", what);
+    CL_TRY(cl_state_check_header(s, &h, what));
     const char *p = (const char *)bytes + sizeof h;
     CL_TRY(cl_state_write_kv(s, h.kv_from, h.kv_len - h.kv_from, p));
-    if (cache_trans && !snap_trans)
-        CL_TRY(cl_cache_reset_slot(s->c, s->slot)); /* transition = identity from here */
-    CL_TRY(cl_state_write_ssm(s, p + h.kv_bytes, snap_trans));
-    s->kv_len = h.kv_len;
-    s->pos = h.pos;
-    s->n_tokens = h.n_tokens;
-    s->hide_lo = h.hide_lo;
-    s->hide_hi = h.hide_hi;
-    return CL_OK;
-}
-
-/* ---- public (collage.h) ---- */
-
-int cl_seq_state_save(const cl_seq *s, void **bytes, size_t *len)
-{
-    return cl_state_snapshot(s, 0, bytes, len);
-}
-
-int cl_seq_state_load(cl_seq *s, const void *bytes, size_t len, const char *what)
-{
-    if (s->kv_len || s->n_tokens)
-        return cl_err(CL_ERR_ARG, "%s: restore into an empty sequence (reset it first)",
-                      what ? what : "state");
-    return cl_state_restore(s, bytes, len, what ? what : "state");
+    return cl_state_finish_restore(s, &h, p + h.kv_bytes);
 }

@@ -53,6 +53,11 @@ int cl_state_snapshot(const cl_seq *s, int64_t kv_from, void **bytes, size_t *le
 /* Validates a snapshot against the cache's geometry (`what` names it in errors)
  * and restores it into s (whose KV slots [0, kv_from) must already be written). */
 int cl_state_restore(cl_seq *s, const void *bytes, size_t len, const char *what);
+/* Checks a snapshot header against s's cache (geometry, dtype, sizes); `what` names it. */
+int cl_state_check_header(const cl_seq *s, const cl_state_header *h, const char *what);
+/* The end of a restore whose KV slots [h->kv_from, h->kv_len) are written: the SSM part
+ * (h->ssm_bytes of host memory) and the counters. */
+int cl_state_finish_restore(cl_seq *s, const cl_state_header *h, const void *ssm);
 /* Reads the header of a snapshot (validated for size and magic). */
 int cl_state_peek(const void *bytes, size_t len, const char *what, cl_state_header *h);
 
