@@ -1,5 +1,6 @@
 /* cl_compose_states / cl_compose_ssm_into: combining already-prefilled states
  * (spec COMPOSITION.md §4 step 5, §5, §6). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
