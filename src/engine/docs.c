@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "engine/state.h"
 #include "engine/state_load.h"
@@ -73,9 +74,22 @@ static int parse_meta(const char *what, const void *data, size_t len, cl_doc_met
     return rc;
 }
 
-int cl_doc_put(cl_prefix *p, const cl_key *key, const cl_seq *s, const cl_doc_meta *meta,
-               int pin)
+/* With write-behind, frees the snapshot once the writer is done with it. */
+static void doc_done(void *user, uint64_t ticket, int status, const char *message)
 {
+    (void)ticket;
+    (void)status;
+    (void)message; /* the status goes to whoever waits for the ticket */
+    free(user);
+}
+
+int cl_doc_put(cl_prefix *p, const cl_key *key, const cl_seq *s, const cl_doc_meta *meta,
+               int pin, uint64_t *ticket)
+{
+    if (ticket)
+        *ticket = 0;
+    if (p->readonly)
+        return cl_err(CL_ERR_IO, "%s: the store is read-only: nothing stored", cl_store_dir(p->st));
     void *snap;
     size_t len;
     CL_TRY(cl_state_snapshot(s, 0, &snap, &len));
@@ -90,9 +104,28 @@ int cl_doc_put(cl_prefix *p, const cl_key *key, const cl_seq *s, const cl_doc_me
     info.meta = mj;
     info.meta_bytes = strlen(mj);
     cl_store_piece piece = {snap, len};
-    int rc = cl_store_put(p->st, CL_STORE_DOC, key, &info, &piece, 1, pin ? CL_STORE_PUT_PIN : 0);
+    unsigned flags = pin ? CL_STORE_PUT_PIN : 0;
+    int rc;
+    if (p->writer && ticket) { /* committed behind the caller; the snapshot goes with it */
+        rc = cl_store_writer_put(p->writer, CL_STORE_DOC, key, &info, &piece, 1, flags,
+                                 doc_done, snap, ticket);
+        if (rc != CL_OK)
+            free(snap);
+    } else {
+        rc = cl_store_put(p->st, CL_STORE_DOC, key, &info, &piece, 1, flags);
+        free(snap);
+    }
     free(mj);
-    free(snap);
+    return rc;
+}
+
+int cl_doc_wait(cl_prefix *p, uint64_t ticket)
+{
+    if (!ticket || !p->writer)
+        return CL_OK;
+    double t0 = cl_now();
+    int rc = cl_store_writer_wait(p->writer, ticket);
+    p->stats.store_wait_s += cl_now() - t0;
     return rc;
 }
 

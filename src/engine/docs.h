@@ -23,9 +23,13 @@ void cl_doc_key(const cl_prefix *p, const int32_t *prefix, int64_t n_prefix, con
                 int64_t n_doc, cl_key *out);
 void cl_doc_prefix_hash(const int32_t *prefix, int64_t n_prefix, cl_key *out);
 /* Stores s (holding prefix + doc) with its descriptor (model_id, prefix_hash,
- * prefix_tokens, doc_tokens, has_transition, name). pin: never evicted. */
+ * prefix_tokens, doc_tokens, has_transition, name). pin: never evicted. With a ticket
+ * and write-behind, the put is queued (*ticket: wait for it with cl_doc_wait); else it
+ * is committed before the call returns (*ticket 0). */
 int cl_doc_put(cl_prefix *p, const cl_key *key, const cl_seq *s, const cl_doc_meta *meta,
-               int pin);
+               int pin, uint64_t *ticket);
+/* Waits until a queued put is committed; its status (0 ticket: CL_OK). */
+int cl_doc_wait(cl_prefix *p, uint64_t ticket);
 /* 1 if stored (header check only). */
 int cl_doc_exists(cl_prefix *p, const cl_key *key);
 /* Restores a document's state into s (empty) and its descriptor. The model must be

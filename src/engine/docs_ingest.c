@@ -69,38 +69,63 @@ int cl_doc_ingest(cl_prefix *p, const int32_t *prefix, int64_t n_prefix,
     int64_t total = 0, done = 0;
     for (int i = 0; i < n; i++)
         total += docs[i].n;
-    for (int i = 0; i < n && rc == CL_OK; i++) {
-        const cl_doc_input *d = &docs[i];
-        cl_doc_result r = {{{0}}, d->n, 0};
-        cl_doc_key(p, prefix, n_prefix, d->ids, d->n, &r.id);
-        r.cached = cl_doc_exists(p, &r.id);
+    /* document i is committed by the writer while document i + 1 is prefilled; the
+     * caller hears of it (on_doc) once it is committed */
+    cl_doc_result pending = {{{0}}, 0, 0};
+    uint64_t pending_ticket = 0;
+    int pending_index = -1;
+    for (int i = 0; i <= n && rc == CL_OK; i++) {
+        cl_doc_result r = {{{0}}, 0, 0};
+        uint64_t ticket = 0;
         double t_doc = cl_now();
-        if (!r.cached) {
-            rc = cl_seq_copy(&s, &base);
-            if (rc == CL_OK)
-                rc = cl_seq_feed(m, &s, d->ids, d->n, 0, CL_LOGITS_NONE, NULL);
-            meta.doc_tokens = d->n;
-            snprintf(meta.name, sizeof meta.name, "%s", d->name ? d->name : "");
-            if (rc == CL_OK)
-                rc = cl_doc_put(p, &r.id, &s, &meta, o->pin);
-        } else if (o->pin) {
-            rc = cl_store_pin(p->st, CL_STORE_DOC, &r.id, 1);
-        }
-        if (rc != CL_OK) {
-            if (d->name && *d->name)
+        if (i < n) {
+            const cl_doc_input *d = &docs[i];
+            r.tokens = d->n;
+            cl_doc_key(p, prefix, n_prefix, d->ids, d->n, &r.id);
+            r.cached = cl_doc_exists(p, &r.id);
+            if (!r.cached) {
+                rc = cl_seq_copy(&s, &base);
+                if (rc == CL_OK)
+                    rc = cl_seq_feed(m, &s, d->ids, d->n, 0, CL_LOGITS_NONE, NULL);
+                meta.doc_tokens = d->n;
+                snprintf(meta.name, sizeof meta.name, "%s", d->name ? d->name : "");
+                if (rc == CL_OK)
+                    rc = cl_doc_put(p, &r.id, &s, &meta, o->pin, &ticket);
+            } else if (o->pin) {
+                rc = cl_store_pin(p->st, CL_STORE_DOC, &r.id, 1);
+            }
+            if (rc != CL_OK && d->name && *d->name)
                 cl_err_prefix(rc, "%s", d->name);
-            break;
         }
-        done += d->n;
+        if (pending_index >= 0) { /* the previous document: committed now? */
+            int wr = cl_doc_wait(p, pending_ticket);
+            if (wr != CL_OK) {
+                const char *name = docs[pending_index].name;
+                if (name && *name)
+                    cl_err_prefix(wr, "%s", name);
+                rc = wr;
+            } else if (out) {
+                out[pending_index] = pending;
+            }
+            if (wr == CL_OK && o->on_doc && o->on_doc(o->user, pending_index, &pending) &&
+                rc == CL_OK)
+                rc = cl_err(CL_ERR_ARG, "ingest stopped after document %d", pending_index + 1);
+            pending_index = -1;
+        }
+        if (rc != CL_OK || i == n)
+            break;
+        done += docs[i].n;
         char hex[33];
         cl_log_info("document %s (%lld tokens): %s in %.3f s", cl_key_hex(&r.id, hex),
-                    (long long)d->n, r.cached ? "already stored" : "stored", cl_now() - t_doc);
+                    (long long)docs[i].n, r.cached ? "already stored" : "stored",
+                    cl_now() - t_doc);
         cl_progress("ingest (tokens)", (uint64_t)done, (uint64_t)total);
-        if (out)
-            out[i] = r;
-        if (o->on_doc && o->on_doc(o->user, i, &r))
-            rc = cl_err(CL_ERR_ARG, "ingest stopped after document %d", i + 1);
+        pending = r;
+        pending_ticket = ticket;
+        pending_index = i;
     }
+    if (pending_index >= 0) /* a failure left a queued document: still wait for it */
+        cl_doc_wait(p, pending_ticket);
     cl_progress_end("ingest (tokens)");
     if (base.c)
         cl_seq_release(&base);

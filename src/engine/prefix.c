@@ -1,5 +1,6 @@
 #include "engine/prefix.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@ void cl_prefix_opts_default(cl_prefix_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->block_tokens = CL_PREFIX_BLOCK_TOKENS;
+    o->write_behind = 1;
 }
 
 int cl_prefix_create(cl_store *st, cl_model *m, cl_cache *c, const cl_prefix_opts *o,
@@ -34,8 +36,8 @@ int cl_prefix_create(cl_store *st, cl_model *m, cl_cache *c, const cl_prefix_opt
     if (o->snapshot_every < 0)
         return cl_err(CL_ERR_ARG, "snapshot_every must be >= 0 (got %lld)",
                       (long long)o->snapshot_every);
-    if (o->gpu_tier_bytes || o->host_tier_bytes || o->write_behind)
-        return cl_err(CL_ERR_UNSUPPORTED, "hot tiers and write-behind are not yet supported");
+    if (o->gpu_tier_bytes || o->host_tier_bytes)
+        return cl_err(CL_ERR_UNSUPPORTED, "hot tiers are not yet supported");
     cl_prefix *p = calloc(1, sizeof *p);
     if (!p)
         return cl_err(CL_ERR_NOMEM, "out of memory");
@@ -52,22 +54,43 @@ int cl_prefix_create(cl_store *st, cl_model *m, cl_cache *c, const cl_prefix_opt
     }
     prefix_settings s = {1, CL_STATE_VERSION, (uint32_t)c->kv_dtype, 0, m->gka_num_iter};
     cl_key_chain_root(&p->model_id, &s, sizeof s, &p->k0);
+    p->readonly = cl_store_readonly(st) != NULL;
+    atomic_init(&p->store_errors, 0);
+    if (!p->readonly && o->write_behind) {
+        rc = cl_store_writer_open(st, NULL, &p->writer);
+        if (rc != CL_OK) {
+            free(p);
+            return rc;
+        }
+    }
     *out = p;
     return CL_OK;
 }
 
 void cl_prefix_free(cl_prefix *p)
 {
+    if (!p)
+        return;
+    if (p->writer && cl_store_writer_close(p->writer) != CL_OK)
+        cl_log_warn("%s", cl_errmsg());
     free(p);
 }
 
 int cl_prefix_flush(cl_prefix *p)
 {
-    (void)p; /* writes are synchronous: nothing is ever pending */
-    return CL_OK;
+    if (!p->writer)
+        return CL_OK; /* synchronous puts: nothing is pending */
+    double t0 = cl_now();
+    int rc = cl_store_writer_flush(p->writer);
+    p->stats.store_wait_s += cl_now() - t0;
+    return rc;
 }
 
-void cl_prefix_stats_get(const cl_prefix *p, cl_prefix_stats *out) { *out = p->stats; }
+void cl_prefix_stats_get(const cl_prefix *p, cl_prefix_stats *out)
+{
+    *out = p->stats;
+    out->store_errors = (uint64_t)atomic_load(&((cl_prefix *)p)->store_errors);
+}
 
 int cl_prefix_store(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n)
 {
@@ -114,6 +137,10 @@ int cl_prefix_restore(cl_prefix *p, cl_seq *s, const int32_t *ids, int64_t n_max
     if (n_max <= 0)
         return CL_OK;
     double t_start = cl_now();
+    /* states this process queued must be visible to its own lookups (the hot tiers,
+     * when enabled, answer most of those without waiting) */
+    if (p->writer && cl_prefix_flush(p) != CL_OK)
+        cl_log_warn("%s (earlier states not stored)", cl_errmsg());
     int64_t B = p->block_tokens, m = n_max / B;
     cl_key *K = malloc((size_t)(m + 1) * sizeof *K);
     if (!K)
@@ -187,41 +214,118 @@ void cl_prefix_capture_free(cl_prefix_capture *cap)
     memset(cap, 0, sizeof *cap);
 }
 
+/* ---- storing: the writer thread commits behind the caller ---- */
+
+/* A buffer shared by several queued puts, freed by the last one's completion. */
+typedef struct {
+    void *buf;
+    atomic_int refs;
+    cl_prefix *p;
+} shared_buf;
+
+static void put_done(void *user, uint64_t ticket, int status, const char *message)
+{
+    (void)ticket;
+    shared_buf *b = user;
+    if (status != CL_OK) {
+        atomic_fetch_add(&b->p->store_errors, 1);
+        cl_log_warn("%s (state not stored)", message ? message : "store write failed");
+    }
+    if (atomic_fetch_sub(&b->refs, 1) == 1) {
+        free(b->buf);
+        free(b);
+    }
+}
+
+/* Queues (write-behind) or batches one put; `buf` (may be NULL) is released when every
+ * put holding it is done (shared), or by the caller when puts are synchronous. */
+static int put_value(cl_prefix *p, cl_store_batch *batch, shared_buf *owner, cl_store_kind kind,
+                     const cl_key *key, const cl_store_info *info, const cl_store_piece *pieces,
+                     size_t n, unsigned flags, uint64_t *ticket)
+{
+    if (!p->writer)
+        return cl_store_batch_put(batch, kind, key, info, pieces, n, flags);
+    atomic_fetch_add(&owner->refs, 1);
+    int rc = cl_store_writer_put(p->writer, kind, key, info, pieces, n, flags, put_done, owner,
+                                 ticket);
+    if (rc != CL_OK)
+        atomic_fetch_sub(&owner->refs, 1); /* not queued: done will not run */
+    return rc;
+}
+
+static shared_buf *shared_new(cl_prefix *p, void *buf)
+{
+    shared_buf *b = malloc(sizeof *b);
+    if (b) {
+        b->buf = buf;
+        atomic_init(&b->refs, 1); /* the caller's reference */
+        b->p = p;
+    }
+    return b;
+}
+
+static void shared_drop(shared_buf *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+        free(b->buf);
+        free(b);
+    }
+}
+
 int cl_prefix_save(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n,
                    cl_prefix_capture *caps, int n_caps)
 {
-    if (n > s->kv_len || s->kv_len != s->pos)
-        return CL_OK; /* nothing this state can vouch for */
+    if (p->readonly || n > s->kv_len || s->kv_len != s->pos)
+        return CL_OK; /* nothing to write, or nothing this state can vouch for */
+    const cl_cache *c = s->c;
     int64_t B = p->block_tokens, m = n / B;
-    size_t blk_bytes = cl_state_kv_bytes(s->c, B);
     cl_key *K = malloc((size_t)(m + 1) * sizeof *K);
-    char *kv = s->c->n_attn && m ? malloc(blk_bytes * (size_t)m) : NULL;
-    cl_store_batch *b = NULL;
-    int rc = K && (kv || !s->c->n_attn || !m) ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
+    cl_store_batch *batch = NULL;
+    shared_buf *kvb = NULL;
+    int rc = K ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
     if (rc == CL_OK) {
         K[0] = p->k0;
         cl_key_chain(&p->k0, ids, (size_t)n, (size_t)B, K + 1, (size_t)m);
-        rc = cl_store_batch_begin(p->st, &b);
+        if (!p->writer)
+            rc = cl_store_batch_begin(p->st, &batch);
     }
-    if (rc == CL_OK && s->c->n_attn && m) {
-        /* only the blocks not stored yet */
+    size_t have = 0;
+    if (rc == CL_OK && c->n_attn && m) { /* only the blocks not stored yet */
         cl_store_txn *txn;
-        size_t have = 0;
         if (cl_store_txn_begin(p->st, &txn) == CL_OK) {
             cl_store_count_prefix(txn, CL_STORE_KV, K + 1, (size_t)m, &have);
             cl_store_txn_end(txn);
         }
-        for (int64_t j = (int64_t)have + 1; j <= m && rc == CL_OK; j++) {
-            char *dst = kv + blk_bytes * (size_t)(j - 1);
-            rc = cl_state_read_kv(s, (j - 1) * B, B, dst);
-            cl_store_info info = {0};
-            info.dtype = (uint8_t)s->c->kv_dtype;
-            info.tokens = B;
-            cl_store_piece piece = {dst, blk_bytes};
-            if (rc == CL_OK)
-                rc = cl_store_batch_put(b, CL_STORE_KV, &K[j], &info, &piece, 1,
-                                        CL_STORE_PUT_NOOVERWRITE);
+    }
+    int64_t nb = c->n_attn ? m - (int64_t)have : 0;
+    if (rc == CL_OK && nb > 0) {
+        /* the new blocks' KV in one gather: [pool][nb * B rows]; block j's value is the
+         * pieces of each pool's rows [j * B, (j + 1) * B) */
+        size_t row = cl_state_kv_bytes(c, 1) / (2 * (size_t)c->n_attn);
+        size_t pool_bytes = (size_t)nb * (size_t)B * row;
+        void *buf = malloc(2 * (size_t)c->n_attn * pool_bytes);
+        kvb = buf ? shared_new(p, buf) : NULL;
+        if (!kvb) {
+            free(buf);
+            rc = cl_err(CL_ERR_NOMEM, "out of memory for %lld KV blocks", (long long)nb);
         }
+        if (rc == CL_OK)
+            rc = cl_state_read_kv(s, (int64_t)have * B, nb * B, buf);
+        cl_store_piece *pieces = malloc(2 * (size_t)c->n_attn * sizeof *pieces);
+        if (rc == CL_OK && !pieces)
+            rc = cl_err(CL_ERR_NOMEM, "out of memory");
+        for (int64_t j = 0; j < nb && rc == CL_OK; j++) {
+            for (int pl = 0; pl < 2 * c->n_attn; pl++)
+                pieces[pl] = (cl_store_piece){(char *)buf + (size_t)pl * pool_bytes +
+                                                  (size_t)(j * B) * row,
+                                              (size_t)B * row};
+            cl_store_info info = {0};
+            info.dtype = (uint8_t)c->kv_dtype;
+            info.tokens = B;
+            rc = put_value(p, batch, kvb, CL_STORE_KV, &K[(int64_t)have + 1 + j], &info, pieces,
+                           2 * (size_t)c->n_attn, CL_STORE_PUT_NOOVERWRITE, NULL);
+        }
+        free(pieces);
     }
     for (int i = 0; i < n_caps && rc == CL_OK; i++) {
         if (caps[i].pos <= 0 || caps[i].pos > n || !caps[i].bytes)
@@ -229,19 +333,30 @@ int cl_prefix_save(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n,
         cl_key key;
         snap_key(p, K, ids, caps[i].pos, &key);
         cl_store_info info = {0};
-        info.dtype = (uint8_t)s->c->kv_dtype;
+        info.dtype = (uint8_t)c->kv_dtype;
         info.tokens = caps[i].pos;
         cl_store_piece piece = {caps[i].bytes, caps[i].len};
-        rc = cl_store_batch_put(b, CL_STORE_SNAP, &key, &info, &piece, 1, 0);
+        if (p->writer) { /* the writer frees the snapshot when it is done */
+            shared_buf *sb = shared_new(p, caps[i].bytes);
+            if (!sb) {
+                rc = cl_err(CL_ERR_NOMEM, "out of memory");
+                break;
+            }
+            caps[i].bytes = NULL;
+            rc = put_value(p, batch, sb, CL_STORE_SNAP, &key, &info, &piece, 1, 0, NULL);
+            shared_drop(sb);
+        } else {
+            rc = cl_store_batch_put(batch, CL_STORE_SNAP, &key, &info, &piece, 1, 0);
+        }
     }
-    if (rc == CL_OK) {
-        rc = cl_store_batch_commit(b);
-        b = NULL;
+    if (rc == CL_OK && batch) {
+        rc = cl_store_batch_commit(batch);
+        batch = NULL;
     }
-    if (b)
-        cl_store_batch_abort(b);
+    if (batch)
+        cl_store_batch_abort(batch);
+    shared_drop(kvb); /* synchronous puts are done; queued ones hold their references */
     free(K);
-    free(kv);
     if (rc != CL_OK && rc != CL_ERR_NOMEM) {
         cl_log_warn("%s (state not stored)", cl_errmsg());
         rc = CL_OK;
