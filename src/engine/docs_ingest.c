@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "engine/docs.h"
 #include "engine/generate.h"
+#include "engine/tiers.h"
 
 void cl_ingest_opts_default(cl_ingest_opts *o) { memset(o, 0, sizeof *o); }
 
@@ -91,6 +92,8 @@ int cl_doc_ingest(cl_prefix *p, const int32_t *prefix, int64_t n_prefix,
                 snprintf(meta.name, sizeof meta.name, "%s", d->name ? d->name : "");
                 if (rc == CL_OK)
                     rc = cl_doc_put(p, &r.id, &s, &meta, o->pin, &ticket);
+                if (rc == CL_OK && p->tiers) /* a fresh document is likely queried soon */
+                    rc = cl_tiers_offer(p->tiers, CL_STORE_DOC, &r.id, &s, 0, NULL);
             } else if (o->pin) {
                 rc = cl_store_pin(p->st, CL_STORE_DOC, &r.id, 1);
             }

@@ -12,6 +12,7 @@
 #include "compose/compose.h"
 #include "engine/docs.h"
 #include "engine/generate.h"
+#include "engine/tiers.h"
 
 /* Checks that document i fits with document 0 (same prefix) and with the strategy. */
 static int check_doc(cl_prefix *p, const cl_key *ids, int i, const cl_doc_meta *meta,
@@ -60,22 +61,40 @@ int cl_doc_compose(cl_prefix *p, const cl_key *ids, int n, const cl_compose_opts
     cl_seq *docs = calloc((size_t)n, sizeof *docs);
     const cl_seq **dp = calloc((size_t)n, sizeof *dp);
     int64_t *lead = calloc((size_t)n, sizeof *lead);
-    int rc = docs && dp && lead ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
-    int n_init = 0;
+    char *held = calloc((size_t)n, 1), *owned = calloc((size_t)n, 1);
+    int rc = docs && dp && lead && held && owned ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
     cl_doc_meta first;
     memset(&first, 0, sizeof first);
     for (int i = 0; i < n && rc == CL_OK; i++) {
         cl_doc_meta meta;
-        rc = cl_seq_init(&docs[i], p->c);
-        if (rc == CL_OK)
-            n_init++;
-        if (rc == CL_OK)
-            rc = cl_doc_get(p, &ids[i], &docs[i], &meta);
+        /* the device tier's copy is used in place; else restored from the host tier or
+         * streamed from the store */
+        const cl_seq *hot = p->tiers ? cl_tiers_hold(p->tiers, CL_STORE_DOC, &ids[i]) : NULL;
+        if (hot) {
+            held[i] = 1;
+            dp[i] = hot;
+            rc = cl_doc_meta_get(p, &ids[i], &meta);
+            p->stats.hits_gpu++;
+        } else {
+            rc = cl_seq_init(&docs[i], p->c);
+            if (rc == CL_OK)
+                owned[i] = 1;
+            cl_tier tier = CL_TIER_NONE;
+            if (rc == CL_OK && p->tiers)
+                rc = cl_tiers_restore(p->tiers, CL_STORE_DOC, &ids[i], &docs[i], &tier);
+            if (rc == CL_OK && tier != CL_TIER_NONE) {
+                rc = cl_doc_meta_get(p, &ids[i], &meta);
+                p->stats.hits_host++;
+            } else if (rc == CL_OK) {
+                rc = cl_doc_get(p, &ids[i], &docs[i], &meta);
+                p->stats.hits_store++;
+            }
+            dp[i] = &docs[i];
+        }
         if (rc == CL_OK && i == 0)
             first = meta;
         if (rc == CL_OK)
             rc = check_doc(p, ids, i, &meta, &first, o);
-        dp[i] = &docs[i];
         lead[i] = meta.prefix_tokens;
     }
     info->load_s = cl_now() - t0;
@@ -85,13 +104,25 @@ int cl_doc_compose(cl_prefix *p, const cl_key *ids, int n, const cl_compose_opts
         co.doc_lead = lead;
         rc = cl_compose_states(dp, n, &co, out, info);
     }
+    /* every hold is released before any offer: offers may move the tier's entries */
+    for (int i = 0; held && i < n; i++)
+        if (held[i])
+            cl_tiers_release(p->tiers, dp[i]);
+    for (int i = 0; i < n; i++) {
+        int taken = 0; /* restored documents become hot (the tier takes their slot) */
+        if (owned && owned[i] && rc == CL_OK && p->tiers &&
+            cl_tiers_offer(p->tiers, CL_STORE_DOC, &ids[i], &docs[i], 1, &taken) != CL_OK)
+            cl_log_warn("%s (document not kept hot)", cl_errmsg());
+        if (owned && owned[i] && !taken)
+            cl_seq_release(&docs[i]);
+    }
+    free(held);
+    free(owned);
     info->prefix_tokens = first.prefix_tokens;
     if (rc == CL_OK)
         cl_log_info("%d documents restored in %.3f s, composed (%s) in %.3f s: %lld KV slots",
                     n, info->load_s, cl_compose_type_name(o->kv, o->ssm), info->compose_s,
                     (long long)info->kept_tokens);
-    for (int i = 0; i < n_init; i++)
-        cl_seq_release(&docs[i]);
     free(docs);
     free(dp);
     free(lead);

@@ -9,6 +9,7 @@
 #include "engine/model_id.h"
 #include "engine/state.h"
 #include "engine/state_load.h"
+#include "engine/tiers.h"
 
 typedef struct {
     uint32_t version, state_version, kv_dtype, pad;
@@ -36,8 +37,6 @@ int cl_prefix_create(cl_store *st, cl_model *m, cl_cache *c, const cl_prefix_opt
     if (o->snapshot_every < 0)
         return cl_err(CL_ERR_ARG, "snapshot_every must be >= 0 (got %lld)",
                       (long long)o->snapshot_every);
-    if (o->gpu_tier_bytes || o->host_tier_bytes)
-        return cl_err(CL_ERR_UNSUPPORTED, "hot tiers are not yet supported");
     cl_prefix *p = calloc(1, sizeof *p);
     if (!p)
         return cl_err(CL_ERR_NOMEM, "out of memory");
@@ -56,12 +55,13 @@ int cl_prefix_create(cl_store *st, cl_model *m, cl_cache *c, const cl_prefix_opt
     cl_key_chain_root(&p->model_id, &s, sizeof s, &p->k0);
     p->readonly = cl_store_readonly(st) != NULL;
     atomic_init(&p->store_errors, 0);
-    if (!p->readonly && o->write_behind) {
+    if (!p->readonly && o->write_behind)
         rc = cl_store_writer_open(st, NULL, &p->writer);
-        if (rc != CL_OK) {
-            free(p);
-            return rc;
-        }
+    if (rc == CL_OK && (o->gpu_tier_bytes || o->host_tier_bytes))
+        rc = cl_tiers_create(c, o->gpu_tier_bytes, o->host_tier_bytes, &p->tiers);
+    if (rc != CL_OK) {
+        cl_prefix_free(p);
+        return rc;
     }
     *out = p;
     return CL_OK;
@@ -73,6 +73,7 @@ void cl_prefix_free(cl_prefix *p)
         return;
     if (p->writer && cl_store_writer_close(p->writer) != CL_OK)
         cl_log_warn("%s", cl_errmsg());
+    cl_tiers_free(p->tiers);
     free(p);
 }
 
@@ -89,6 +90,8 @@ int cl_prefix_flush(cl_prefix *p)
 void cl_prefix_stats_get(const cl_prefix *p, cl_prefix_stats *out)
 {
     *out = p->stats;
+    uint64_t ge, he;
+    cl_tiers_usage(p->tiers, &out->gpu_bytes, &out->host_bytes, &ge, &he);
     out->store_errors = (uint64_t)atomic_load(&((cl_prefix *)p)->store_errors);
 }
 
@@ -137,16 +140,52 @@ int cl_prefix_restore(cl_prefix *p, cl_seq *s, const int32_t *ids, int64_t n_max
     if (n_max <= 0)
         return CL_OK;
     double t_start = cl_now();
-    /* states this process queued must be visible to its own lookups (the hot tiers,
-     * when enabled, answer most of those without waiting) */
-    if (p->writer && cl_prefix_flush(p) != CL_OK)
-        cl_log_warn("%s (earlier states not stored)", cl_errmsg());
     int64_t B = p->block_tokens, m = n_max / B;
     cl_key *K = malloc((size_t)(m + 1) * sizeof *K);
     if (!K)
         return cl_err(CL_ERR_NOMEM, "out of memory");
     K[0] = p->k0;
     cl_key_chain(&p->k0, ids, (size_t)n_max, (size_t)B, K + 1, (size_t)m);
+    /* the hot tiers: the deepest snapshot of this prompt they hold */
+    cl_key tk;
+    int64_t tpos, best = 0;
+    for (int i = 0; p->tiers && cl_tiers_entry(p->tiers, CL_STORE_SNAP, i, &tk, &tpos); i++) {
+        cl_key want;
+        if (tpos <= best || tpos > n_max)
+            continue;
+        snap_key(p, K, ids, tpos, &want);
+        if (cl_key_eq(&want, &tk))
+            best = tpos;
+    }
+    if (best) {
+        cl_key key;
+        snap_key(p, K, ids, best, &key);
+        cl_tier tier;
+        int r = cl_tiers_restore(p->tiers, CL_STORE_SNAP, &key, s, &tier);
+        if (r == CL_OK && tier != CL_TIER_NONE) {
+            *cached = best;
+            p->stats.restores++;
+            p->stats.restored_tokens += (uint64_t)best;
+            if (tier == CL_TIER_GPU)
+                p->stats.hits_gpu++;
+            else
+                p->stats.hits_host++;
+            p->stats.restore_s += cl_now() - t_start;
+            cl_log_info("prefix cache: resumed at %lld of %lld tokens from the %s tier in %.3f s",
+                        (long long)best, (long long)n_max, tier == CL_TIER_GPU ? "GPU" : "host",
+                        cl_now() - t_start);
+            free(K);
+            return CL_OK;
+        }
+        if (r != CL_OK && (r = cl_seq_reset(s)) != CL_OK) {
+            free(K);
+            return r;
+        }
+    }
+    /* states this process queued must be visible to its own lookups (the hot tiers,
+     * when enabled, answered above without waiting) */
+    if (p->writer && cl_prefix_flush(p) != CL_OK)
+        cl_log_warn("%s (earlier states not stored)", cl_errmsg());
     cl_store_txn *txn;
     int rc = cl_store_txn_begin(p->st, &txn);
     if (rc != CL_OK) {
@@ -353,6 +392,14 @@ int cl_prefix_save(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n,
         rc = cl_store_batch_commit(batch);
         batch = NULL;
     }
+    /* the state at its own position goes to the hot tiers too: the next turn of a
+     * conversation (or the same prompt) resumes there without waiting for the store */
+    for (int i = 0; rc == CL_OK && p->tiers && i < n_caps; i++)
+        if (caps[i].pos == s->pos && s->pos == n) {
+            cl_key key;
+            snap_key(p, K, ids, s->pos, &key);
+            rc = cl_tiers_offer(p->tiers, CL_STORE_SNAP, &key, (cl_seq *)s, 0, NULL);
+        }
     if (batch)
         cl_store_batch_abort(batch);
     shared_drop(kvb); /* synchronous puts are done; queued ones hold their references */

@@ -34,6 +34,7 @@ struct cl_prefix {
     int64_t snapshot_every; /* also snapshot every N full blocks (0: only where asked) */
     int readonly;           /* the store cannot be written: lookups only */
     cl_store_writer *writer; /* write-behind (NULL: synchronous puts) */
+    struct cl_tiers *tiers;  /* hot tiers (NULL: none) */
     _Atomic uint64_t store_errors; /* puts that failed (the writer thread counts) */
     cl_prefix_stats stats;
 };
