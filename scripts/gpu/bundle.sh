@@ -29,13 +29,16 @@ if ! git -C "$root" check-ignore -q .device/x 2>/dev/null; then
 fi
 
 cmake -S "$root" -B "$build" -DCOLLAGE_CUDA=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target collage cuda_test_parity cuda_test_random_model \
-  cuda_test_kernels cuda_test_attention
+tests="cuda_test_parity cuda_test_random_model cuda_test_kernels cuda_test_attention cuda_test_reuse
+  cuda_test_op_attention cuda_test_op_conv1d cuda_test_op_gdn cuda_test_op_gka cuda_test_op_mamba2
+  cuda_test_op_swa"
+# shellcheck disable=SC2086
+cmake --build "$build" -j"$(nproc)" --target collage $tests
 
 rm -rf "$stage"
 mkdir -p "$stage/bin" "$stage/lib" "$stage/shared/golden"
-cp "$build/collage" "$build/tests/cuda_test_parity" "$build/tests/cuda_test_random_model" \
-   "$build/tests/cuda_test_kernels" "$build/tests/cuda_test_attention" "$stage/bin/"
+cp "$build/collage" "$stage/bin/"
+for t in $tests; do cp "$build/tests/$t" "$stage/bin/"; done
 strip "$stage/bin/"*
 # shared libraries outside glibc and the CUDA toolkit (the GPU image has those)
 for bin in "$stage/bin/"*; do

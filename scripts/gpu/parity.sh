@@ -77,6 +77,20 @@ else
 fi
 [ -n "${ATTN_BENCH:-}" ] && sed -n '/^prefill attention/,$p' "$out/attention.log"
 
+echo "== backend ops, CUDA vs CPU, chunked vs recurrent (cuda_test_op_*)"
+for t in "$CL_TESTS"/cuda_test_op_*; do
+  n=$(basename "$t")
+  if timeout 120 "$t" > "$out/$n.log" 2>&1; then kernel_rows+=("ok   $n ($(grep -c '' "$out/$n.log") lines)")
+  else kernel_rows+=("FAIL $n: $(grep -m1 -iE 'fail|error' "$out/$n.log")"); status=1; fi
+done
+
+echo "== reuse: store, device and host tiers, CPU vs CUDA (cuda_test_reuse)"
+if timeout 180 "$CL_TESTS/cuda_test_reuse" > "$out/reuse.log" 2>&1; then
+  kernel_rows+=("ok   cuda_test_reuse: $(tail -1 "$out/reuse.log")")
+else
+  kernel_rows+=("FAIL cuda_test_reuse: $(grep -m1 -iE 'fail|error' "$out/reuse.log")"); status=1
+fi
+
 echo "== in-process parity (cuda_test_parity)"
 COLLAGE_REQUIRE_SHARED=${COLLAGE_REQUIRE_SHARED:-0} timeout ${PARITY_TEST_TIMEOUT:-240} "$CL_TESTS/cuda_test_parity" > "$out/parity.log" 2>&1
 rc=$?
