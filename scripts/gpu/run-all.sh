@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run-all.sh - the one GPU-machine script: parity (scripts/gpu/parity.sh), then
-# the decode and prefill benchmarks (--quick unless FULL=1), optionally the
+# the decode, prefill and reuse benchmarks (--quick unless FULL=1; SKIP_PARITY=1,
+# SKIP_REUSE=1 leave parts out), optionally the
 # decode GEMM kernel table (KERNEL_BENCH=1) and a per-op profile (PROFILE=1), and
 # a short table last. Everything is logged under /tmp/collage-gpu-out; $OUT (when
 # set) gets summary.txt, parity.txt, parity.log, decode.json, prefill.json,
@@ -28,6 +29,10 @@ timeout ${DECODE_TIMEOUT:-400} "$CL_BIN" bench decode $quick ${DECODE_ARGS:-} \
   --json-out "$out/decode.json" > "$out/decode.txt" 2>"$out/decode.err" || status=1
 timeout ${PREFILL_TIMEOUT:-400} "$CL_BIN" bench prefill $quick ${PREFILL_ARGS:-} \
   --json-out "$out/prefill.json" > "$out/prefill.txt" 2>"$out/prefill.err" || status=1
+if [ "${SKIP_REUSE:-0}" != 1 ]; then # composed queries, prefix hits, ingest vs prefill (8B)
+  timeout ${REUSE_TIMEOUT:-400} "$CL_BIN" bench reuse $quick ${REUSE_ARGS:-} --dir "$COLLAGE_TMP" \
+    --json-out "$out/reuse.json" > "$out/reuse.txt" 2>"$out/reuse.err" || status=1
+fi
 if [ "${KERNEL_BENCH:-0}" = 1 ]; then # decode GEMM paths, us and TB/s per shape and row count
   timeout 200 "$CL_TESTS/cuda_test_kernels" --bench > "$out/kernels-bench.txt" 2>&1 || status=1
 fi
@@ -47,9 +52,11 @@ fi
 {
 echo "== decode";  cat "$out/decode.txt";  tail -3 "$out/decode.err"
 echo "== prefill"; cat "$out/prefill.txt"; tail -3 "$out/prefill.err"
+[ -f "$out/reuse.txt" ] && { echo "== reuse"; cat "$out/reuse.txt"; tail -3 "$out/reuse.err"; }
 } | tee "$out/summary.txt"
 if [ -n "${OUT:-}" ]; then
   cp "$out/parity.txt" "$out/summary.txt" "$out/decode.json" "$out/prefill.json" "$OUT/" 2>/dev/null
+  cp "$out/reuse.json" "$OUT/" 2>/dev/null
   cp "$out/parity.log" "$OUT/" 2>/dev/null; cp "$out/profile.txt" "$OUT/" 2>/dev/null
   cp "$out/kernels-bench.txt" "$OUT/" 2>/dev/null
 fi
