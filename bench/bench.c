@@ -16,6 +16,7 @@ static const struct {
     {"compose", bench_compose, "compose latency vs documents; composed-query TTFT vs prefill"},
     {"decode", bench_decode, "GPU decode tokens/s vs the bandwidth limit"},
     {"prefill", bench_prefill, "GPU prefill tokens/s vs the GEMM-rate limit"},
+    {"quality", bench_quality, "retrieval accuracy of composed documents vs plain prefill"},
     {"reuse", bench_reuse, "stored / host-tier / GPU-tier reuse at 8B vs prefill (TTFT, GB/s)"},
 };
 
