@@ -10,7 +10,7 @@
  *                compose type (cl_compose_states), then the prompt
  *   seq:<type>   --sequential: the in-memory composition of the context in as many
  *                chunks as documents with RoPE positions continuing across chunks
- *                (cl_compose_run; concat/sw types)
+ *                (cl_compose_run; the concat types)
  * and reports accuracy per set and method, with accuracy by needle depth (fifths of the
  * context). Uses the public API only (src/collage.h). */
 #include <ctype.h>
@@ -213,7 +213,7 @@ static int build_methods(const char *types, int sequential, int plain, method *m
                               "prefilled documents", t);
             continue;
         }
-        for (int s = 0; s <= sequential; s++) {
+        for (int s = 0; s <= (sequential && kv == CL_COMPOSE_KV_CONCAT); s++) {
             if (*n == MAX_METHODS)
                 return cl_err(CL_ERR_ARG, "--types: at most %d methods", MAX_METHODS);
             method *x = &m[(*n)++];
@@ -443,7 +443,7 @@ int bench_quality(int argc, char **argv)
          "compose types, comma-separated, or all (default: concat_kv_{soup,fuse,caso}_ssm, "
          "concat_kv_only)", 0, 0},
         {"sequential", OPT_FLAG, &sequential, NULL,
-         "also each type with sequential positions (in-memory chunks)", 0, 0},
+         "also each concat type with sequential positions (in-memory chunks)", 0, 0},
         {"no-plain", OPT_FLAG, &no_plain, NULL, "leave out plain prefill", 0, 0},
         {"limit", OPT_INT, &limit, "N", "questions per set (0: all)", 0, 1e9},
         {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout", 0, 0},
