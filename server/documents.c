@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jfield.h"
+
 #define MAX_INGEST 256 /* documents per ingest request */
 
 static int ids_field(const srv *s, const cJSON *arr, const char *param, cl_ids *out,
@@ -46,9 +48,9 @@ static int parse_doc(const srv *s, const cJSON *d, int i, srv_doc_op *op, srv_er
     if (!cJSON_IsObject(d))
         return srv_fail(e, 400, param, "%s: expected a string or an object, got %s", param,
                         srv_json_type(d));
-    const cJSON *text = cJSON_GetObjectItemCaseSensitive(d, "text");
-    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(d, "token_ids");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(d, "name");
+    const cJSON *text = jf_get(d, "text");
+    const cJSON *tok = jf_get(d, "token_ids");
+    const cJSON *name = jf_get(d, "name");
     if (!text == !tok)
         return srv_fail(e, 400, param, "%s: give exactly one of \"text\" and \"token_ids\"",
                         param);
@@ -71,10 +73,10 @@ int docs_parse_ingest(srv *s, const char *body, size_t len, srv_doc_op *op, srv_
     if (srv_parse_object(body, len, &o, e))
         return -1;
     int rc = 0;
-    const cJSON *docs = cJSON_GetObjectItemCaseSensitive(o, "documents");
-    const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(o, "prefix");
-    const cJSON *prefix_ids = cJSON_GetObjectItemCaseSensitive(o, "prefix_token_ids");
-    const cJSON *pin = cJSON_GetObjectItemCaseSensitive(o, "pin");
+    const cJSON *docs = jf_get(o, "documents");
+    const cJSON *prefix = jf_get(o, "prefix");
+    const cJSON *prefix_ids = jf_get(o, "prefix_token_ids");
+    const cJSON *pin = jf_get(o, "pin");
     int n = cJSON_IsArray(docs) ? cJSON_GetArraySize(docs) : 0;
     if (!cJSON_IsArray(docs))
         rc = srv_fail(e, 400, "documents", "documents: expected an array, got %s",

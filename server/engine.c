@@ -31,14 +31,18 @@ struct srv_engine {
     srv_job **jobs;
     int n_jobs, cap_jobs;
     double busy_s, last_watch;
+    double loop_cpu_s, step_cpu_s; /* this thread's CPU time: busy, and within steps */
 };
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
+static double cpu_s(void) { return clock_s(CLOCK_THREAD_CPUTIME_ID); }
 
 static void post(srv_engine *e, int op, srv_job *j)
 {
@@ -384,6 +388,9 @@ static void collect(srv_engine *e)
     }
 }
 
+/* Stops j: the client left (disconnected: nothing more is sent, the connection closes),
+ * or shutdown ran out of time (the answer ends with an error: a 503, or an error event
+ * and [DONE] in a stream). */
 static void cancel_job(srv_engine *e, srv_job *j, int disconnected)
 {
     int k = 0;
@@ -392,11 +399,29 @@ static void cancel_job(srv_engine *e, srv_job *j, int disconnected)
     if (k == e->n_jobs)
         return; /* already finished */
     stop_choices(e, j);
-    pthread_mutex_lock(&j->mu);
-    j->cancel = 1;
-    j->finished = 1;
-    pthread_mutex_unlock(&j->mu);
-    job_wake(j);
+    if (disconnected) {
+        pthread_mutex_lock(&j->mu);
+        j->cancel = 1;
+        j->finished = 1;
+        pthread_mutex_unlock(&j->mu);
+        job_wake(j);
+    } else {
+        cl_err(CL_ERR_IO, "the server is shutting down: the request was stopped");
+        srv_error err;
+        srv_fail(&err, 503, NULL, "%s", cl_errmsg());
+        pthread_mutex_lock(&j->mu);
+        int streaming = j->accepted;
+        pthread_mutex_unlock(&j->mu);
+        if (streaming) {
+            out_stream_error(j, err.msg);
+            pthread_mutex_lock(&j->mu);
+            j->finished = 1;
+            pthread_mutex_unlock(&j->mu);
+            job_wake(j);
+        } else {
+            job_error(j, &err);
+        }
+    }
     srv_metrics_lock(&e->s->metrics);
     e->s->metrics.cancelled++;
     e->s->metrics.disconnects += disconnected;
@@ -459,6 +484,8 @@ static void publish(srv_engine *e)
         snap.has_prefix = 1;
     }
     snap.busy_s = e->busy_s;
+    snap.loop_cpu_s = e->loop_cpu_s;
+    snap.step_cpu_s = e->step_cpu_s;
     snap.callback_s = out_callback_seconds();
     srv_metrics_publish(&s->metrics, &snap);
 }
@@ -491,6 +518,7 @@ static void *engine_main(void *arg)
         int stop = e->stop, cancel_all = e->cancel_all;
         e->cancel_all = 0;
         pthread_mutex_unlock(&e->mu);
+        double cpu_wake = cpu_s();
         while (m) {
             msg *next = m->next;
             if (m->op == MSG_SUBMIT)
@@ -509,8 +537,9 @@ static void *engine_main(void *arg)
             break;
         if (e->n_jobs > 0) {
             int active = 0;
-            double t0 = now_s();
+            double t0 = now_s(), c0 = cpu_s();
             int rc = cl_sched_step(e->sched, &active);
+            e->step_cpu_s += cpu_s() - c0;
             e->busy_s += now_s() - t0;
             if (rc != CL_OK)
                 step_failed(e, rc);
@@ -518,6 +547,7 @@ static void *engine_main(void *arg)
                 collect(e);
             watch_disconnects(e);
         }
+        e->loop_cpu_s += cpu_s() - cpu_wake;
         publish(e);
     }
     publish(e);

@@ -490,11 +490,11 @@ int http_start(srv *s, int *bound_port)
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.http_threads, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->o.max_header_bytes,
-        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.http_threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        s->o.max_header_bytes, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+        MHD_OPTION_CONNECTION_TIMEOUT, 300u, MHD_OPTION_END);
     if (!s->d) {
         close(fd);
         return cl_err(CL_ERR_IO, "cannot start the HTTP daemon on %s:%d", s->o.host,
@@ -503,18 +503,9 @@ int http_start(srv *s, int *bound_port)
     return CL_OK;
 }
 
-void http_quiesce(srv *s)
-{
-    if (s->d && s->listen_fd < 0)
-        s->listen_fd = MHD_quiesce_daemon(s->d);
-}
-
 void http_stop(srv *s)
 {
     if (s->d)
         MHD_stop_daemon(s->d);
     s->d = NULL;
-    if (s->listen_fd >= 0)
-        close(s->listen_fd);
-    s->listen_fd = -1;
 }

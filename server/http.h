@@ -10,8 +10,6 @@
 /* Binds host:port (port 0: any free one; *bound_port receives it) and starts the
  * daemon (s->d). CL status; errors name the address. */
 int http_start(srv *s, int *bound_port);
-/* Stops accepting connections (requests in flight continue). */
-void http_quiesce(srv *s);
 /* Stops the daemon (no connection may be suspended any more). */
 void http_stop(srv *s);
 

@@ -157,9 +157,14 @@ void srv_metrics_render(srv_metrics *m, cl_store *store, sbuf *o)
            (double)s->steps);
     scalar(o, "collage_engine_rows_total", "counter", "token rows computed", (double)s->rows);
     scalar(o, "collage_engine_busy_seconds_total", "counter",
-           "time in scheduler steps (forward calls and per-token work)", s->busy_s);
-    scalar(o, "collage_engine_token_callback_seconds_total", "counter",
-           "engine time spent on per-token server work (text, parsers, events)", s->callback_s);
+           "wall time in scheduler steps (forward calls and per-token work)", s->busy_s);
+    head(o, "collage_engine_cpu_seconds_total", "counter",
+         "CPU time of the engine thread: busy (loop), within steps (step), and of that in the "
+         "per-token server work (token_callbacks)");
+    sb_printf(o, "collage_engine_cpu_seconds_total{part=\"loop\"} %.9f\n", s->loop_cpu_s);
+    sb_printf(o, "collage_engine_cpu_seconds_total{part=\"step\"} %.9f\n", s->step_cpu_s);
+    sb_printf(o, "collage_engine_cpu_seconds_total{part=\"token_callbacks\"} %.9f\n",
+              s->callback_s);
     if (s->has_prefix) {
         const cl_prefix_stats *p = &s->prefix;
         head(o, "collage_tier_hits_total", "counter", "stored states found, by tier");

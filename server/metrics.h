@@ -35,8 +35,10 @@ typedef struct {
     cl_prefix_stats prefix;
     int has_prefix;
     int64_t steps, rows;
-    double busy_s;                  /* in cl_sched_step (forward + per-token callbacks) */
-    double callback_s;              /* of which in per-token callbacks (server work) */
+    double busy_s;                  /* wall time in cl_sched_step */
+    /* the engine thread's CPU time: when not waiting, within steps (model, scheduler and
+     * per-token callbacks), and in the per-token callbacks (the server's work) */
+    double loop_cpu_s, step_cpu_s, callback_s;
 } srv_engine_snap;
 
 typedef struct {

@@ -6,7 +6,7 @@
 
 /* Scratch buffers of the engine thread (the only thread building answers). */
 static _Thread_local sbuf s_reason, s_pre, s_content, s_tools, s_chunk;
-static _Thread_local double s_callback_s; /* time in out_on_token (per-token server work) */
+static _Thread_local double s_callback_s; /* CPU time in out_on_token (per-token work) */
 
 double out_callback_seconds(void) { return s_callback_s; }
 
@@ -19,12 +19,14 @@ void out_thread_cleanup(void)
     sb_free(&s_chunk);
 }
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
 
 int out_job_init(srv_job *j)
 {
@@ -329,7 +331,7 @@ int out_on_token(void *user, int32_t id)
 {
     srv_choice *c = user;
     srv_job *j = c->job;
-    double t = now_s();
+    double cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID), t = now_s();
     srv_metrics *m = &j->s->metrics;
     srv_metrics_lock(m);
     m->generation_tokens++;
@@ -348,7 +350,7 @@ int out_on_token(void *user, int32_t id)
     commit_logprobs(c);
     if (j->req.stream)
         emit(c, d, n, 0);
-    s_callback_s += now_s() - t;
+    s_callback_s += clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     return stop;
 }
 

@@ -28,7 +28,7 @@ void out_stream_end(srv_job *j);
 void out_stream_error(srv_job *j, const char *msg);
 /* The whole answer of a non-streamed request (malloc'ed JSON), NULL if out of memory. */
 char *out_body(srv_job *j, size_t *len);
-/* Seconds this thread spent in out_on_token (the server's per-token work). */
+/* CPU seconds this thread spent in out_on_token (the server's per-token work). */
 double out_callback_seconds(void);
 /* Frees the engine thread's scratch buffers (at its exit). */
 void out_thread_cleanup(void);

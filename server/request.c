@@ -1,5 +1,7 @@
 #include "request.h"
 
+#include "jfield.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -69,78 +71,11 @@ int srv_parse_object(const char *body, size_t len, cJSON **out, srv_error *e)
     return 0;
 }
 
-/* ---- typed fields: a missing key or null is "not given" ----------------------------- */
-
-static const cJSON *field(const cJSON *o, const char *key)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
-    return j && !cJSON_IsNull(j) ? j : NULL;
-}
-
-static int get_num(const cJSON *o, const char *key, double lo, double hi, double *out,
-                   int *given, srv_error *e)
-{
-    const cJSON *j = field(o, key);
-    if (given)
-        *given = j != NULL;
-    if (!j)
-        return 0;
-    if (!cJSON_IsNumber(j))
-        return srv_fail(e, 400, key, "%s: expected a number, got %s", key, srv_json_type(j));
-    double v = j->valuedouble;
-    if (!isfinite(v) || v < lo || v > hi)
-        return srv_fail(e, 400, key, "%s: %g is out of range [%g, %g]", key, v, lo, hi);
-    *out = v;
-    return 0;
-}
-
-static int get_int(const cJSON *o, const char *key, int64_t lo, int64_t hi, int64_t *out,
-                   int *given, srv_error *e)
-{
-    const cJSON *j = field(o, key);
-    if (given)
-        *given = j != NULL;
-    if (!j)
-        return 0;
-    if (!cJSON_IsNumber(j))
-        return srv_fail(e, 400, key, "%s: expected an integer, got %s", key, srv_json_type(j));
-    double v = j->valuedouble;
-    if (!isfinite(v) || v != floor(v))
-        return srv_fail(e, 400, key, "%s: expected an integer, got %g", key, v);
-    if (v < (double)lo || v > (double)hi)
-        return srv_fail(e, 400, key, "%s: %.0f is out of range [%lld, %lld]", key, v,
-                        (long long)lo, (long long)hi);
-    *out = (int64_t)v;
-    return 0;
-}
-
-static int get_bool(const cJSON *o, const char *key, int *out, srv_error *e)
-{
-    const cJSON *j = field(o, key);
-    if (!j)
-        return 0;
-    if (!cJSON_IsBool(j))
-        return srv_fail(e, 400, key, "%s: expected a boolean, got %s", key, srv_json_type(j));
-    *out = cJSON_IsTrue(j);
-    return 0;
-}
-
-static int get_str(const cJSON *o, const char *key, const char **out, srv_error *e)
-{
-    const cJSON *j = field(o, key);
-    if (!j)
-        return 0;
-    if (!cJSON_IsString(j))
-        return srv_fail(e, 400, key, "%s: expected a string, got %s", key, srv_json_type(j));
-    *out = j->valuestring;
-    return 0;
-}
-
 /* ---- sampling and common fields ------------------------------------------------------ */
 
 static int parse_stop(const cJSON *o, srv_gen_req *r, srv_error *e)
 {
-    const cJSON *j = field(o, "stop");
+    const cJSON *j = jf_get(o, "stop");
     if (!j)
         return 0;
     int n = cJSON_IsString(j) ? 1 : cJSON_IsArray(j) ? cJSON_GetArraySize(j) : -1;
@@ -172,47 +107,47 @@ static int parse_sampling(const srv_model_view *v, const cJSON *o, srv_gen_req *
     double d;
     int given;
     int64_t k;
-    if (get_num(o, "temperature", 0, 2, &d, &given, e))
+    if (jf_num(o, "temperature", 0, 2, &d, &given, e))
         return -1;
     if (given) {
         s->greedy = d < 1e-5;
         s->temperature = s->greedy ? 1.0f : (float)d;
     }
-    if (get_num(o, "top_p", 0, 1, &d, &given, e))
+    if (jf_num(o, "top_p", 0, 1, &d, &given, e))
         return -1;
     if (given) {
         if (d <= 0)
             return srv_fail(e, 400, "top_p", "top_p: must be > 0 (got %g)", d);
         s->top_p = (float)d;
     }
-    if (get_int(o, "top_k", -1, 1 << 30, &k, &given, e))
+    if (jf_int(o, "top_k", -1, 1 << 30, &k, &given, e))
         return -1;
     if (given)
         s->top_k = k <= 0 ? 0 : k; /* -1 and 0: off (vLLM) */
-    if (get_num(o, "min_p", 0, 1, &d, &given, e))
+    if (jf_num(o, "min_p", 0, 1, &d, &given, e))
         return -1;
     if (given) {
         if (d >= 1)
             return srv_fail(e, 400, "min_p", "min_p: must be < 1 (got %g)", d);
         s->min_p = (float)d;
     }
-    if (get_num(o, "repetition_penalty", 0, 100, &d, &given, e))
+    if (jf_num(o, "repetition_penalty", 0, 100, &d, &given, e))
         return -1;
     if (given) {
         if (d <= 0)
             return srv_fail(e, 400, "repetition_penalty", "repetition_penalty: must be > 0");
         s->repetition_penalty = (float)d;
     }
-    if (get_num(o, "presence_penalty", -2, 2, &d, &given, e))
+    if (jf_num(o, "presence_penalty", -2, 2, &d, &given, e))
         return -1;
     if (given)
         s->presence_penalty = (float)d;
-    if (get_num(o, "frequency_penalty", -2, 2, &d, &given, e))
+    if (jf_num(o, "frequency_penalty", -2, 2, &d, &given, e))
         return -1;
     if (given)
         s->frequency_penalty = (float)d;
     int64_t seed;
-    if (get_int(o, "seed", INT64_MIN / 2, INT64_MAX / 2, &seed, &r->seed_given, e))
+    if (jf_int(o, "seed", INT64_MIN / 2, INT64_MAX / 2, &seed, &r->seed_given, e))
         return -1;
     if (r->seed_given)
         s->seed = (uint64_t)seed;
@@ -225,25 +160,25 @@ static int parse_sampling(const srv_model_view *v, const cJSON *o, srv_gen_req *
 static int refuse_unsupported(const cJSON *o, int api, srv_error *e)
 {
     const cJSON *j;
-    if ((j = field(o, "logit_bias")) && !(cJSON_IsObject(j) && !j->child))
+    if ((j = jf_get(o, "logit_bias")) && !(cJSON_IsObject(j) && !j->child))
         return srv_fail(e, 400, "logit_bias", "logit_bias: not yet supported");
-    if ((j = field(o, "response_format"))) {
-        const cJSON *t = cJSON_IsObject(j) ? field(j, "type") : NULL;
+    if ((j = jf_get(o, "response_format"))) {
+        const cJSON *t = cJSON_IsObject(j) ? jf_get(j, "type") : NULL;
         if (!cJSON_IsString(t) || strcmp(t->valuestring, "text"))
             return srv_fail(e, 400, "response_format",
                             "response_format: only {\"type\": \"text\"} is supported (structured "
                             "output is not yet supported)");
     }
     int64_t k;
-    if (get_int(o, "min_tokens", 0, 0, &k, NULL, e))
+    if (jf_int(o, "min_tokens", 0, 0, &k, NULL, e))
         return srv_fail(e, 400, "min_tokens", "min_tokens: not yet supported (only 0)");
-    if (get_int(o, "best_of", 1, 1, &k, NULL, e))
+    if (jf_int(o, "best_of", 1, 1, &k, NULL, e))
         return srv_fail(e, 400, "best_of", "best_of: not yet supported (only 1)");
-    if (api == SRV_API_COMPLETIONS && field(o, "suffix"))
+    if (api == SRV_API_COMPLETIONS && jf_get(o, "suffix"))
         return srv_fail(e, 400, "suffix", "suffix: not yet supported");
     if (api == SRV_API_CHAT) {
         int b = 0;
-        if (get_bool(o, "continue_final_message", &b, e) || b)
+        if (jf_bool(o, "continue_final_message", &b, e) || b)
             return srv_fail(e, 400, "continue_final_message",
                             "continue_final_message: not yet supported");
     }
@@ -253,7 +188,7 @@ static int refuse_unsupported(const cJSON *o, int api, srv_error *e)
 static int parse_common(const srv_model_view *v, const cJSON *o, srv_gen_req *r, srv_error *e)
 {
     const char *model = NULL;
-    if (get_str(o, "model", &model, e))
+    if (jf_str(o, "model", &model, e))
         return -1;
     if (model && strcmp(model, v->model_name))
         return srv_fail(e, 400, "model", "model: '%s' is not served here (this server serves "
@@ -263,44 +198,44 @@ static int parse_common(const srv_model_view *v, const cJSON *o, srv_gen_req *r,
     int64_t k;
     int given;
     r->n = 1;
-    if (get_int(o, "n", 1, v->max_n, &k, &given, e))
+    if (jf_int(o, "n", 1, v->max_n, &k, &given, e))
         return -1;
     if (given)
         r->n = (int)k;
     r->max_tokens = -1;
-    if (get_int(o, "max_tokens", 1, 1LL << 40, &k, &given, e))
+    if (jf_int(o, "max_tokens", 1, 1LL << 40, &k, &given, e))
         return -1;
     r->max_tokens_field = "max_tokens";
     if (given)
         r->max_tokens = k, r->max_tokens_given = 1;
     if (r->api == SRV_API_CHAT) {
-        if (get_int(o, "max_completion_tokens", 1, 1LL << 40, &k, &given, e))
+        if (jf_int(o, "max_completion_tokens", 1, 1LL << 40, &k, &given, e))
             return -1;
         if (given) {
             r->max_tokens = k, r->max_tokens_given = 1;
             r->max_tokens_field = "max_completion_tokens";
         }
     }
-    if (get_bool(o, "stream", &r->stream, e) || get_bool(o, "ignore_eos", &r->ignore_eos, e) ||
-        get_bool(o, "echo", &r->echo, e))
+    if (jf_bool(o, "stream", &r->stream, e) || jf_bool(o, "ignore_eos", &r->ignore_eos, e) ||
+        jf_bool(o, "echo", &r->echo, e))
         return -1;
     if (r->echo && r->api != SRV_API_COMPLETIONS)
         return srv_fail(e, 400, "echo", "echo: only for /v1/completions");
-    const cJSON *so = field(o, "stream_options");
+    const cJSON *so = jf_get(o, "stream_options");
     if (so) {
         if (!cJSON_IsObject(so))
             return srv_fail(e, 400, "stream_options", "stream_options: expected an object, got %s",
                             srv_json_type(so));
         if (!r->stream)
             return srv_fail(e, 400, "stream_options", "stream_options: only with stream: true");
-        if (get_bool(so, "include_usage", &r->include_usage, e))
+        if (jf_bool(so, "include_usage", &r->include_usage, e))
             return srv_fail(e, 400, "stream_options.include_usage",
                             "stream_options.include_usage: expected a boolean");
     }
     /* logprobs: chat has a boolean and top_logprobs, completions an integer */
     if (r->api == SRV_API_CHAT) {
-        if (get_bool(o, "logprobs", &r->logprobs, e) ||
-            get_int(o, "top_logprobs", 0, 20, &k, &given, e))
+        if (jf_bool(o, "logprobs", &r->logprobs, e) ||
+            jf_int(o, "top_logprobs", 0, 20, &k, &given, e))
             return -1;
         if (given) {
             if (!r->logprobs && k > 0)
@@ -308,7 +243,7 @@ static int parse_common(const srv_model_view *v, const cJSON *o, srv_gen_req *r,
             r->top_logprobs = (int)k;
         }
     } else {
-        if (get_int(o, "logprobs", 0, 20, &k, &given, e))
+        if (jf_int(o, "logprobs", 0, 20, &k, &given, e))
             return -1;
         if (given) {
             r->logprobs = 1;
@@ -319,7 +254,7 @@ static int parse_common(const srv_model_view *v, const cJSON *o, srv_gen_req *r,
                             "logprobs with echo: prompt logprobs are not yet supported");
     }
     r->num_iter = -1;
-    if (get_int(o, "num_iter", 0, 1000, &k, &given, e))
+    if (jf_int(o, "num_iter", 0, 1000, &k, &given, e))
         return -1;
     if (given) {
         if (!v->has_gka)
@@ -327,11 +262,11 @@ static int parse_common(const srv_model_view *v, const cJSON *o, srv_gen_req *r,
         r->num_iter = k;
     }
     /* the documents extension */
-    const cJSON *docs = field(o, "documents");
+    const cJSON *docs = jf_get(o, "documents");
     if (docs && srv_parse_doc_ids(docs, "documents", &r->docs, &r->n_docs, e))
         return -1;
     const char *ct = "concat_kv_soup_ssm";
-    if (get_str(o, "compose_type", &ct, e))
+    if (jf_str(o, "compose_type", &ct, e))
         return -1;
     if (cl_compose_type_parse(ct, &r->kv, &r->ssm) != CL_OK)
         return srv_fail(e, 400, "compose_type", "compose_type: %s", cl_errmsg());
@@ -339,13 +274,13 @@ static int parse_common(const srv_model_view *v, const cJSON *o, srv_gen_req *r,
         return srv_fail(e, 400, "compose_type", "compose_type: '%s' needs the whole context "
                                                 "prefilled at once (use a concat_* or sw_* type "
                                                 "with stored documents)", ct);
-    if (field(o, "compose_type") && !r->n_docs)
+    if (jf_get(o, "compose_type") && !r->n_docs)
         return srv_fail(e, 400, "compose_type", "compose_type: only with documents");
     if (r->n_docs && r->num_iter >= 0)
         return srv_fail(e, 400, "num_iter",
                         "num_iter: not with documents (their states hold the model's iterations)");
     const char *force = NULL;
-    if (v->test_hooks && get_str(o, "collage_force_text", &force, e))
+    if (v->test_hooks && jf_str(o, "collage_force_text", &force, e))
         return -1;
     if (force && cl_tokenizer_encode(v->tok, force, strlen(force), 1, &r->force) != CL_OK)
         return srv_fail(e, 400, "collage_force_text", "collage_force_text: %s", cl_errmsg());
@@ -374,230 +309,6 @@ int srv_parse_doc_ids(const cJSON *arr, const char *name, cl_key **ids, int *n, 
     }
     *n = count;
     return 0;
-}
-
-/* ---- chat: messages and tools through the model's template --------------------------- */
-
-/* The text of messages[i].content: a string, or its text parts concatenated. NULL
- * content (an assistant turn with tool calls) is "". *out is added to msg. */
-static int content_text(const cJSON *c, int i, cJSON *msg, srv_error *e)
-{
-    char param[64];
-    snprintf(param, sizeof param, "messages[%d].content", i);
-    if (!c || cJSON_IsNull(c))
-        return cJSON_AddStringToObject(msg, "content", "") ? 0
-                                                            : srv_fail(e, 500, NULL, "out of memory");
-    if (cJSON_IsString(c))
-        return cJSON_AddStringToObject(msg, "content", c->valuestring)
-                   ? 0
-                   : srv_fail(e, 500, NULL, "out of memory");
-    if (!cJSON_IsArray(c))
-        return srv_fail(e, 400, param, "%s: expected a string or an array of parts, got %s",
-                        param, srv_json_type(c));
-    size_t total = 0;
-    int k = 0;
-    for (const cJSON *p = c->child; p; p = p->next, k++) {
-        const cJSON *type = cJSON_IsObject(p) ? field(p, "type") : NULL;
-        const cJSON *text = cJSON_IsObject(p) ? field(p, "text") : NULL;
-        if (!cJSON_IsString(type))
-            return srv_fail(e, 400, param, "%s[%d].type: expected a string", param, k);
-        if (strcmp(type->valuestring, "text"))
-            return srv_fail(e, 400, param, "%s[%d].type: '%s' is not supported (text only)",
-                            param, k, type->valuestring);
-        if (!cJSON_IsString(text))
-            return srv_fail(e, 400, param, "%s[%d].text: expected a string", param, k);
-        total += strlen(text->valuestring);
-    }
-    char *buf = malloc(total + 1), *w = buf;
-    if (!buf)
-        return srv_fail(e, 500, NULL, "out of memory");
-    for (const cJSON *p = c->child; p; p = p->next) {
-        size_t l = strlen(field(p, "text")->valuestring);
-        memcpy(w, field(p, "text")->valuestring, l);
-        w += l;
-    }
-    *w = 0;
-    cJSON *item = cJSON_AddStringToObject(msg, "content", buf);
-    free(buf);
-    return item ? 0 : srv_fail(e, 500, NULL, "out of memory");
-}
-
-/* An assistant turn's tool_calls, checked and copied for the template. */
-static int copy_tool_calls(const cJSON *tc, int i, cJSON *msg, srv_error *e)
-{
-    char param[64];
-    snprintf(param, sizeof param, "messages[%d].tool_calls", i);
-    if (!cJSON_IsArray(tc))
-        return srv_fail(e, 400, param, "%s: expected an array, got %s", param, srv_json_type(tc));
-    int k = 0;
-    for (const cJSON *c = tc->child; c; c = c->next, k++) {
-        const cJSON *fn = cJSON_IsObject(c) ? field(c, "function") : NULL;
-        const cJSON *name = cJSON_IsObject(fn) ? field(fn, "name") : NULL;
-        const cJSON *args = cJSON_IsObject(fn) ? field(fn, "arguments") : NULL;
-        if (!cJSON_IsString(name))
-            return srv_fail(e, 400, param, "%s[%d].function.name: expected a string", param, k);
-        if (args && !cJSON_IsString(args) && !cJSON_IsObject(args))
-            return srv_fail(e, 400, param,
-                            "%s[%d].function.arguments: expected a JSON string or an object",
-                            param, k);
-    }
-    cJSON *copy = cJSON_Duplicate(tc, 1);
-    if (!copy || !cJSON_AddItemToObject(msg, "tool_calls", copy)) {
-        cJSON_Delete(copy);
-        return srv_fail(e, 500, NULL, "out of memory");
-    }
-    return 0;
-}
-
-/* messages -> the normalized array the template reads. */
-static int normalize_messages(const cJSON *msgs, cJSON **out, srv_error *e)
-{
-    *out = NULL;
-    if (!msgs)
-        return srv_fail(e, 400, "messages", "messages: required");
-    if (!cJSON_IsArray(msgs))
-        return srv_fail(e, 400, "messages", "messages: expected an array, got %s",
-                        srv_json_type(msgs));
-    if (!msgs->child)
-        return srv_fail(e, 400, "messages", "messages: empty (give at least one message)");
-    cJSON *arr = cJSON_CreateArray();
-    if (!arr)
-        return srv_fail(e, 500, NULL, "out of memory");
-    int i = 0;
-    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
-        char param[64];
-        snprintf(param, sizeof param, "messages[%d]", i);
-        if (!cJSON_IsObject(m)) {
-            cJSON_Delete(arr);
-            return srv_fail(e, 400, param, "%s: expected an object, got %s", param,
-                            srv_json_type(m));
-        }
-        const cJSON *role = field(m, "role");
-        if (!cJSON_IsString(role)) {
-            cJSON_Delete(arr);
-            return srv_fail(e, 400, param, "%s.role: expected a string, got %s", param,
-                            srv_json_type(role));
-        }
-        const char *r = role->valuestring;
-        if (!strcmp(r, "developer"))
-            r = "system"; /* OpenAI's newer name for the system turn */
-        if (strcmp(r, "system") && strcmp(r, "user") && strcmp(r, "assistant") &&
-            strcmp(r, "tool")) {
-            cJSON_Delete(arr);
-            return srv_fail(e, 400, param,
-                            "%s.role: '%s' is not one of system, developer, user, assistant, "
-                            "tool", param, r);
-        }
-        cJSON *msg = cJSON_CreateObject();
-        if (!msg || !cJSON_AddItemToArray(arr, msg) || !cJSON_AddStringToObject(msg, "role", r)) {
-            cJSON_Delete(msg);
-            cJSON_Delete(arr);
-            return srv_fail(e, 500, NULL, "out of memory");
-        }
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        const cJSON *tc = field(m, "tool_calls");
-        const cJSON *rc = field(m, "reasoning_content");
-        int bad = 0;
-        if (!content && strcmp(r, "assistant"))
-            bad = srv_fail(e, 400, param, "%s.content: required", param);
-        else
-            bad = content_text(content, i, msg, e);
-        if (!bad && tc) {
-            if (strcmp(r, "assistant"))
-                bad = srv_fail(e, 400, param, "%s.tool_calls: only in assistant messages", param);
-            else
-                bad = copy_tool_calls(tc, i, msg, e);
-        }
-        if (!bad && rc) {
-            if (!cJSON_IsString(rc))
-                bad = srv_fail(e, 400, param, "%s.reasoning_content: expected a string", param);
-            else if (!cJSON_AddStringToObject(msg, "reasoning_content", rc->valuestring))
-                bad = srv_fail(e, 500, NULL, "out of memory");
-        }
-        const cJSON *tid = field(m, "tool_call_id");
-        if (!bad && tid && !cJSON_AddStringToObject(msg, "tool_call_id",
-                                                    cJSON_IsString(tid) ? tid->valuestring : ""))
-            bad = srv_fail(e, 500, NULL, "out of memory");
-        if (bad) {
-            cJSON_Delete(arr);
-            return -1;
-        }
-    }
-    *out = arr;
-    return 0;
-}
-
-static int check_tools(const cJSON *tools, srv_error *e)
-{
-    if (!cJSON_IsArray(tools))
-        return srv_fail(e, 400, "tools", "tools: expected an array, got %s", srv_json_type(tools));
-    int k = 0;
-    for (const cJSON *t = tools->child; t; t = t->next, k++) {
-        const cJSON *type = cJSON_IsObject(t) ? field(t, "type") : NULL;
-        const cJSON *fn = cJSON_IsObject(t) ? field(t, "function") : NULL;
-        const cJSON *name = cJSON_IsObject(fn) ? field(fn, "name") : NULL;
-        if (!cJSON_IsString(type) || strcmp(type->valuestring, "function"))
-            return srv_fail(e, 400, "tools", "tools[%d].type: expected \"function\"", k);
-        if (!cJSON_IsString(name) || !name->valuestring[0])
-            return srv_fail(e, 400, "tools", "tools[%d].function.name: expected a string", k);
-        const cJSON *params = field(fn, "parameters");
-        if (params && !cJSON_IsObject(params))
-            return srv_fail(e, 400, "tools", "tools[%d].function.parameters: expected an object",
-                            k);
-    }
-    return 0;
-}
-
-int srv_chat_prompt(const srv_model_view *v, const cJSON *o, cl_ids *out, int *tools_on,
-                    srv_error *e)
-{
-    cJSON *msgs = NULL;
-    if (normalize_messages(field(o, "messages"), &msgs, e))
-        return -1;
-    const cJSON *tools = field(o, "tools");
-    int rc = tools ? check_tools(tools, e) : 0;
-    /* tool_choice: "auto" (default with tools) parses calls, "none" does not; forcing a
-     * call needs constrained decoding */
-    const cJSON *choice = field(o, "tool_choice");
-    int parse_tools = tools && tools->child;
-    if (!rc && choice) {
-        if (cJSON_IsString(choice) && !strcmp(choice->valuestring, "none"))
-            parse_tools = 0;
-        else if (!(cJSON_IsString(choice) && !strcmp(choice->valuestring, "auto")))
-            rc = srv_fail(e, 400, "tool_choice",
-                          "tool_choice: only \"auto\" and \"none\" are supported (forcing a call "
-                          "needs constrained decoding, not yet supported)");
-    }
-    int thinking = -1, gen_prompt = 1;
-    const cJSON *kw = field(o, "chat_template_kwargs");
-    if (!rc && kw) {
-        if (!cJSON_IsObject(kw))
-            rc = srv_fail(e, 400, "chat_template_kwargs",
-                          "chat_template_kwargs: expected an object, got %s", srv_json_type(kw));
-        else if (get_bool(kw, "enable_thinking", &thinking, e))
-            rc = srv_fail(e, 400, "chat_template_kwargs.enable_thinking",
-                          "chat_template_kwargs.enable_thinking: expected a boolean");
-    }
-    if (!rc)
-        rc = get_bool(o, "add_generation_prompt", &gen_prompt, e);
-    char *mj = NULL, *tj = NULL, *text = NULL;
-    if (!rc) {
-        mj = cJSON_PrintUnformatted(msgs);
-        tj = tools && tools->child ? cJSON_PrintUnformatted(tools) : NULL;
-        if (!mj || (tools && tools->child && !tj))
-            rc = srv_fail(e, 500, NULL, "out of memory");
-    }
-    if (!rc && cl_chat_render(v->tpl, mj, tj, gen_prompt, thinking, &text) != CL_OK)
-        rc = srv_fail(e, 400, "messages", "messages: the chat template failed: %s", cl_errmsg());
-    if (!rc && cl_tokenizer_encode(v->tok, text, strlen(text), 1, out) != CL_OK)
-        rc = srv_fail(e, 400, "messages", "messages: %s", cl_errmsg());
-    if (tools_on)
-        *tools_on = parse_tools;
-    cl_free(text);
-    cJSON_free(mj);
-    cJSON_free(tj);
-    cJSON_Delete(msgs);
-    return rc;
 }
 
 static int parse_chat(const srv_model_view *v, const cJSON *o, srv_gen_req *r, srv_error *e)
@@ -657,7 +368,7 @@ static int prompt_ids(const srv_model_view *v, const cJSON *p, int i, srv_gen_re
 static int parse_completion(const srv_model_view *v, const cJSON *o, srv_gen_req *r,
                             srv_error *e)
 {
-    const cJSON *p = field(o, "prompt");
+    const cJSON *p = jf_get(o, "prompt");
     if (!p)
         return srv_fail(e, 400, "prompt", "prompt: required");
     /* a batch: an array of strings or of token-id arrays; else a single prompt */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jfield.h"
 #include "job.h"
 
 static void ok_json(srv_answer *a, sbuf *b)
@@ -95,10 +96,10 @@ void route_tokenize(srv *s, const char *body, size_t len, srv_answer *a)
         route_error(&e, a);
         return;
     }
-    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(o, "prompt");
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(o, "messages");
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(o, "model");
-    const cJSON *strs = cJSON_GetObjectItemCaseSensitive(o, "return_token_strs");
+    const cJSON *prompt = jf_get(o, "prompt");
+    const cJSON *msgs = jf_get(o, "messages");
+    const cJSON *model = jf_get(o, "model");
+    const cJSON *strs = jf_get(o, "return_token_strs");
     int rc = 0;
     if (model && !cJSON_IsNull(model) &&
         (!cJSON_IsString(model) || strcmp(model->valuestring, s->model_name)))
@@ -156,7 +157,7 @@ void route_detokenize(srv *s, const char *body, size_t len, srv_answer *a)
         route_error(&e, a);
         return;
     }
-    const cJSON *toks = cJSON_GetObjectItemCaseSensitive(o, "tokens");
+    const cJSON *toks = jf_get(o, "tokens");
     int rc = 0;
     int32_t vocab = cl_tokenizer_vocab_size(s->tok);
     if (!cJSON_IsArray(toks))

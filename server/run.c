@@ -130,7 +130,6 @@ static int setup(srv *s, const srv_opts *o, cl_model *m, cl_cache *c, cl_store *
     s->c = c;
     s->st = st;
     s->p = p;
-    s->listen_fd = -1;
     s->created = (int64_t)time(NULL);
     if (!o->model_dir)
         return cl_err(CL_ERR_ARG, "serve: the model directory is required");
@@ -242,9 +241,9 @@ int srv_run(const srv_opts *o, cl_model *m, cl_cache *c, cl_store *st, cl_prefix
         if (o->on_listen)
             o->on_listen(o->user, o->host, port);
         wait_signal();
-        /* drain: refuse new requests, let those in flight finish, then stop */
+        /* drain: new requests get 503 (the socket stays open so that clients are told,
+         * not left waiting), those in flight finish, then everything stops */
         atomic_store(&s->draining, 1);
-        http_quiesce(s);
         if (!wait_jobs(s, o->drain_timeout_s)) {
             eng_cancel_all(s);
             wait_jobs(s, 10);
@@ -255,8 +254,11 @@ int srv_run(const srv_opts *o, cl_model *m, cl_cache *c, cl_store *st, cl_prefix
             cl_prefix_flush(p);
     }
     if (sig_pipe[0] >= 0) {
-        sigaction(SIGTERM, &old_term, NULL);
-        sigaction(SIGINT, &old_int, NULL);
+        /* the process is on its way out: another SIGTERM must not cut short what the
+         * caller still does (closing the store) */
+        sa.sa_handler = rc == CL_OK ? SIG_IGN : SIG_DFL;
+        sigaction(SIGTERM, rc == CL_OK ? &sa : &old_term, NULL);
+        sigaction(SIGINT, rc == CL_OK ? &sa : &old_int, NULL);
         sigaction(SIGPIPE, &old_pipe, NULL);
         close(sig_pipe[0]);
         close(sig_pipe[1]);

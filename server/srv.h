@@ -35,7 +35,6 @@ typedef struct srv {
     srv_metrics metrics;
     srv_engine *eng;
     struct MHD_Daemon *d;
-    int listen_fd;               /* after quiesce: closed once the daemon stopped */
     atomic_int draining;         /* SIGTERM seen: new requests get 503 */
     atomic_int pending;          /* generation jobs accepted and not finished */
     pthread_mutex_t alive_mu;    /* jobs alive (drain waits for 0) */

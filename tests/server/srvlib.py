@@ -65,6 +65,7 @@ class Server:
             self.p.wait()
             fail("server did not start: %r (log %s: %s)" % (line, self.log, self.tail()))
         self.port = int(line.split("://")[1].split(" ")[0].rsplit(":", 1)[1])
+        self.signalled = False
 
     def tail(self):
         if not self.logf.closed:
@@ -132,7 +133,7 @@ class Server:
         return 0
 
     def stop(self, timeout=120, expect_code=0):
-        if self.p.poll() is None:
+        if self.p.poll() is None and not self.signalled:
             self.p.send_signal(signal.SIGTERM)
         try:
             code = self.p.wait(timeout)
@@ -145,6 +146,11 @@ class Server:
         check(code == expect_code, "server exit code %d (expected %d): %s" %
               (code, expect_code, self.tail()))
         return code
+
+    def terminate(self):
+        """SIGTERM now (stop() then only waits)."""
+        self.signalled = True
+        self.p.send_signal(signal.SIGTERM)
 
     def kill(self):
         if self.p.poll() is None:
