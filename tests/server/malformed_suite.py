@@ -143,6 +143,6 @@ raw(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
 check(srv.json("GET", "/health")["status"] == "ok", "health after the abuse")
 r = srv.json("POST", "/v1/completions", comp, headers=AUTH)
 check(r["usage"]["completion_tokens"] <= 4, "serving after the abuse")
-check(count >= 300, "only %d malformed requests" % count)
+check(count >= 250, "only %d malformed requests" % count)
 srv.stop()
 print("ok: %d malformed requests answered 4xx, server alive" % count)

@@ -134,6 +134,7 @@ def one_request(t, args, body, rec):
                     rec["gaps"].append(now - last)
                 last = now
                 n_chunks += 1
+                rec["times"].append(now)
     c.close()
     if not done:
         rec["errors"].append("the stream ended without [DONE]")
@@ -182,8 +183,8 @@ def main():
     rng = random.Random(args.seed)
     prefix = [rng.randrange(1, args.vocab) for _ in range(min(args.shared_prefix,
                                                                 args.prompt_tokens))]
-    recs = [{"errors": [], "ttft": [], "gaps": [], "first": [], "end": [], "chunks": 0,
-             "tokens": 0, "cached": 0} for _ in range(args.clients)]
+    recs = [{"errors": [], "ttft": [], "gaps": [], "first": [], "end": [], "times": [],
+             "chunks": 0, "tokens": 0, "cached": 0} for _ in range(args.clients)]
     samples = []
     stop = threading.Event()
 
@@ -194,7 +195,7 @@ def main():
                 samples.append((time.time(), m.get("collage_generation_tokens_total", 0)))
             except Exception:
                 pass
-            stop.wait(0.5)
+            stop.wait(0.25)
 
     m0 = t.metrics()
     http0 = thread_cpu(args.pid, "MHD-worker") if args.pid else None
@@ -235,6 +236,9 @@ def main():
     ends = [min(r["end"]) for r in recs if r["end"]]
     if len(firsts) == args.clients and ends and args.requests == 1:
         a, b = max(firsts), min(ends)
+        if b > a:  # chunks received in the window (a chunk carries one token or more)
+            n = sum(1 for r in recs for ts in r["times"] if a <= ts <= b)
+            out["decode_chunks_per_s"] = round(n / (b - a), 1)
         win = [(ts, v) for ts, v in samples if a <= ts <= b]
         if len(win) >= 2 and win[-1][0] > win[0][0]:
             out["decode_window_s"] = round(win[-1][0] - win[0][0], 3)
