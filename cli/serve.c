@@ -41,7 +41,8 @@ static int read_key_file(const char *path, char **out)
     *e = 0;
     if (!*p) {
         free(text);
-        return cl_err(CL_ERR_ARG, "--api-key-file %s: empty (the key is its first line)", path);
+        return cl_err(CL_ERR_FORMAT, "--api-key-file %s: empty (the key is its first line)",
+                      path);
     }
     *out = strdup(p);
     free(text);
@@ -60,6 +61,7 @@ int cmd_serve(int argc, char **argv)
     const char *reasoning = "qwen3", *tool_parser = "hermes";
     int64_t port = o.port, max_seqs = o.max_seqs, max_queue = o.max_queue, max_n = o.max_n;
     int64_t threads = o.http_threads, batch_tokens = 0, body = (int64_t)o.max_body_bytes;
+    int64_t default_max = 0;
     double drain = o.drain_timeout_s;
     int test_hooks = 0;
     cli_opt opts[] = {
@@ -78,6 +80,9 @@ int cmd_serve(int argc, char **argv)
         {"max-n", OPT_INT, &max_n, "N", "choices per request (\"n\"; default 16)", 1, 128},
         {"max-batch-tokens", OPT_INT, &batch_tokens, "N",
          "token rows per forward call (default 512)", 1, 1 << 20},
+        {"default-max-tokens", OPT_INT, &default_max, "N",
+         "budget of requests without max_tokens (default: what the context leaves)", 0,
+         1LL << 40},
         {"http-threads", OPT_INT, &threads, "N", "HTTP threads (default 4)", 1, 256},
         {"max-body-bytes", OPT_SIZE, &body, "SIZE", "request body limit (default 32M)", 1024,
          1LL << 34},
@@ -122,6 +127,7 @@ int cmd_serve(int argc, char **argv)
     o.max_n = (int)max_n;
     o.max_context = mf.max_context;
     o.max_batch_tokens = batch_tokens;
+    o.default_max_tokens = default_max;
     o.http_threads = (int)threads;
     o.threads = (int)mf.threads;
     o.max_body_bytes = (size_t)body;

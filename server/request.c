@@ -420,6 +420,8 @@ static int check_context(const srv_model_view *v, srv_gen_req *r, srv_error *e)
                         what, (long long)v->context, what, (long long)longest);
     if (r->max_tokens < 0) {
         r->max_tokens = v->context - longest;
+        if (v->default_max_tokens > 0 && v->default_max_tokens < r->max_tokens)
+            r->max_tokens = v->default_max_tokens;
     } else if (!r->n_docs && longest + r->max_tokens > v->context) {
         return srv_fail(e, 400, r->max_tokens_field,
                         "%s: this model's maximum context length is %lld tokens. However, you "

@@ -30,6 +30,7 @@ int srv_fail(srv_error *e, int http, const char *param, const char *fmt, ...)
 typedef struct {
     const char *model_name;
     int64_t context;              /* positions allowed */
+    int64_t default_max_tokens;   /* budget without max_tokens (0: what the context leaves) */
     int has_gka;
     int reasoning, tools;         /* qwen3 reasoning parser, hermes tool parser enabled */
     int test_hooks;               /* accept "collage_force_text" (tests only) */

@@ -136,6 +136,9 @@ static int setup(srv *s, const srv_opts *o, cl_model *m, cl_cache *c, cl_store *
     if (o->max_seqs < 1 || o->max_queue < 0 || o->max_n < 1 || o->http_threads < 1)
         return cl_err(CL_ERR_ARG, "serve: max_seqs, max_n and http_threads must be >= 1");
     if (o->served_model_name) {
+        if (strlen(o->served_model_name) >= sizeof s->model_name || !o->served_model_name[0])
+            return cl_err(CL_ERR_ARG, "--served-model-name: 1 to %zu bytes",
+                          sizeof s->model_name - 1);
         snprintf(s->model_name, sizeof s->model_name, "%s", o->served_model_name);
     } else { /* the directory's last component */
         char dir[PATH_MAX];
@@ -144,7 +147,8 @@ static int setup(srv *s, const srv_opts *o, cl_model *m, cl_cache *c, cl_store *
         while (n > 1 && dir[n - 1] == '/')
             dir[--n] = 0;
         const char *base = strrchr(dir, '/');
-        snprintf(s->model_name, sizeof s->model_name, "%s", base ? base + 1 : dir);
+        /* a path component is at most 255 bytes (NAME_MAX) */
+        snprintf(s->model_name, sizeof s->model_name, "%.255s", base ? base + 1 : dir);
     }
     CL_TRY(cl_tokenizer_load_dir(o->model_dir, &s->tok));
     CL_TRY(cl_chat_template_load_dir(o->model_dir, &s->tpl));
@@ -155,6 +159,7 @@ static int setup(srv *s, const srv_opts *o, cl_model *m, cl_cache *c, cl_store *
     srv_model_view *v = &s->view;
     v->model_name = s->model_name;
     v->context = o->max_context > 0 ? o->max_context : mi.max_position_embeddings;
+    v->default_max_tokens = o->default_max_tokens;
     v->has_gka = mi.has_gka;
     v->reasoning = o->reasoning;
     v->tools = o->tools;

@@ -27,6 +27,9 @@ typedef struct {
     int max_n;                     /* choices per request (default 16) */
     int64_t max_context;           /* RoPE positions allowed (0: the config's) */
     int64_t max_batch_tokens;      /* rows per forward call (0: the scheduler's default) */
+    int64_t default_max_tokens;    /* budget of a request without max_tokens (0: what the
+                                      context leaves, as vLLM; the scheduler reserves KV for
+                                      the whole budget at admission) */
     int http_threads;              /* libmicrohttpd thread pool (default 4) */
     int threads;                   /* CPU threads of the engine thread's parallel work (0:
                                       OpenMP's default; the model's --threads applies only to
