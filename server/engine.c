@@ -47,13 +47,15 @@ static double cpu_s(void) { return clock_s(CLOCK_THREAD_CPUTIME_ID); }
 static void post(srv_engine *e, int op, srv_job *j)
 {
     msg *m = calloc(1, sizeof *m);
-    if (!m) { /* cannot queue: the job fails now (its connection gets a 500) */
+    if (!m) { /* cannot queue: a submitted job fails now (its connection gets a 500) */
         if (op == MSG_SUBMIT) {
+            if (j->kind == JOB_GEN)
+                atomic_fetch_sub(&e->s->pending, 1);
             srv_error err;
             srv_fail(&err, 500, NULL, "out of memory");
             job_error(j, &err);
-            job_unref(j);
         }
+        job_unref(j);
         return;
     }
     m->op = op;
@@ -134,6 +136,7 @@ static void fail_job(srv_engine *e, srv_job *j, int status)
     srv_error err;
     int http = status == CL_ERR_ARG || status == CL_ERR_RANGE ? 400
                : status == CL_ERR_NOTFOUND                    ? 404
+               : status == CL_ERR_FULL                        ? 503 /* retry later */
                                                               : 500;
     srv_fail(&err, http, NULL, "%s", cl_errmsg()[0] ? cl_errmsg() : cl_status_name(status));
     stop_choices(e, j);
@@ -236,7 +239,11 @@ static int submit_choice(srv_engine *e, srv_job *j, srv_choice *c, cl_seq *start
         g->top_logprobs = r->top_logprobs;
     }
     g->max_context = s->view.context;
-    g->shorten_to_fit = !r->max_tokens_given;
+    if (start && !r->max_tokens_given) { /* what the context leaves after the composition */
+        int64_t room = s->view.context - cl_seq_pos(start) - q.n_prompt + 1;
+        if (room < g->max_new_tokens)
+            g->max_new_tokens = room > 0 ? room : 0;
+    }
     g->gka_num_iter = r->num_iter;
     if (r->force.n) {
         g->force_ids = r->force.v;

@@ -494,7 +494,8 @@ int http_start(srv *s, int *bound_port)
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.http_threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         s->o.max_header_bytes, MHD_OPTION_CONNECTION_LIMIT, 4096u,
-        MHD_OPTION_CONNECTION_TIMEOUT, 300u, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, 60u /* idle seconds; waiting connections are
+        suspended and do not time out */, MHD_OPTION_END);
     if (!s->d) {
         close(fd);
         return cl_err(CL_ERR_IO, "cannot start the HTTP daemon on %s:%d", s->o.host,

@@ -83,7 +83,6 @@ struct srv_job {
     int status;              /* HTTP status of a whole answer or of an error */
     char *body;              /* a whole answer (JSON) */
     size_t body_len;
-    int retry_after;         /* > 0: send Retry-After */
     int cancel;              /* the client left: stop the work */
     /* the request: read-only once submitted */
     srv_gen_req req;

@@ -113,17 +113,25 @@ expect_4xx("GET", "/v1/models", None, headers={"Authorization": "Basic k"}, code
 expect_4xx("POST", "/v1/completions", "x" * 70000, codes=[413])
 
 
-def raw(data, expect):
+def raw(data, expect, wait=30):
+    """expect: statuses; 0 also accepts a close without an answer, -1 still waiting after
+    `wait` seconds (for the rest of a body: the idle timeout closes it later)."""
     global count
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=wait)
     s.sendall(data)
     s.shutdown(socket.SHUT_WR)
     reply = b""
-    while b"\r\n\r\n" not in reply:  # the status and headers are enough
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        reply += chunk
+    try:
+        while b"\r\n\r\n" not in reply:  # the status and headers are enough
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    except socket.timeout:
+        check(-1 in expect, "raw %r: no answer within %ds" % (data[:60], wait))
+        count += 1
+        s.close()
+        return
     s.close()
     count += 1
     status = reply.split(b"\r\n", 1)[0]
@@ -136,9 +144,9 @@ raw(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
                                                      for _ in range(20)) + b"0\r\n\r\n", [413])
 raw(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n", [413, 431])
 raw(b"GARBAGE\r\n\r\n", [0, 400, 405, 501])  # libmicrohttpd may just close
-# a body shorter than its Content-Length: closed without an answer (nothing to parse)
+# a body shorter than its Content-Length: closed, or waited for until the idle timeout
 raw(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
-    b"Content-Length: 5\r\n\r\n{\"a\"", [0, 400])
+    b"Content-Length: 5\r\n\r\n{\"a\"", [0, 400, -1], wait=3)
 
 check(srv.json("GET", "/health")["status"] == "ok", "health after the abuse")
 r = srv.json("POST", "/v1/completions", comp, headers=AUTH)

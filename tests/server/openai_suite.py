@@ -81,6 +81,15 @@ n_lp = sum(len(ch.choices[0].logprobs.content) for ch in chunks
            if ch.choices and ch.choices[0].logprobs)
 check(n_lp == 5, "streamed logprobs: %d entries" % n_lp)
 
+# GKA solver iterations per request (a request of its own iteration count)
+r = client.chat.completions.create(model="tiny", messages=user, max_tokens=4, seed=3,
+                                   extra_body={"num_iter": 5})
+check(r.usage.completion_tokens == 4 or r.choices[0].finish_reason == "stop", "num_iter")
+chunks = list(client.chat.completions.create(model="tiny", messages=user, max_tokens=4, n=2,
+                                             stream=True, extra_body={"num_iter": 0}))
+check(len([c for c in chunks if c.choices and c.choices[0].finish_reason]) == 2,
+      "num_iter streamed")
+
 # stop strings: the forced text contains "STOP"; the answer ends before it
 forced = "alpha beta STOP gamma"
 n = len(srvlib.tokens(srv, forced))

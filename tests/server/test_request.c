@@ -225,6 +225,11 @@ static void test_good(void **st)
     cl_free(text);
     srv_gen_req_free(&r);
 
+    /* num_iter only where the model has GKA layers */
+    view.has_gka = 0;
+    bad(SRV_API_CHAT, "{" MSGS ",\"num_iter\":5}", "num_iter");
+    view.has_gka = 1;
+
     /* the test hook is refused unless enabled */
     good(SRV_API_CHAT, "{" MSGS ",\"collage_force_text\":\"x\"}", &r);
     assert_int_equal(r.force.n, 0);
