@@ -345,8 +345,12 @@ int out_on_token(void *user, int32_t id)
     const char *d = "";
     size_t n = 0;
     int stop = cl_textstream_push(c->ts, id, &d, &n);
-    if (stop < 0)
-        return 1; /* an id without text: nothing sensible can follow */
+    if (stop < 0) { /* an id the tokenizer has no text for (the embedding has spare rows):
+                       it adds nothing to the text, as in vLLM's detokenizer */
+        stop = 0;
+        d = "";
+        n = 0;
+    }
     commit_logprobs(c);
     if (j->req.stream)
         emit(c, d, n, 0);

@@ -16,11 +16,11 @@
 # decode's memory-full batch, capped by what the server's cache holds), TOKENIZER_DIR
 # (a Qwen3 tokenizer.json + tokenizer_config.json for the 8B presets, which mkmodel
 # writes without one; default $COLLAGE_SHARED/assets/qwen3-tokenizer), MODEL_DIR (reuse a
-# checkpoint), PORT (8777).
+# checkpoint), PORT (default 0: any free port), OUT_DIR (/tmp/collage-serve-out).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-out=/tmp/collage-serve-out
+out=${OUT_DIR:-/tmp/collage-serve-out}
 mkdir -p "$out"
 if [ "${CPU:-0}" = 1 ]; then
   CL_BIN=${CL_BIN:-$root/build/collage}
@@ -71,17 +71,19 @@ r=max(r, key=lambda x: x['batch']); print(r['batch'], r['tokens_per_s'])")
 fi
 
 # ---- the server ------------------------------------------------------------------------
-port=${PORT:-8777}
 start_server() {
   rm -rf "$tmp/store"
-  "$CL_BIN" serve --model "$model" --backend "$BACKEND" --port "$port" --store "$tmp/store" \
-    --max-seqs "$1" --max-batch-tokens "${BATCH_TOKENS:-8192}" --max-queue 4096 \
-    > "$out/serve.out" 2> "$out/serve.err" &
+  "$CL_BIN" serve --model "$model" --backend "$BACKEND" --port "${PORT:-0}" \
+    --store "$tmp/store" --max-seqs "$1" --max-batch-tokens "${BATCH_TOKENS:-8192}" \
+    --max-queue 4096 > "$out/serve.out" 2> "$out/serve.err" &
   server=$!
-  for _ in $(seq 600); do
-    grep -q "listening on" "$out/serve.out" 2>/dev/null && return 0
+  for _ in $(seq 1200); do
+    if grep -q "listening on" "$out/serve.out" 2>/dev/null; then
+      port=$(sed -E 's/.*:([0-9]+) .*/\1/' "$out/serve.out")
+      return 0
+    fi
     kill -0 $server 2>/dev/null || break
-    sleep 1
+    sleep 0.5
   done
   echo "the server did not start: $(tail -5 "$out/serve.err")"
   exit 1

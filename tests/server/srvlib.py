@@ -64,6 +64,8 @@ class Server:
             self.p.kill()
             self.p.wait()
             fail("server did not start: %r (log %s: %s)" % (line, self.log, self.tail()))
+        if "--host" not in args:
+            check("http://127.0.0.1:" in line, "not bound to 127.0.0.1 by default: " + line)
         self.port = int(line.split("://")[1].split(" ")[0].rsplit(":", 1)[1])
         self.signalled = False
 
