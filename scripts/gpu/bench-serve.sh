@@ -72,7 +72,7 @@ fi
 
 # ---- the server ------------------------------------------------------------------------
 start_server() {
-  rm -rf "$tmp/store"
+  rm -rf "$tmp/store" "$out/serve.out" # (a stale "listening on" line would name the old port)
   "$CL_BIN" serve --model "$model" --backend "$BACKEND" --port "${PORT:-0}" \
     --store "$tmp/store" --max-seqs "$1" --max-batch-tokens "${BATCH_TOKENS:-8192}" \
     --max-queue 4096 > "$out/serve.out" 2> "$out/serve.err" &
@@ -113,9 +113,11 @@ import json; print(json.load(open('$out/decode.json'))['results'][0]['tokens_per
   fi
 fi
 log "decode through HTTP: $BATCH streams, prompts of $((CONTEXT - GEN)) + $GEN tokens"
+status=0
 $PY tests/server/serve_load.py --url "http://127.0.0.1:$port" --clients "$BATCH" \
   --prompt-tokens $((CONTEXT - GEN)) --max-tokens "$GEN" --vocab "$VOCAB" --pid "$server" \
-  --timeout 3000 --json-out "$out/load.json" > /dev/null || log "load: errors (see load.json)"
+  --timeout 3000 --json-out "$out/load.json" > /dev/null ||
+  { log "load: errors (see load.json)"; status=1; }
 $PY -c "
 import json; r=json.load(open('$out/load.json')); b='$decode_tps'
 print('http decode %s tok/s (server counter) / %s chunks/s (clients) while all decode (%s s); '
@@ -131,20 +133,20 @@ stop_server
 start_server 8
 log "TTFT of $TTFT_TOTAL tokens with $TTFT_PREFIX stored"
 $PY tests/server/bench_serve.py ttft --url "http://127.0.0.1:$port" --vocab "$VOCAB" \
-  --prefix "$TTFT_PREFIX" --total "$TTFT_TOTAL" > "$out/ttft.json" && cat "$out/ttft.json" |
-  tee -a "$out/summary.txt"
+  --prefix "$TTFT_PREFIX" --total "$TTFT_TOTAL" > "$out/ttft.json" &&
+  tee -a "$out/summary.txt" < "$out/ttft.json" || { log "ttft failed"; status=1; }
 log "TTFT of a query composed over 4 documents of $DOC_TOKENS tokens"
 $PY tests/server/bench_serve.py docs --url "http://127.0.0.1:$port" --vocab "$VOCAB" \
-  --docs 4 --doc-tokens "$DOC_TOKENS" > "$out/docs.json" && cat "$out/docs.json" |
-  tee -a "$out/summary.txt"
+  --docs 4 --doc-tokens "$DOC_TOKENS" > "$out/docs.json" &&
+  tee -a "$out/summary.txt" < "$out/docs.json" || { log "docs failed"; status=1; }
 stop_server
 
 $PY -c "
 import json, os
 o = {k: json.load(open('$out/%s.json' % k)) for k in ('load', 'ttft', 'docs')
-     if os.path.exists('$out/%s.json' % k)}
+     if os.path.exists('$out/%s.json' % k) and os.path.getsize('$out/%s.json' % k)}
 o['bench_decode_tokens_per_s'] = float('$decode_tps') if '$decode_tps' else None
 o['batch'] = $BATCH; o['context'] = $CONTEXT; o['preset'] = '$PRESET'
 json.dump(o, open('$out/serve.json', 'w'), indent=1)"
 [ -n "${OUT:-}" ] && cp "$out/serve.json" "$out/summary.txt" "$OUT/" 2>/dev/null
-exit 0
+exit $status

@@ -11,6 +11,7 @@ mkdir -p "$work"
 CPU=1 CL_BIN=${COLLAGE_BIN:-$root/build/collage} OUT_DIR=$work/out COLLAGE_TMP=$work PY=$PY \
   BATCH=4 CONTEXT=256 GEN=16 TTFT_PREFIX=192 TTFT_TOTAL=224 DOC_TOKENS=64 \
   bash "$root/scripts/gpu/bench-serve.sh" > "$work/log" 2>&1 || { cat "$work/log"; exit 1; }
+[ -f "$work/out/serve.json" ] || { cat "$work/log"; echo "FAIL: no serve.json"; exit 1; }
 "$PY" - "$work/out/serve.json" <<'PYEOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
