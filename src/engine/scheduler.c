@@ -123,8 +123,15 @@ static void store_finished(cl_sched *s, request *r)
     if (cl_prefix_capture_now(p, &r->seq, &end) == CL_OK)
         caps[n_caps++] = end;
     int64_t n = r->seq.kv_len < total ? r->seq.kv_len : total;
+    int had_cap = r->cap.bytes != NULL;
     if (cl_prefix_save(p, &r->seq, all, n, caps, n_caps) != CL_OK)
         cl_log_warn("%s (state not stored)", cl_errmsg());
+    /* cl_prefix_save may take the snapshot bytes it hands to a background writer (it
+     * clears them in the array): the request's own copies must not free them again */
+    if (had_cap && !caps[0].bytes)
+        r->cap.bytes = NULL;
+    if (end.bytes && !caps[n_caps - 1].bytes)
+        end.bytes = NULL;
     cl_prefix_capture_free(&end);
     free(all);
 }
