@@ -16,7 +16,8 @@
 # decode's memory-full batch, capped by what the server's cache holds), TOKENIZER_DIR
 # (a Qwen3 tokenizer.json + tokenizer_config.json for the 8B presets, which mkmodel
 # writes without one; default $COLLAGE_SHARED/assets/qwen3-tokenizer), MODEL_DIR (reuse a
-# checkpoint), PORT (default 0: any free port), OUT_DIR (/tmp/collage-serve-out).
+# checkpoint), PORT (default 0: any free port), OUT_DIR (/tmp/collage-serve-out), STEPS
+# (default "decode ttft docs": a subset runs only those, e.g. to stay within a time limit).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -40,6 +41,7 @@ mkdir -p "$tmp"
 model=${MODEL_DIR:-$tmp/$PRESET}
 log() { echo "== $*" | tee -a "$out/summary.txt"; }
 : > "$out/summary.txt"
+rm -f "$out/load.json" "$out/ttft.json" "$out/docs.json" "$out/serve.json"
 
 # ---- the model (random weights) and a tokenizer ---------------------------------------
 if [ ! -f "$model/config.json" ]; then
@@ -48,19 +50,26 @@ if [ ! -f "$model/config.json" ]; then
     { echo "mkmodel failed: $(tail -3 "$out/mkmodel.log")"; exit 1; }
 fi
 if [ ! -f "$model/tokenizer.json" ]; then
-  tokdir=${TOKENIZER_DIR:-${COLLAGE_SHARED:-$root/../shared}/assets/qwen3-tokenizer}
+  tokdir=${TOKENIZER_DIR:-}
+  for d in "$root/.device/qwen3-tokenizer" "${COLLAGE_SHARED:-$root/../shared}/assets/qwen3-tokenizer"; do
+    [ -z "$tokdir" ] && [ -f "$d/tokenizer.json" ] && tokdir=$d
+  done
   if [ ! -f "$tokdir/tokenizer.json" ]; then
-    echo "bench-serve: $PRESET has no tokenizer: set TOKENIZER_DIR to a Qwen3 tokenizer" \
-         "(tokenizer.json, tokenizer_config.json), e.g. carry shared/assets/qwen3-tokenizer"
+    echo "bench-serve: $PRESET has no tokenizer: copy ../shared/assets/qwen3-tokenizer to" \
+         ".device/ (carried) or set TOKENIZER_DIR to a Qwen3 tokenizer.json + tokenizer_config.json"
     exit 1
   fi
   cp "$tokdir/tokenizer.json" "$tokdir/tokenizer_config.json" "$model/"
   [ -f "$tokdir/chat_template.jinja" ] && cp "$tokdir/chat_template.jinja" "$model/"
 fi
 
+STEPS=${STEPS:-decode ttft docs}
+want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
+status=0
+
 # ---- bench decode at the memory-full batch (the reference figure) ----------------------
 decode_tps=
-if [ "$BACKEND" = cuda ]; then
+if want decode && [ "$BACKEND" = cuda ]; then
   "$CL_BIN" bench decode --preset "$PRESET" --contexts "$CONTEXT" ${BATCH:+--batch $BATCH} \
     --json-out "$out/decode.json" > "$out/decode.txt" 2> "$out/decode.err" ||
     { echo "bench decode failed: $(tail -3 "$out/decode.err")"; exit 1; }
@@ -94,6 +103,7 @@ import http.client; c=http.client.HTTPConnection('127.0.0.1',$port); c.request('
 print(int(float([l.split()[-1] for l in c.getresponse().read().decode().splitlines()
                  if l.startswith('$1 ')][0])))"; }
 
+if want decode; then
 start_server "$BATCH"
 # the batch the server's fixed cache holds at this context (prompt + budget reserved per
 # request; the CPU cache grows)
@@ -113,7 +123,6 @@ import json; print(json.load(open('$out/decode.json'))['results'][0]['tokens_per
   fi
 fi
 log "decode through HTTP: $BATCH streams, prompts of $((CONTEXT - GEN)) + $GEN tokens"
-status=0
 $PY tests/server/serve_load.py --url "http://127.0.0.1:$port" --clients "$BATCH" \
   --prompt-tokens $((CONTEXT - GEN)) --max-tokens "$GEN" --vocab "$VOCAB" --pid "$server" \
   --timeout 3000 --json-out "$out/load.json" > /dev/null ||
@@ -128,25 +137,34 @@ if b and r.get('decode_tokens_per_s'):
     print('bench decode %s tok/s at batch $BATCH, context $CONTEXT: HTTP = %.1f%%'
           % (b, 100 * r['decode_tokens_per_s'] / float(b)))" | tee -a "$out/summary.txt"
 stop_server
+fi
 
 # ---- TTFT with a stored prefix; composed query over hot documents -----------------------
+if want ttft || want docs; then
 start_server 8
+fi
+if want ttft; then
 log "TTFT of $TTFT_TOTAL tokens with $TTFT_PREFIX stored"
 $PY tests/server/bench_serve.py ttft --url "http://127.0.0.1:$port" --vocab "$VOCAB" \
   --prefix "$TTFT_PREFIX" --total "$TTFT_TOTAL" > "$out/ttft.json" &&
   tee -a "$out/summary.txt" < "$out/ttft.json" || { log "ttft failed"; status=1; }
+fi
+if want docs; then
 log "TTFT of a query composed over 4 documents of $DOC_TOKENS tokens"
 $PY tests/server/bench_serve.py docs --url "http://127.0.0.1:$port" --vocab "$VOCAB" \
   --docs 4 --doc-tokens "$DOC_TOKENS" > "$out/docs.json" &&
   tee -a "$out/summary.txt" < "$out/docs.json" || { log "docs failed"; status=1; }
+fi
+if want ttft || want docs; then
 stop_server
+fi
 
 $PY -c "
 import json, os
 o = {k: json.load(open('$out/%s.json' % k)) for k in ('load', 'ttft', 'docs')
      if os.path.exists('$out/%s.json' % k) and os.path.getsize('$out/%s.json' % k)}
 o['bench_decode_tokens_per_s'] = float('$decode_tps') if '$decode_tps' else None
-o['batch'] = $BATCH; o['context'] = $CONTEXT; o['preset'] = '$PRESET'
+o['batch'] = ${BATCH:-None}; o['context'] = $CONTEXT; o['preset'] = '$PRESET'
 json.dump(o, open('$out/serve.json', 'w'), indent=1)"
 [ -n "${OUT:-}" ] && cp "$out/serve.json" "$out/summary.txt" "$OUT/" 2>/dev/null
 exit $status
