@@ -2,6 +2,7 @@
 free loopback port, plain HTTP requests (http.client: no third-party package), Server-Sent
 Event streams and the Prometheus metrics. Environment (from ctest): COLLAGE_BIN,
 COLLAGE_TMP; COLLAGE_SANITIZED=1 under ASan (tests use smaller counts there)."""
+import atexit
 import http.client
 import json
 import os
@@ -40,6 +41,18 @@ def make_model(path, preset="tiny-gka"):
     return path
 
 
+_running = []
+
+
+@atexit.register
+def _kill_leftovers():
+    """A test that failed (or raised) leaves no server behind."""
+    for p in _running:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 class Server:
     """`collage serve` on 127.0.0.1 and a free port; stop() sends SIGTERM and expects a
     clean exit (0)."""
@@ -53,6 +66,7 @@ class Server:
         self.log = log or os.path.join(TMP, "serve.%d.log" % os.getpid())
         self.logf = open(self.log, "w")
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.logf, text=True)
+        _running.append(self.p)
         deadline = time.time() + start_timeout
         line = ""
         while time.time() < deadline and self.p.poll() is None:
