@@ -22,6 +22,7 @@ static const struct {
     {"ingest", cmd_ingest, "precompute and store document states"},
     {"query", cmd_query, "compose stored documents at query time and generate"},
     {"store", cmd_store, "manage the state store: ls stat verify rm gc pin unpin"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server (chat, completions, documents)"},
     {"bench", cmd_bench, "benchmarks: tokenizer, cpu, store, compose, decode, prefill"},
     {"tensors", cmd_tensors, "inspect and compare safetensors files (ls, ids, diff)"},
 };

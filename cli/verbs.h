@@ -15,6 +15,7 @@ int cmd_compose(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_store(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tensors(int argc, char **argv);
 

@@ -517,7 +517,8 @@ typedef struct {
     const int32_t *prompt;    /* copied at submit */
     int64_t n_prompt;
     cl_gen_opts gen;          /* max_new_tokens, sampling, eos, ignore_eos, on_token,
-                                 on_logprobs (force_ids, logits_out: not used here) */
+                                 on_logprobs, force_ids (kept by the caller until the
+                                 request finishes; logits_out: not used here) */
     cl_seq *start;            /* optional: start from this state (e.g. cl_doc_query's
                                  result): the prompt continues it; the scheduler takes
                                  the sequence over and frees it */

@@ -123,8 +123,15 @@ static void store_finished(cl_sched *s, request *r)
     if (cl_prefix_capture_now(p, &r->seq, &end) == CL_OK)
         caps[n_caps++] = end;
     int64_t n = r->seq.kv_len < total ? r->seq.kv_len : total;
+    int had_cap = r->cap.bytes != NULL;
     if (cl_prefix_save(p, &r->seq, all, n, caps, n_caps) != CL_OK)
         cl_log_warn("%s (state not stored)", cl_errmsg());
+    /* cl_prefix_save may take the snapshot bytes it hands to a background writer (it
+     * clears them in the array): the request's own copies must not free them again */
+    if (had_cap && !caps[0].bytes)
+        r->cap.bytes = NULL;
+    if (end.bytes && !caps[n_caps - 1].bytes)
+        end.bytes = NULL;
     cl_prefix_capture_free(&end);
     free(all);
 }
@@ -292,8 +299,11 @@ static int emit(cl_sched *s, request *r, float *logits, double now)
     }
     if (g->on_logprobs)
         memcpy(s->raw, logits, (size_t)V * sizeof *s->raw);
-    int32_t id = cl_sampler_pick(&r->sampler, logits, V, r->hist.v, (int64_t)r->hist.n,
-                                 r->req.n_prompt);
+    /* forced ids (the caller keeps them until the request finishes) replace the choice */
+    int forced = (int64_t)r->out.n < g->n_force && g->force_ids;
+    int32_t id = forced ? g->force_ids[r->out.n]
+                        : cl_sampler_pick(&r->sampler, logits, V, r->hist.v, (int64_t)r->hist.n,
+                                          r->req.n_prompt);
     CL_TRY(cl_ids_push(&r->out, id));
     CL_TRY(cl_ids_push(&r->hist, id));
     if (r->out.n == 1) {
@@ -308,7 +318,7 @@ static int emit(cl_sched *s, request *r, float *logits, double now)
         cl_sampler_logprobs(&r->sampler, s->raw, V, id, g->top_logprobs, &lp);
         stop_cb = g->on_logprobs(g->user, &lp);
     }
-    if (cl_gen_is_eos(g, s->m->cfg, id))
+    if (!forced && cl_gen_is_eos(g, s->m->cfg, id))
         finish(s, r, CL_STOP_EOS, now);
     else if (stop_cb || (g->on_token && g->on_token(g->user, id)))
         finish(s, r, CL_STOP_CALLBACK, now);

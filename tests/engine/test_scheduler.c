@@ -1,6 +1,7 @@
 /* test_scheduler - continuous batching gives every request the ids it gets alone
  * (greedy and seeded sampling), with chunked prefill mixed with decode; a fixed-size
- * cache admits only what fits, queues the rest and still finishes everything. */
+ * cache admits only what fits, queues the rest and still finishes everything; forced
+ * ids replace the chosen ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,11 +162,50 @@ static void test_fixed_cache_admission(void **st)
     cl_model_free(m);
 }
 
+/* forced ids come out instead of the chosen ones (as in cl_generate); a forced EOS does
+ * not stop the request */
+static void test_forced_ids(void **st)
+{
+    (void)st;
+    cl_model *m = load("tiny-gka");
+    cl_cache *c;
+    assert_int_equal(cl_cache_create(m, NULL, &c), 0);
+    cl_sched *s;
+    assert_int_equal(cl_sched_create(m, c, NULL, &s), 0);
+    int32_t prompt[4] = {5, 6, 7, 8};
+    int32_t force[3] = {9, 10, 11};
+    int64_t eos[1] = {10};
+    cl_sched_req q;
+    memset(&q, 0, sizeof q);
+    q.prompt = prompt;
+    q.n_prompt = 4;
+    cl_gen_opts_default(&q.gen);
+    q.gen.max_new_tokens = 6;
+    q.gen.sampling.greedy = 1;
+    q.gen.force_ids = force;
+    q.gen.n_force = 3;
+    q.gen.eos_ids = eos;
+    q.gen.n_eos = 1;
+    int id;
+    if (cl_sched_submit(s, &q, &id) != 0 || cl_sched_run(s) != 0)
+        fail_msg("%s", cl_errmsg());
+    const cl_ids *out;
+    cl_sched_result res;
+    assert_int_equal(cl_sched_result_get(s, id, &out, &res), 0);
+    assert_true(out->n >= 4);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(out->v[i], force[i]);
+    cl_sched_free(s);
+    cl_cache_free(c);
+    cl_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mixed_batches),
         cmocka_unit_test(test_fixed_cache_admission),
+        cmocka_unit_test(test_forced_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
