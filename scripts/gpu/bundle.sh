@@ -62,6 +62,11 @@ if [ "$golden" = 1 ] && [ -d "$shared/golden" ]; then
     ln -sf ../gka/model.safetensors "$stage/shared/golden/$c/model.safetensors"
   done
 fi
+# the Qwen3 tokenizer for the 8B presets in server benchmarks (scripts/gpu/bench-serve.sh)
+if [ -d "$shared/assets/qwen3-tokenizer" ]; then
+  mkdir -p "$stage/shared/assets"
+  cp -r "$shared/assets/qwen3-tokenizer" "$stage/shared/assets/"
+fi
 git -C "$root" rev-parse --short HEAD > "$stage/COMMIT" 2>/dev/null || true
 tar -cJf "$root/.device/bundle.tar.xz" -C "$stage" .
 rm -rf "$stage"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run-all.sh - the one GPU-machine script: parity (scripts/gpu/parity.sh), then
 # the decode, prefill and reuse benchmarks (--quick unless FULL=1; SKIP_PARITY=1,
-# SKIP_REUSE=1 leave parts out), optionally the
+# SKIP_DECODE=1, SKIP_PREFILL=1, SKIP_REUSE=1, SKIP_SERVE=1 leave parts out), `collage serve` over HTTP
+# (scripts/gpu/bench-serve.sh), the composition-quality grid when QUALITY_MODELS=DIR
+# names trained models (scripts/gpu/quality.sh), optionally the
 # decode GEMM kernel table (KERNEL_BENCH=1) and a per-op profile (PROFILE=1), and
 # a short table last. Everything is logged under /tmp/collage-gpu-out; $OUT (when
 # set) gets summary.txt, parity.txt, parity.log, decode.json, prefill.json,
@@ -25,13 +27,25 @@ if [ "${SKIP_PARITY:-0}" != 1 ]; then
 fi
 date -u +"%Y-%m-%dT%H:%M:%SZ" > "$out/date.txt"
 export COLLAGE_LOG=${COLLAGE_LOG:-warn}
-timeout ${DECODE_TIMEOUT:-400} "$CL_BIN" bench decode $quick ${DECODE_ARGS:-} \
-  --json-out "$out/decode.json" > "$out/decode.txt" 2>"$out/decode.err" || status=1
-timeout ${PREFILL_TIMEOUT:-400} "$CL_BIN" bench prefill $quick ${PREFILL_ARGS:-} \
-  --json-out "$out/prefill.json" > "$out/prefill.txt" 2>"$out/prefill.err" || status=1
+if [ "${SKIP_DECODE:-0}" != 1 ]; then
+  timeout ${DECODE_TIMEOUT:-400} "$CL_BIN" bench decode $quick ${DECODE_ARGS:-} \
+    --json-out "$out/decode.json" > "$out/decode.txt" 2>"$out/decode.err" || status=1
+fi
+if [ "${SKIP_PREFILL:-0}" != 1 ]; then
+  timeout ${PREFILL_TIMEOUT:-400} "$CL_BIN" bench prefill $quick ${PREFILL_ARGS:-} \
+    --json-out "$out/prefill.json" > "$out/prefill.txt" 2>"$out/prefill.err" || status=1
+fi
 if [ "${SKIP_REUSE:-0}" != 1 ]; then # composed queries, prefix hits, ingest vs prefill (8B)
   timeout ${REUSE_TIMEOUT:-400} "$CL_BIN" bench reuse $quick ${REUSE_ARGS:-} --dir "$COLLAGE_TMP" \
     --json-out "$out/reuse.json" > "$out/reuse.txt" 2>"$out/reuse.err" || status=1
+fi
+if [ "${SKIP_SERVE:-0}" != 1 ]; then # collage serve over HTTP vs bench decode, TTFTs
+  OUT_DIR=$out/serve timeout ${SERVE_TIMEOUT:-400} scripts/gpu/bench-serve.sh \
+    > "$out/serve.txt" 2>&1 || status=1
+fi
+if [ -n "${QUALITY_MODELS:-}" ]; then # composition quality of trained models (issue 14)
+  timeout ${QUALITY_ALL_TIMEOUT:-500} scripts/gpu/quality.sh "$QUALITY_MODELS" "$out/quality" \
+    ${QUALITY_COUNT:-200} > "$out/quality.txt" 2>&1 || status=1
 fi
 if [ "${KERNEL_BENCH:-0}" = 1 ]; then # decode GEMM paths, us and TB/s per shape and row count
   timeout 200 "$CL_TESTS/cuda_test_kernels" --bench > "$out/kernels-bench.txt" 2>&1 || status=1
@@ -50,13 +64,17 @@ if [ -f "$out/parity.txt" ]; then
   echo "($(grep -c ' ok$' "$out/parity.txt") checks ok)"
 fi
 {
-echo "== decode";  cat "$out/decode.txt";  tail -3 "$out/decode.err"
-echo "== prefill"; cat "$out/prefill.txt"; tail -3 "$out/prefill.err"
+[ -f "$out/decode.txt" ] && { echo "== decode";  cat "$out/decode.txt";  tail -3 "$out/decode.err"; }
+[ -f "$out/prefill.txt" ] && { echo "== prefill"; cat "$out/prefill.txt"; tail -3 "$out/prefill.err"; }
 [ -f "$out/reuse.txt" ] && { echo "== reuse"; cat "$out/reuse.txt"; tail -3 "$out/reuse.err"; }
+[ -f "$out/serve.txt" ] && { echo "== serve"; tail -15 "$out/serve.txt"; }
+[ -f "$out/quality.txt" ] && { echo "== quality"; cat "$out/quality.txt"; }
 } | tee "$out/summary.txt"
 if [ -n "${OUT:-}" ]; then
   cp "$out/parity.txt" "$out/summary.txt" "$out/decode.json" "$out/prefill.json" "$OUT/" 2>/dev/null
   cp "$out/reuse.json" "$OUT/" 2>/dev/null
+  [ -d "$out/serve" ] && tar -czf "$OUT/serve.tgz" -C "$out" serve serve.txt 2>/dev/null
+  [ -d "$out/quality" ] && tar -czf "$OUT/quality.tgz" -C "$out" --exclude 'q-*.json' quality quality.txt
   cp "$out/parity.log" "$OUT/" 2>/dev/null; cp "$out/profile.txt" "$OUT/" 2>/dev/null
   cp "$out/kernels-bench.txt" "$OUT/" 2>/dev/null
 fi
