@@ -75,11 +75,11 @@ static int cpu_all_reduce(cl_comm *c, float *x, size_t n)
     /* this rank's share of the elements, summed in rank order: every rank then copies
      * the same bits */
     size_t lo = n * (size_t)c->rank / (size_t)g->n, hi = n * (size_t)(c->rank + 1) / (size_t)g->n;
-    for (size_t i = lo; i < hi; i++) {
-        float s = g->ptr[0][i];
+    for (size_t i = lo; i < hi; i++) { /* in double: one rounding, as one rank's sum */
+        double s = g->ptr[0][i];
         for (int r = 1; r < g->n; r++)
             s += g->ptr[r][i];
-        g->sum[i] = s;
+        g->sum[i] = (float)s;
     }
     CL_TRY(barrier(g));
     memcpy(x, g->sum, n * sizeof *x);
