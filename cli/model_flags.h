@@ -29,7 +29,8 @@ typedef struct {
         {"prefill-chunk", OPT_INT, &(f).prefill_chunk, "N",                                   \
          "tokens per forward call for long prompts (default: cpu 512, cuda 4096)", 1,         \
          16777216},                                                                           \
-        {"tp", OPT_INT, &(f).tp, "N", "tensor-parallel GPUs (default 1)", 1, 64}
+        {"tp", OPT_INT, &(f).tp, "N",                                                         \
+         "tensor-parallel ranks: GPUs, or CPU thread groups (default 1)", 1, 64}
 
 /* Store flags: --store DIR / --no-store, block size, snapshot policy, size cap. */
 typedef struct {

@@ -99,7 +99,10 @@ typedef struct {
     int threads;           /* CPU threads (0: all cores; at most 1024) */
     int64_t gka_num_iter;  /* GKA Chebyshev iterations, -1: config (gka_overrides) */
     int64_t prefill_chunk; /* tokens per forward call for long prompts (0: backend's) */
-    int tp;                /* tensor-parallel ranks (0 or 1: none) */
+    int tp;                /* tensor-parallel ranks (0 or 1: none; N: N GPUs with cuda, N
+                              thread groups with cpu); heads, intermediate size and vocab
+                              must split (CL_ERR_UNSUPPORTED naming the field). States
+                              and store keys do not depend on it */
     int load_weights;      /* 0: read config + tensor headers only (describe, no backend) */
 } cl_model_opts;
 

@@ -19,6 +19,11 @@ int cl_backend_cuda_available(void)
 
 int cl_backend_create(const char *name, int threads, cl_backend **out)
 {
+    return cl_backend_create_device(name, threads, 0, out);
+}
+
+int cl_backend_create_device(const char *name, int threads, int device, cl_backend **out)
+{
     /* Every host-side BLAS call (the CPU backend's GEMMs, composition's matrix
      * PICASO on any backend) runs inside OpenMP threads of its own: OpenBLAS's
      * thread pool would only serialize those callers. */
@@ -27,9 +32,10 @@ int cl_backend_create(const char *name, int threads, cl_backend **out)
         name = cl_backend_cuda_available() ? "cuda" : "cpu";
     if (!strcmp(name, "cpu"))
         return cl_backend_cpu_create(threads, out);
+    (void)device;
     if (!strcmp(name, "cuda")) {
 #ifdef COLLAGE_HAVE_CUDA
-        return cl_backend_cuda_create(0, out);
+        return cl_backend_cuda_create(device, out);
 #else
         return cl_err(CL_ERR_UNSUPPORTED,
                       "--backend cuda: this build has no CUDA backend (configure with nvcc "

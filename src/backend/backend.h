@@ -264,6 +264,12 @@ typedef struct cl_backend_ops {
     int (*gdn_caso)(cl_backend *b, const cl_ssm_layer *s, const int32_t *slots, int n,
                     int32_t out_slot);
 
+    /* ---- threads (optional: NULL means nothing to do) ----
+     * Makes the calling thread ready to run this backend's ops: the CUDA device made
+     * current, the CPU backend's OpenMP team size set. Tensor-parallel rank threads
+     * call it once (backend/ranks.h). */
+    int (*bind_thread)(cl_backend *b);
+
     /* ---- teardown ---- */
     void (*destroy)(cl_backend *b);
 } cl_backend_ops;
@@ -277,6 +283,8 @@ struct cl_backend {
 /* Creates a backend by name ("cpu", "cuda", or NULL/"auto": cuda when a GPU is
  * present and the build has it, else cpu). */
 int cl_backend_create(const char *name, int threads, cl_backend **out);
+/* The same on a given device (CUDA: device index; the CPU backend has one). */
+int cl_backend_create_device(const char *name, int threads, int device, cl_backend **out);
 void cl_backend_destroy(cl_backend *b);
 /* 1 if this build has the CUDA backend and a device is visible. */
 int cl_backend_cuda_available(void);

@@ -468,6 +468,13 @@ static cl_dtype cpu_kv_dtype(cl_backend *b, cl_dtype weights)
 
 static void cpu_destroy(cl_backend *b) { free(b); }
 
+/* OpenMP's team size is a per-thread setting: a rank thread takes the backend's. */
+static int cpu_bind_thread(cl_backend *b)
+{
+    omp_set_num_threads(b->threads);
+    return CL_OK;
+}
+
 static const cl_backend_ops cpu_ops = {
     .name = "cpu",
     .feed_tokens = 512,
@@ -512,6 +519,7 @@ static const cl_backend_ops cpu_ops = {
     .download_async = cpu_copy_now,
     .transfer_wait = cpu_transfer_wait,
     .kv_dtype = cpu_kv_dtype,
+    .bind_thread = cpu_bind_thread,
     .destroy = cpu_destroy,
 };
 

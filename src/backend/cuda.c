@@ -80,6 +80,13 @@ static void cuda_destroy(cl_backend *b)
 
 static cl_backend_ops cuda_ops_table;
 
+/* A tensor-parallel rank thread runs this backend's ops on its device. */
+static int cuda_bind_thread(cl_backend *b)
+{
+    CU_CHECK(cudaSetDevice(cuda_of(b)->device));
+    return CL_OK;
+}
+
 static int env_flag(const char *name, int def)
 {
     const char *v = getenv(name);
@@ -176,6 +183,7 @@ int cl_backend_cuda_create(int device, cl_backend **out)
         o->batch_prepare = cuda_batch_prepare;
         o->batch_release = cuda_batch_release;
         o->destroy = cuda_destroy;
+        o->bind_thread = cuda_bind_thread;
         cuda_dense_ops(o);
         cuda_gemm_ops(o);
         cuda_mixer_ops(o);

@@ -28,9 +28,36 @@ static int check_docs(const cl_seq *const *docs, int n, const cl_seq *out)
 static int any_trans(const cl_cache *c)
 {
     for (int i = 0; i < c->n_ssm; i++)
-        if (c->ssm[i].trans)
+        if (cl_cache_has_trans(c, i))
             return 1;
     return 0;
+}
+
+/* GDN fuse of SSM layer l on the backend (on every rank's heads when sharded). */
+typedef struct {
+    cl_cache *c;
+    int l, n;
+    const int32_t *slots;
+    const float *weight;
+    int32_t out;
+} fuse_job;
+
+static int fuse_on(cl_cache *c, const fuse_job *j)
+{
+    return c->b->ops->gdn_fuse(c->b, &c->ssm[j->l], j->slots, j->n, j->weight, j->out);
+}
+
+static int fuse_rank(void *user, int r)
+{
+    const fuse_job *j = user;
+    return fuse_on(j->c->shard[r], j);
+}
+
+static int gdn_fuse_layer(cl_cache *c, int l, const int32_t *slots, int n, const float *weight,
+                          int32_t out)
+{
+    fuse_job j = {c, l, n, slots, weight, out};
+    return c->shard ? cl_ranks_run(c->ranks, fuse_rank, &j, NULL) : fuse_on(c, &j);
 }
 
 int cl_compose_ssm_into(const cl_seq *const *docs, int n, cl_compose_ssm ssm, cl_seq *out)
@@ -70,8 +97,8 @@ int cl_compose_ssm_into(const cl_seq *const *docs, int n, cl_compose_ssm ssm, cl
             weight[i] = cl_picaso_matrix_weight(n, i);
         }
         for (int l = 0; rc == CL_OK && l < c->n_ssm; l++)
-            if (c->ssm[l].trans && c->ssm_type[l] == CL_LAYER_GDN)
-                rc = c->b->ops->gdn_fuse(c->b, &c->ssm[l], slots, n, weight, out->slot);
+            if (cl_cache_has_trans(c, l) && c->ssm_type[l] == CL_LAYER_GDN)
+                rc = gdn_fuse_layer(c, l, slots, n, weight, out->slot);
         free(slots);
         free(weight);
     }

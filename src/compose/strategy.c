@@ -32,7 +32,7 @@ int cl_compose_ssm_views(const cl_cache *c, int with_trans, cl_compose_ssm_view 
         v[i].log_decay = off;
         off += (size_t)l->n_heads;
         v[i].trans = NO_TRANS;
-        if (with_trans && l->trans) {
+        if (with_trans && cl_cache_has_trans(c, i)) {
             v[i].trans = off;
             off += v[i].state_n;
         }

@@ -66,7 +66,7 @@ int cl_doc_ingest(cl_prefix *p, const int32_t *prefix, int64_t n_prefix,
     cl_doc_prefix_hash(prefix, n_prefix, &meta.prefix_hash);
     meta.prefix_tokens = n_prefix;
     for (int i = 0; i < c->n_ssm; i++)
-        meta.has_transition |= c->ssm[i].trans != NULL;
+        meta.has_transition |= cl_cache_has_trans(c, i);
     int64_t total = 0, done = 0;
     for (int i = 0; i < n; i++)
         total += docs[i].n;

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "model/shard.h"
 
 #define DEFAULT_CHUNK ((size_t)8 << 20)
 #define DEFAULT_RING 16
@@ -42,6 +43,9 @@ struct cl_kv_pump {
     int producer_done, producer_rc;
     cl_kv_produce_fn produce;
     void *user;
+    /* a sharded cache: one pump per rank cache moves that rank's part of each row (its
+     * heads); this pump's staging holds rows in the full layout */
+    cl_kv_pump **sub; /* [c->tp] (NULL: not sharded) */
 };
 
 static size_t kv_row_bytes(const cl_cache *c)
@@ -66,7 +70,25 @@ int cl_kv_pump_create(cl_cache *c, size_t chunk_bytes, int n_chunks, cl_kv_pump 
         p->ring = 64; /* tickets[] */
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    if (c->shard) {
+        p->sub = calloc((size_t)c->tp, sizeof *p->sub);
+        int rc = p->sub ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
+        for (int r = 0; rc == CL_OK && r < c->tp; r++)
+            rc = cl_kv_pump_create(c->shard[r], p->chunk, 2, &p->sub[r]);
+        if (rc != CL_OK) {
+            cl_kv_pump_free(p);
+            return rc;
+        }
+    }
     *out = p;
+    return CL_OK;
+}
+
+static int free_sub(void *user, int r)
+{
+    cl_kv_pump *p = user;
+    cl_kv_pump_free(p->sub[r]);
+    p->sub[r] = NULL;
     return CL_OK;
 }
 
@@ -74,6 +96,10 @@ void cl_kv_pump_free(cl_kv_pump *p)
 {
     if (!p)
         return;
+    if (p->sub) { /* each rank's staging on its own thread */
+        cl_ranks_run(p->c->ranks, free_sub, p, NULL);
+        free(p->sub);
+    }
     const cl_backend_ops *o = p->b->ops;
     for (int i = 0; p->pinned && i < p->ring; i++) {
         o->host_free(p->b, p->pinned[i]);
@@ -112,6 +138,8 @@ static int prepare(cl_kv_pump *p)
                                             "bytes)",
                               p->ring, p->chunk);
         }
+        if (p->sub)
+            return CL_OK; /* the rank pumps hold the device staging */
         for (int i = 0; i < 2; i++) {
             p->dev_data[i] = o->alloc(p->b, p->chunk);
             p->dev_map[i] = o->alloc(p->b, map_bytes);
@@ -122,6 +150,8 @@ static int prepare(cl_kv_pump *p)
         if (!p->pools_dev)
             return cl_err(CL_ERR_NOMEM, "out of %s memory", o->name);
     }
+    if (p->sub)
+        return CL_OK;
     int n = 2 * p->c->n_attn;
     void **host = malloc((size_t)n * sizeof *host);
     if (!host)
@@ -242,6 +272,52 @@ static void *producer_main(void *arg)
     return NULL;
 }
 
+/* ---- a sharded cache: every rank moves its heads of the chunk's rows ----
+ * The rows of a chunk are in the full layout ([Hkv][D] each); rank r's part of a row
+ * is its heads (model/shard.h), staged in the rank pump's first chunk, uploaded with
+ * the row map and moved by the rank's backend, waited for before the next chunk. */
+typedef struct {
+    cl_kv_pump *p;
+    char *data;      /* full rows */
+    cl_kv_row *map;  /* host row map */
+    size_t rows;
+    int gather;
+} rank_move;
+
+static int move_rank(void *user, int r)
+{
+    const rank_move *m = user;
+    cl_kv_pump *s = m->p->sub[r];
+    const cl_backend_ops *o = s->b->ops;
+    const cl_kv_layer *kv = &m->p->c->kv[0];
+    cl_shard_segs segs = {1, {kv->n_kv_heads}, {kv->head_dim}};
+    size_t es = cl_dtype_size(kv->kv_dtype);
+    int n = m->p->c->tp;
+    uint64_t t;
+    CL_TRY(prepare(s));
+    memcpy(s->maps[0], m->map, m->rows * sizeof(cl_kv_row));
+    CL_TRY(o->upload_async(s->b, s->dev_map[0], s->maps[0], m->rows * sizeof(cl_kv_row), &t));
+    if (!m->gather) {
+        cl_shard_copy(&segs, n, r, es, (int64_t)m->rows, m->data, s->pinned[0], 0);
+        CL_TRY(o->upload_async(s->b, s->dev_data[0], s->pinned[0], m->rows * s->row, &t));
+    }
+    CL_TRY(o->kv_move_rows(s->b, s->pools_dev, (int64_t)s->row, s->dev_map[0],
+                           (int64_t)m->rows, s->dev_data[0], m->gather));
+    if (m->gather)
+        CL_TRY(o->download_async(s->b, s->pinned[0], s->dev_data[0], m->rows * s->row, &t));
+    CL_TRY(o->transfer_wait(s->b, t));
+    CL_TRY(o->sync(s->b));
+    if (m->gather)
+        cl_shard_copy(&segs, n, r, es, (int64_t)m->rows, m->data, s->pinned[0], 1);
+    return CL_OK;
+}
+
+static int move_sharded(cl_kv_pump *p, char *data, cl_kv_row *map, size_t rows, int gather)
+{
+    rank_move m = {p, data, map, rows, gather};
+    return cl_ranks_run(p->c->ranks, move_rank, &m, NULL);
+}
+
 /* Uploads chunk j with its row map and moves its rows to their pages. */
 static int issue_chunk(cl_kv_pump *p, uint64_t j)
 {
@@ -250,6 +326,8 @@ static int issue_chunk(cl_kv_pump *p, uint64_t j)
     size_t rows = (size_t)(len / p->row);
     int slot = (int)(j % (uint64_t)p->ring), d = (int)(j % 2);
     fill_map(p, j * p->chunk / p->row, rows, p->maps[slot]);
+    if (p->sub)
+        return move_sharded(p, p->pinned[slot], p->maps[slot], rows, 0);
     uint64_t t;
     CL_TRY(o->upload_async(p->b, p->dev_data[d], p->pinned[slot], (size_t)len, &t));
     CL_TRY(o->upload_async(p->b, p->dev_map[d], p->maps[slot], rows * sizeof(cl_kv_row), &t));
@@ -264,7 +342,8 @@ static int release_upto(cl_kv_pump *p, uint64_t upto)
 {
     if (upto == 0 || upto <= p->freed)
         return CL_OK;
-    CL_TRY(p->b->ops->transfer_wait(p->b, p->tickets[(upto - 1) % (uint64_t)p->ring]));
+    if (!p->sub) /* sharded: every chunk was waited for as it moved */
+        CL_TRY(p->b->ops->transfer_wait(p->b, p->tickets[(upto - 1) % (uint64_t)p->ring]));
     pthread_mutex_lock(&p->mu);
     p->freed = upto;
     pthread_cond_broadcast(&p->cv);
@@ -343,7 +422,7 @@ int cl_kv_pump_run(cl_kv_pump *p, const cl_kv_range *kv, int n_kv, const cl_side
         pthread_join(tid, NULL);
     if (rc == CL_OK && p->producer_rc != CL_OK)
         rc = cl_err(p->producer_rc, "%s", p->fail_msg);
-    if (rc == CL_OK && p->kv_total)
+    if (rc == CL_OK && p->kv_total && !p->sub)
         rc = p->b->ops->sync(p->b); /* the rows are in their pages */
     free(p->kv_base);
     free(p->filled);
@@ -381,7 +460,13 @@ int cl_kv_pump_read(cl_kv_pump *p, const cl_seq *s, int64_t t0, int64_t n, void 
     p->n_chunks = (p->kv_total + p->chunk - 1) / p->chunk;
     int rc = prepare(p);
     const cl_backend_ops *o = p->b->ops;
-    for (uint64_t j = 0; j <= p->n_chunks && rc == CL_OK; j++) {
+    for (uint64_t j = 0; p->sub && j < p->n_chunks && rc == CL_OK; j++) {
+        /* sharded: each rank gathers its heads of the chunk's rows into host */
+        uint64_t len = chunk_len(p, j);
+        fill_map(p, j * p->chunk / p->row, (size_t)(len / p->row), p->maps[0]);
+        rc = move_sharded(p, (char *)host + j * p->chunk, p->maps[0], (size_t)(len / p->row), 1);
+    }
+    for (uint64_t j = 0; !p->sub && j <= p->n_chunks && rc == CL_OK; j++) {
         if (j < p->n_chunks) { /* gather chunk j and start its download */
             uint64_t len = chunk_len(p, j);
             size_t rows = (size_t)(len / p->row);

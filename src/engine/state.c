@@ -5,6 +5,7 @@
 
 #include "common/status.h"
 #include "engine/kv_io.h"
+#include "engine/state_shard.h"
 
 static size_t kv_row_bytes(const cl_cache *c)
 {
@@ -55,7 +56,8 @@ int cl_state_copy_kv(const cl_seq *src, int64_t t0, int64_t n, cl_seq *dst, int6
                                  run};
         done += run;
     }
-    int rc = c->b->ops->kv_copy_runs(c->b, c->kv, c->n_attn, runs, nr);
+    int rc = c->shard ? cl_state_shard_kv_copy(c, runs, nr)
+                      : c->b->ops->kv_copy_runs(c->b, c->kv, c->n_attn, runs, nr);
     free(runs);
     return rc;
 }
@@ -86,6 +88,8 @@ size_t cl_state_ssm_bytes(const cl_cache *c, int with_trans)
 static int ssm_move(const cl_seq *s, void *host, int with_trans, int to_host)
 {
     cl_cache *c = s->c;
+    if (c->shard)
+        return cl_state_shard_ssm_move(s, host, with_trans, to_host);
     const cl_backend_ops *o = c->b->ops;
     float *h = host;
     for (int i = 0; i < c->n_ssm; i++) {
@@ -158,7 +162,7 @@ int cl_state_snapshot(const cl_seq *s, int64_t kv_from, void **bytes, size_t *le
                       (long long)s->kv_len);
     int with_trans = 0; /* only when the cache tracks it */
     for (int i = 0; i < s->c->n_ssm; i++)
-        with_trans |= s->c->ssm[i].trans != NULL;
+        with_trans |= cl_cache_has_trans(s->c, i);
     cl_state_header h;
     fill_header(s, kv_from, with_trans, &h);
     size_t total = sizeof h + h.kv_bytes + h.ssm_bytes;
@@ -224,7 +228,7 @@ int cl_state_finish_restore(cl_seq *s, const cl_state_header *h, const void *ssm
 {
     int snap_trans = (h->flags & CL_STATE_HAS_TRANS) != 0, cache_trans = 0;
     for (int i = 0; i < s->c->n_ssm; i++)
-        cache_trans |= s->c->ssm[i].trans != NULL;
+        cache_trans |= cl_cache_has_trans(s->c, i);
     if (cache_trans && !snap_trans)
         CL_TRY(cl_cache_reset_slot(s->c, s->slot)); /* transition = identity from here */
     CL_TRY(cl_state_write_ssm(s, ssm, snap_trans));

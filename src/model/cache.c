@@ -34,14 +34,15 @@ size_t cl_cache_state_floats(const cl_cache *c, int i)
     return (size_t)(c->ssm[i].n_heads * c->ssm[i].head_dim * c->ssm[i].head_dim);
 }
 
-static int grow_pages(cl_cache *c, int64_t want)
+int cl_cache_has_trans(const cl_cache *c, int i)
 {
-    if (want <= c->cap_pages)
-        return CL_OK;
-    if (!c->o.growable && c->cap_pages)
-        return cl_err(CL_ERR_FULL, "KV cache is full (%lld pages)", (long long)c->cap_pages);
-    /* fixed pools get exactly what was asked; growable ones at least double */
-    int64_t cap = c->o.growable && 2 * c->cap_pages > want ? 2 * c->cap_pages : want;
+    return c->shard ? c->shard[0]->ssm[i].trans != NULL : c->ssm[i].trans != NULL;
+}
+
+/* ---- the pools of one (rank) cache ---- */
+
+static int resize_page_pools(cl_cache *c, int64_t cap)
+{
     size_t pb = cl_cache_page_bytes(c);
     for (int i = 0; i < c->n_attn; i++) {
         void *k = c->b->ops->realloc(c->b, c->kv[i].k, pb * (size_t)c->cap_pages, pb * (size_t)cap);
@@ -55,12 +56,6 @@ static int grow_pages(cl_cache *c, int64_t want)
                           (long long)cap);
         c->kv[i].v = v;
     }
-    int32_t *fp = realloc(c->free_pages, (size_t)cap * sizeof *fp);
-    if (!fp)
-        return cl_err(CL_ERR_NOMEM, "out of memory");
-    c->free_pages = fp;
-    for (int64_t p = cap - 1; p >= c->cap_pages; p--)
-        c->free_pages[c->n_free_pages++] = (int32_t)p;
     c->cap_pages = cap;
     return CL_OK;
 }
@@ -77,13 +72,8 @@ static int grow_one(cl_backend *b, float **p, size_t per_slot, int64_t old_cap, 
     return CL_OK;
 }
 
-static int grow_slots(cl_cache *c, int64_t want)
+static int resize_slot_pools(cl_cache *c, int64_t cap)
 {
-    if (want <= c->cap_slots)
-        return CL_OK;
-    if (!c->o.growable && c->cap_slots)
-        return cl_err(CL_ERR_FULL, "SSM state pool is full (%lld slots)", (long long)c->cap_slots);
-    int64_t cap = c->o.growable && 2 * c->cap_slots > want ? 2 * c->cap_slots : want;
     for (int i = 0; i < c->n_ssm; i++) {
         cl_ssm_layer *s = &c->ssm[i];
         size_t st = cl_cache_state_floats(c, i);
@@ -95,19 +85,50 @@ static int grow_slots(cl_cache *c, int64_t want)
         if (c->ssm_type[i] == CL_LAYER_GDN && c->o.track_transition)
             CL_TRY(grow_one(c->b, &s->trans, st, c->cap_slots, cap));
     }
-    int32_t *fs = realloc(c->free_slots, (size_t)cap * sizeof *fs);
-    if (!fs)
-        return cl_err(CL_ERR_NOMEM, "out of memory");
-    c->free_slots = fs;
-    for (int64_t p = cap - 1; p >= c->cap_slots; p--)
-        c->free_slots[c->n_free_slots++] = (int32_t)p;
     c->cap_slots = cap;
+    return CL_OK;
+}
+
+static int reset_slot_local(cl_cache *c, int32_t slot)
+{
+    const cl_backend_ops *o = c->b->ops;
+    for (int i = 0; i < c->n_ssm; i++) {
+        cl_ssm_layer *s = &c->ssm[i];
+        size_t cf = cl_cache_conv_floats(c, i), sf = cl_cache_state_floats(c, i);
+        CL_TRY(o->zero(c->b, s->conv + (size_t)slot * cf, cf * sizeof(float)));
+        CL_TRY(o->zero(c->b, s->state + (size_t)slot * sf, sf * sizeof(float)));
+        CL_TRY(o->zero(c->b, s->log_decay + (size_t)slot * (size_t)s->n_heads,
+                       (size_t)s->n_heads * sizeof(float)));
+        if (s->state2)
+            CL_TRY(o->zero(c->b, s->state2 + (size_t)slot * sf, sf * sizeof(float)));
+        if (s->trans)
+            CL_TRY(o->from_host(c->b, s->trans + (size_t)slot * sf, c->identity,
+                                sf * sizeof(float)));
+    }
+    return CL_OK;
+}
+
+static int copy_slot_local(cl_cache *c, int32_t dst, int32_t src)
+{
+    const cl_backend_ops *o = c->b->ops;
+    for (int i = 0; i < c->n_ssm; i++) {
+        cl_ssm_layer *s = &c->ssm[i];
+        size_t cf = cl_cache_conv_floats(c, i), sf = cl_cache_state_floats(c, i);
+        size_t H = (size_t)s->n_heads;
+        CL_TRY(o->copy(c->b, s->conv + dst * cf, s->conv + src * cf, cf * 4));
+        CL_TRY(o->copy(c->b, s->state + dst * sf, s->state + src * sf, sf * 4));
+        CL_TRY(o->copy(c->b, s->log_decay + dst * H, s->log_decay + src * H, H * 4));
+        if (s->state2)
+            CL_TRY(o->copy(c->b, s->state2 + dst * sf, s->state2 + src * sf, sf * 4));
+        if (s->trans)
+            CL_TRY(o->copy(c->b, s->trans + dst * sf, s->trans + src * sf, sf * 4));
+    }
     return CL_OK;
 }
 
 /* Fixed pools sized from memory: the pages that fit in `fraction` of what is free now
  * (the slots already taken). */
-static int pages_that_fit(cl_cache *c, double fraction, int64_t *pages)
+static int pages_that_fit_local(cl_cache *c, double fraction, int64_t *pages)
 {
     size_t free_b = 0, total_b = 0;
     CL_TRY(c->b->ops->mem_info(c->b, &free_b, &total_b));
@@ -120,17 +141,130 @@ static int pages_that_fit(cl_cache *c, double fraction, int64_t *pages)
     return CL_OK;
 }
 
-int cl_cache_create(cl_model *m, const cl_cache_opts *o, cl_cache **out)
+static void free_pools_local(cl_cache *c)
 {
-    cl_cache_opts def;
-    if (!o) {
-        cl_cache_opts_for_model(m, &def);
-        o = &def;
+    for (int i = 0; c->kv && i < c->n_attn; i++) {
+        c->b->ops->free(c->b, c->kv[i].k);
+        c->b->ops->free(c->b, c->kv[i].v);
     }
-    if (!m->loaded)
-        return cl_err(CL_ERR_ARG, "%s: the model was opened without its weights (describe "
-                                  "only): it cannot run",
-                      m->ck.dir);
+    for (int i = 0; c->ssm && i < c->n_ssm; i++) {
+        cl_ssm_layer *s = &c->ssm[i];
+        c->b->ops->free(c->b, s->conv);
+        c->b->ops->free(c->b, s->state);
+        c->b->ops->free(c->b, s->state2);
+        c->b->ops->free(c->b, s->log_decay);
+        c->b->ops->free(c->b, s->trans);
+    }
+}
+
+/* ---- the same on every rank of a sharded cache (each on its rank's thread) ---- */
+
+typedef struct {
+    cl_cache *c;
+    int64_t a, b;
+    double fraction;
+    int64_t *pages; /* [tp] */
+} rank_job;
+
+static int rank_pages(void *u, int r)
+{
+    rank_job *j = u;
+    return resize_page_pools(j->c->shard[r], j->a);
+}
+static int rank_slots(void *u, int r)
+{
+    rank_job *j = u;
+    return resize_slot_pools(j->c->shard[r], j->a);
+}
+static int rank_reset(void *u, int r)
+{
+    rank_job *j = u;
+    return reset_slot_local(j->c->shard[r], (int32_t)j->a);
+}
+static int rank_copy(void *u, int r)
+{
+    rank_job *j = u;
+    return copy_slot_local(j->c->shard[r], (int32_t)j->a, (int32_t)j->b);
+}
+static int rank_fit(void *u, int r)
+{
+    rank_job *j = u;
+    return pages_that_fit_local(j->c->shard[r], j->fraction, &j->pages[r]);
+}
+static int rank_free(void *u, int r)
+{
+    rank_job *j = u;
+    free_pools_local(j->c->shard[r]);
+    return CL_OK;
+}
+
+static int on_ranks(cl_cache *c, cl_rank_fn fn, int64_t a, int64_t b)
+{
+    rank_job j = {c, a, b, 0, NULL};
+    return cl_ranks_run(c->ranks, fn, &j, NULL);
+}
+
+/* ---- bookkeeping ---- */
+
+static int grow_pages(cl_cache *c, int64_t want)
+{
+    if (want <= c->cap_pages)
+        return CL_OK;
+    if (!c->o.growable && c->cap_pages)
+        return cl_err(CL_ERR_FULL, "KV cache is full (%lld pages)", (long long)c->cap_pages);
+    /* fixed pools get exactly what was asked; growable ones at least double */
+    int64_t cap = c->o.growable && 2 * c->cap_pages > want ? 2 * c->cap_pages : want;
+    int32_t *fp = realloc(c->free_pages, (size_t)cap * sizeof *fp);
+    if (!fp)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    c->free_pages = fp;
+    int64_t old = c->cap_pages;
+    CL_TRY(c->shard ? on_ranks(c, rank_pages, cap, 0) : resize_page_pools(c, cap));
+    for (int64_t p = cap - 1; p >= old; p--)
+        c->free_pages[c->n_free_pages++] = (int32_t)p;
+    c->cap_pages = cap;
+    return CL_OK;
+}
+
+static int grow_slots(cl_cache *c, int64_t want)
+{
+    if (want <= c->cap_slots)
+        return CL_OK;
+    if (!c->o.growable && c->cap_slots)
+        return cl_err(CL_ERR_FULL, "SSM state pool is full (%lld slots)", (long long)c->cap_slots);
+    int64_t cap = c->o.growable && 2 * c->cap_slots > want ? 2 * c->cap_slots : want;
+    int32_t *fs = realloc(c->free_slots, (size_t)cap * sizeof *fs);
+    if (!fs)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    c->free_slots = fs;
+    int64_t old = c->cap_slots;
+    CL_TRY(c->shard ? on_ranks(c, rank_slots, cap, 0) : resize_slot_pools(c, cap));
+    for (int64_t p = cap - 1; p >= old; p--)
+        c->free_slots[c->n_free_slots++] = (int32_t)p;
+    c->cap_slots = cap;
+    return CL_OK;
+}
+
+static int pages_that_fit(cl_cache *c, double fraction, int64_t *pages)
+{
+    if (!c->shard)
+        return pages_that_fit_local(c, fraction, pages);
+    int64_t *per = calloc((size_t)c->tp, sizeof *per);
+    if (!per)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    rank_job j = {c, 0, 0, fraction, per};
+    int rc = cl_ranks_run(c->ranks, rank_fit, &j, NULL);
+    *pages = per[0];
+    for (int r = 1; r < c->tp; r++)
+        if (per[r] < *pages)
+            *pages = per[r];
+    free(per);
+    return rc;
+}
+
+/* A cache's structure and geometry for model m (no pool memory yet). */
+static int make_cache(cl_model *m, const cl_cache_opts *o, cl_cache **out)
+{
     const cl_config *cfg = m->cfg;
     cl_cache *c = calloc(1, sizeof *c);
     if (!c)
@@ -140,6 +274,7 @@ int cl_cache_create(cl_model *m, const cl_cache_opts *o, cl_cache **out)
     c->kv_dtype = m->b->ops->kv_dtype(m->b, m->cfg->dtype);
     c->n_attn = cfg->n_attn_layers;
     c->n_ssm = cfg->n_ssm_layers;
+    c->tp = 1;
     c->kv = calloc((size_t)(c->n_attn ? c->n_attn : 1), sizeof *c->kv);
     c->ssm = calloc((size_t)(c->n_ssm ? c->n_ssm : 1), sizeof *c->ssm);
     c->ssm_type = calloc((size_t)(c->n_ssm ? c->n_ssm : 1), sizeof *c->ssm_type);
@@ -167,7 +302,35 @@ int cl_cache_create(cl_model *m, const cl_cache_opts *o, cl_cache **out)
         c->ssm[si++] = (cl_ssm_layer){NULL, NULL, NULL, NULL, NULL,
                                       cl_config_conv_channels(cfg, t), W, H, D};
     }
-    int rc = grow_slots(c, o->init_slots > 0 ? o->init_slots : 1);
+    *out = c;
+    return CL_OK;
+}
+
+int cl_cache_create(cl_model *m, const cl_cache_opts *o, cl_cache **out)
+{
+    cl_cache_opts def;
+    if (!o) {
+        cl_cache_opts_for_model(m, &def);
+        o = &def;
+    }
+    if (!m->loaded)
+        return cl_err(CL_ERR_ARG, "%s: the model was opened without its weights (describe "
+                                  "only): it cannot run",
+                      m->ck.dir);
+    cl_cache *c;
+    CL_TRY(make_cache(m, o, &c));
+    int rc = CL_OK;
+    if (m->shard) { /* the full geometry here, each rank's heads in its cache */
+        c->tp = m->tp;
+        c->ranks = m->ranks;
+        c->shard = calloc((size_t)m->tp, sizeof *c->shard);
+        if (!c->shard)
+            rc = cl_err(CL_ERR_NOMEM, "out of memory");
+        for (int r = 0; rc == CL_OK && r < m->tp; r++)
+            rc = make_cache(m->shard[r], o, &c->shard[r]);
+    }
+    if (rc == CL_OK)
+        rc = grow_slots(c, o->init_slots > 0 ? o->init_slots : 1);
     int64_t pages = o->init_pages;
     if (rc == CL_OK && !o->growable && pages <= 0)
         rc = pages_that_fit(c, o->memory_fraction > 0 ? o->memory_fraction : 0.9, &pages);
@@ -181,24 +344,8 @@ int cl_cache_create(cl_model *m, const cl_cache_opts *o, cl_cache **out)
     return CL_OK;
 }
 
-void cl_cache_free(cl_cache *c)
+static void free_struct(cl_cache *c)
 {
-    if (!c)
-        return;
-    if (c->io && c->io_free)
-        c->io_free(c->io);
-    for (int i = 0; c->kv && i < c->n_attn; i++) {
-        c->b->ops->free(c->b, c->kv[i].k);
-        c->b->ops->free(c->b, c->kv[i].v);
-    }
-    for (int i = 0; c->ssm && i < c->n_ssm; i++) {
-        cl_ssm_layer *s = &c->ssm[i];
-        c->b->ops->free(c->b, s->conv);
-        c->b->ops->free(c->b, s->state);
-        c->b->ops->free(c->b, s->state2);
-        c->b->ops->free(c->b, s->log_decay);
-        c->b->ops->free(c->b, s->trans);
-    }
     free(c->kv);
     free(c->ssm);
     free(c->ssm_type);
@@ -206,6 +353,29 @@ void cl_cache_free(cl_cache *c)
     free(c->free_slots);
     free(c->identity);
     free(c);
+}
+
+void cl_cache_free(cl_cache *c)
+{
+    if (!c)
+        return;
+    if (c->io && c->io_free)
+        c->io_free(c->io);
+    if (c->shard) {
+        rank_job j = {c, 0, 0, 0, NULL};
+        int all = 1;
+        for (int r = 0; r < c->tp; r++)
+            all &= c->shard[r] != NULL;
+        if (all)
+            cl_ranks_run(c->ranks, rank_free, &j, NULL);
+        for (int r = 0; r < c->tp; r++)
+            if (c->shard[r])
+                free_struct(c->shard[r]);
+        free(c->shard);
+    } else {
+        free_pools_local(c);
+    }
+    free_struct(c);
 }
 
 int cl_cache_alloc_pages(cl_cache *c, int64_t n, int32_t *out)
@@ -232,21 +402,9 @@ void cl_cache_release_pages(cl_cache *c, const int32_t *pages, int64_t n)
 
 int cl_cache_reset_slot(cl_cache *c, int32_t slot)
 {
-    const cl_backend_ops *o = c->b->ops;
-    for (int i = 0; i < c->n_ssm; i++) {
-        cl_ssm_layer *s = &c->ssm[i];
-        size_t cf = cl_cache_conv_floats(c, i), sf = cl_cache_state_floats(c, i);
-        CL_TRY(o->zero(c->b, s->conv + (size_t)slot * cf, cf * sizeof(float)));
-        CL_TRY(o->zero(c->b, s->state + (size_t)slot * sf, sf * sizeof(float)));
-        CL_TRY(o->zero(c->b, s->log_decay + (size_t)slot * (size_t)s->n_heads,
-                       (size_t)s->n_heads * sizeof(float)));
-        if (s->state2)
-            CL_TRY(o->zero(c->b, s->state2 + (size_t)slot * sf, sf * sizeof(float)));
-        if (s->trans)
-            CL_TRY(o->from_host(c->b, s->trans + (size_t)slot * sf, c->identity,
-                                sf * sizeof(float)));
-    }
-    return CL_OK;
+    if (c->shard)
+        return c->n_ssm ? on_ranks(c, rank_reset, slot, 0) : CL_OK;
+    return reset_slot_local(c, slot);
 }
 
 int cl_cache_alloc_slot(cl_cache *c, int32_t *slot)
@@ -265,20 +423,25 @@ void cl_cache_release_slot(cl_cache *c, int32_t slot)
 
 int cl_cache_copy_slot(cl_cache *c, int32_t dst, int32_t src)
 {
-    const cl_backend_ops *o = c->b->ops;
+    if (c->shard)
+        return c->n_ssm ? on_ranks(c, rank_copy, dst, src) : CL_OK;
+    return copy_slot_local(c, dst, src);
+}
+
+/* Pool bytes of one (rank) cache. */
+static void pool_bytes(const cl_cache *c, int64_t pages, int64_t slots, uint64_t *kv,
+                       uint64_t *ssm)
+{
+    *kv += 2 * (uint64_t)c->n_attn * cl_cache_page_bytes(c) * (uint64_t)pages;
     for (int i = 0; i < c->n_ssm; i++) {
-        cl_ssm_layer *s = &c->ssm[i];
-        size_t cf = cl_cache_conv_floats(c, i), sf = cl_cache_state_floats(c, i);
-        size_t H = (size_t)s->n_heads;
-        CL_TRY(o->copy(c->b, s->conv + dst * cf, s->conv + src * cf, cf * 4));
-        CL_TRY(o->copy(c->b, s->state + dst * sf, s->state + src * sf, sf * 4));
-        CL_TRY(o->copy(c->b, s->log_decay + dst * H, s->log_decay + src * H, H * 4));
-        if (s->state2)
-            CL_TRY(o->copy(c->b, s->state2 + dst * sf, s->state2 + src * sf, sf * 4));
-        if (s->trans)
-            CL_TRY(o->copy(c->b, s->trans + dst * sf, s->trans + src * sf, sf * 4));
+        const cl_ssm_layer *s = &c->ssm[i];
+        uint64_t st = cl_cache_state_floats(c, i);
+        int gka = c->ssm_type[i] == CL_LAYER_GKA;
+        int trans = c->ssm_type[i] == CL_LAYER_GDN && c->o.track_transition;
+        uint64_t per = cl_cache_conv_floats(c, i) + st + (uint64_t)s->n_heads +
+                       (gka ? st : 0) + (trans ? st : 0);
+        *ssm += 4 * per * (uint64_t)slots;
     }
-    return CL_OK;
 }
 
 void cl_cache_stats_get(const cl_cache *c, cl_cache_stats *out)
@@ -291,12 +454,9 @@ void cl_cache_stats_get(const cl_cache *c, cl_cache_stats *out)
     out->free_slots = c->n_free_slots;
     out->growable = c->o.growable;
     out->track_transition = c->o.track_transition;
-    out->kv_bytes = 2 * (uint64_t)c->n_attn * cl_cache_page_bytes(c) * (uint64_t)c->cap_pages;
-    for (int i = 0; i < c->n_ssm; i++) {
-        const cl_ssm_layer *s = &c->ssm[i];
-        uint64_t st = cl_cache_state_floats(c, i);
-        uint64_t per = cl_cache_conv_floats(c, i) + st + (uint64_t)s->n_heads +
-                       (s->state2 ? st : 0) + (s->trans ? st : 0);
-        out->ssm_bytes += 4 * per * (uint64_t)c->cap_slots;
-    }
+    if (c->shard)
+        for (int r = 0; r < c->tp; r++)
+            pool_bytes(c->shard[r], c->cap_pages, c->cap_slots, &out->kv_bytes, &out->ssm_bytes);
+    else
+        pool_bytes(c, c->cap_pages, c->cap_slots, &out->kv_bytes, &out->ssm_bytes);
 }

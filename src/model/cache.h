@@ -32,6 +32,12 @@ struct cl_cache {
     /* state I/O staging owned by the engine (engine/kv_io.c), freed with the cache */
     void *io;
     void (*io_free)(void *io);
+    /* Tensor parallelism: the cache of a sharded model keeps the page and slot
+     * bookkeeping and the full-model geometry (kv, ssm: pool pointers NULL); each
+     * rank's cache holds the pools of its heads, page and slot indexes shared. */
+    int tp;
+    cl_cache **shard;  /* [tp] (NULL: not sharded) */
+    cl_ranks *ranks;   /* the model's rank threads */
 };
 
 
@@ -44,6 +50,9 @@ void cl_cache_release_slot(cl_cache *c, int32_t slot);
 int cl_cache_reset_slot(cl_cache *c, int32_t slot);
 /* Copies slot src to slot dst (all SSM layers). */
 int cl_cache_copy_slot(cl_cache *c, int32_t dst, int32_t src);
+
+/* 1 if SSM layer i keeps the GDN transition product. */
+int cl_cache_has_trans(const cl_cache *c, int i);
 
 /* Bytes of one KV page of one layer (K or V). */
 size_t cl_cache_page_bytes(const cl_cache *c);

@@ -57,6 +57,37 @@ typedef struct {
     widths w;
 } bufs;
 
+/* Sum of the ranks' partial results (row-parallel projections, the embedding);
+ * nothing to do without a tensor-parallel group. */
+static int all_reduce(cl_model *m, float *x, int64_t n)
+{
+    return m->comm ? cl_comm_all_reduce(m->comm, x, (size_t)n) : CL_OK;
+}
+
+/* LM head: full logits [rows, V] into `logits`. A rank model holds the rows of its
+ * vocabulary slice: each computes its [rows, V / n] block into `part`, the blocks are
+ * gathered ([n][rows][V / n] in `gath`) and interleaved into [rows][V]. */
+static int lm_head(cl_model *m, float *logits, float *gath, float *part, const float *x,
+                   int64_t rows)
+{
+    const cl_backend_ops *o = m->b->ops;
+    int64_t Dm = m->cfg->hidden_size, V = m->cfg->vocab_size;
+    if (!m->comm)
+        return o->matmul(m->b, logits, V, x, Dm, &m->lm_head, rows);
+    int64_t n = cl_comm_size(m->comm), Vl = m->lm_head.rows;
+    CL_TRY(o->matmul(m->b, part, Vl, x, Dm, &m->lm_head, rows));
+    CL_TRY(cl_comm_all_gather(m->comm, part, (size_t)(rows * Vl), gath));
+    int64_t *order = malloc((size_t)(rows * n) * sizeof *order);
+    if (!order)
+        return cl_err(CL_ERR_NOMEM, "out of memory");
+    for (int64_t t = 0; t < rows; t++)
+        for (int64_t r = 0; r < n; r++)
+            order[t * n + r] = r * rows + t; /* row t's block r is row (r, t) of gath */
+    int rc = o->gather_rows(m->b, logits, gath, Vl, order, rows * n);
+    free(order);
+    return rc;
+}
+
 static int attention_layer(cl_model *m, const cl_layer_bw *lb, cl_cache *cache, cl_batch *bt,
                            const bufs *s, int swa)
 {
@@ -238,8 +269,11 @@ static int run(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
     int64_t T = bt->n_tok, Dm = cf->hidden_size;
     widths w = scratch_widths(cf);
     int64_t nlog = out ? out->n_logit_rows : 0;
-    size_t need = (size_t)T * (size_t)(2 * w.dm + w.a + w.bw + w.c) +
-                  (size_t)nlog * (size_t)cf->vocab_size;
+    /* logits: [nlog, V]; a rank model also its block and the gathered blocks */
+    size_t logit_floats = (size_t)nlog * (size_t)cf->vocab_size;
+    if (m->comm)
+        logit_floats = 2 * logit_floats + (size_t)nlog * (size_t)m->lm_head.rows;
+    size_t need = (size_t)T * (size_t)(2 * w.dm + w.a + w.bw + w.c) + logit_floats;
     CL_TRY(ensure_scratch(m, need));
     bufs s;
     s.w = w;
@@ -250,8 +284,12 @@ static int run(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
     s.c = s.bb + T * w.bw;
     float *logits = s.c + T * w.c;
 
+    float *gath = logits + nlog * cf->vocab_size, *part = gath + nlog * cf->vocab_size;
+
     CL_TRY(o->batch_prepare(b, bt));
     int rc = o->embed(b, s.h, &m->embed, bt);
+    if (rc == CL_OK) /* vocabulary-parallel: zero rows for other ranks' tokens */
+        rc = all_reduce(m, s.h, T * Dm);
     if (rc == CL_OK)
         rc = save_hidden(m, out, 0, s.h, T);
     if (rc == CL_OK)
@@ -270,6 +308,8 @@ static int run(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
         case CL_LAYER_GKA: rc = linear_layer(m, lb, c, bt, &s, 1); break;
         default: rc = cl_err(CL_ERR_UNSUPPORTED, "layer %lld: type not yet supported", (long long)l);
         }
+        if (rc == CL_OK) /* o_proj / out_proj is row-parallel */
+            rc = all_reduce(m, s.xn, T * Dm);
         if (rc == CL_OK)
             rc = o->add(b, s.h, s.xn, T * Dm);
         if (rc == CL_OK)
@@ -286,6 +326,8 @@ static int run(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
             rc = o->swiglu(b, s.bb, s.a, T, I);
         if (rc == CL_OK)
             rc = o->matmul(b, s.xn, Dm, s.bb, I, &lb->w[CL_W_MLP_DOWN], T);
+        if (rc == CL_OK) /* down_proj is row-parallel */
+            rc = all_reduce(m, s.xn, T * Dm);
         if (rc == CL_OK)
             rc = o->add(b, s.h, s.xn, T * Dm);
         if (rc == CL_OK)
@@ -305,7 +347,7 @@ static int run(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
         if (rc == CL_OK)
             rc = o->rmsnorm(b, s.xn, s.xn, &m->norm, nlog, Dm, eps);
         if (rc == CL_OK)
-            rc = o->matmul(b, logits, cf->vocab_size, s.xn, Dm, &m->lm_head, nlog);
+            rc = lm_head(m, logits, gath, part, s.xn, nlog);
         if (rc == CL_OK && out->argmax_ids)
             rc = o->argmax(b, out->argmax_ids, logits, nlog, cf->vocab_size);
         if (rc == CL_OK && out->logits)
@@ -317,23 +359,17 @@ static int run(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
 }
 
 /* The diagnostic: sequence `seq` of bt again, up to batch row `row`, from an
- * empty state in a scratch slot; fills p (p->found = 0 if everything stays finite). */
+ * empty state in scratch slot `slot` with pages `pages` (the caller's); fills p
+ * (p->found = 0 if everything stays finite). */
 static int diagnose(cl_model *m, cl_cache *c, const cl_batch *bt, int seq, int64_t row,
-                    finite_probe *p)
+                    int32_t slot, int32_t *pages, finite_probe *p)
 {
     const cl_batch_seq *bs = &bt->seq[seq];
     int64_t n = row - bs->tok_start + 1, V = m->cfg->vocab_size;
-    int64_t n_pages = (n + c->o.page_tokens - 1) / c->o.page_tokens;
-    int32_t slot = -1, *pages = malloc((size_t)n_pages * sizeof *pages);
     float *logits = malloc((size_t)V * sizeof *logits);
     p->host = malloc((size_t)(n * m->cfg->hidden_size) * sizeof(float));
     p->first_tok = bs->kv_start;
-    int rc = pages && logits && p->host ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
-    int have_pages = 0;
-    if (rc == CL_OK)
-        rc = cl_cache_alloc_slot(c, &slot);
-    if (rc == CL_OK && (rc = cl_cache_alloc_pages(c, n_pages, pages)) == CL_OK)
-        have_pages = 1;
+    int rc = logits && p->host ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
     if (rc == CL_OK) {
         cl_batch_seq one = {0, n, 0, pages, slot, 0, 0};
         cl_batch b1 = {1, n, &one, bt->tokens + bs->tok_start, bt->positions + bs->tok_start,
@@ -350,25 +386,29 @@ static int diagnose(cl_model *m, cl_cache *c, const cl_batch *bt, int seq, int64
         if (rc == PROBE_FOUND)
             rc = CL_OK;
     }
-    if (have_pages)
-        cl_cache_release_pages(c, pages, n_pages);
-    cl_cache_release_slot(c, slot);
-    free(pages);
     free(logits);
     free(p->host);
     p->host = NULL;
     return rc;
 }
 
-/* The error for non-finite logits in batch row `row`, naming where they start. */
-static int nonfinite_error(cl_model *m, cl_cache *c, const cl_batch *bt, int64_t row)
+static int seq_of_row(const cl_batch *bt, int64_t row)
 {
     int seq = 0;
     while (seq + 1 < bt->n_seq && row >= bt->seq[seq + 1].tok_start)
         seq++;
+    return seq;
+}
+
+/* The error for non-finite logits in batch row `row`, naming where they start (on a
+ * rank model: every rank runs it, with the same result). */
+static int explain(cl_model *m, cl_cache *c, const cl_batch *bt, int64_t row, int32_t slot,
+                   int32_t *pages)
+{
+    int seq = seq_of_row(bt, row);
     int64_t token = bt->seq[seq].kv_start + (row - bt->seq[seq].tok_start);
     finite_probe p = {0};
-    int rc = diagnose(m, c, bt, seq, row, &p);
+    int rc = diagnose(m, c, bt, seq, row, slot, pages, &p);
     if (rc != CL_OK) {
         char why[512]; /* cl_err must not read the buffer it writes */
         snprintf(why, sizeof why, "%s", cl_errmsg());
@@ -392,6 +432,94 @@ static int nonfinite_error(cl_model *m, cl_cache *c, const cl_batch *bt, int64_t
                   (long long)p.layer, p.stage, (long long)p.token);
 }
 
+/* ---- tensor parallelism: the same work on every rank's thread ---- */
+
+typedef struct {
+    cl_model *m;
+    cl_cache *c;
+    cl_batch *bt;              /* [tp] each rank's batch (its token ids) */
+    const cl_forward_out *out; /* rank 0's; the others copy nothing to the host */
+    int64_t row;               /* explain: the batch row */
+    int32_t slot, *pages;
+} tp_job;
+
+static int rank_run(void *user, int r)
+{
+    tp_job *j = user;
+    cl_forward_out o = {0};
+    if (j->out) {
+        o = *j->out;
+        if (r > 0)
+            o.logits = NULL, o.argmax_ids = NULL, o.hidden = NULL;
+    }
+    return run(j->m->shard[r], j->c->shard[r], &j->bt[r], j->out ? &o : NULL, NULL);
+}
+
+static int rank_explain(void *user, int r)
+{
+    tp_job *j = user;
+    return explain(j->m->shard[r], j->c->shard[r], &j->bt[r], j->row, j->slot, j->pages);
+}
+
+static void rank_failed(void *user, int r) { cl_comm_abort(((tp_job *)user)->m->comms[r]); }
+
+/* Runs fn on every rank; after a failure the group is made usable again. */
+static int fan_out(tp_job *j, cl_rank_fn fn)
+{
+    int rc = cl_ranks_run(j->m->ranks, fn, j, rank_failed);
+    if (rc != CL_OK)
+        for (int r = 0; r < j->m->tp; r++)
+            cl_comm_recover(j->m->comms[r]);
+    return rc;
+}
+
+/* Each rank's batch: its embedding holds ids [lo, lo + V / n) and one zero row after
+ * them, which the other ranks' ids map to. */
+static int rank_batches(cl_model *m, const cl_batch *bt, cl_batch *rb, int32_t *ids)
+{
+    for (int r = 0; r < m->tp; r++) {
+        const cl_model *sh = m->shard[r];
+        int64_t lo = sh->vocab_lo, Vl = sh->embed.rows - 1;
+        int32_t *mine = ids + (size_t)r * (size_t)bt->n_tok;
+        for (int64_t t = 0; t < bt->n_tok; t++) {
+            int64_t id = (int64_t)bt->tokens[t] - lo;
+            mine[t] = (int32_t)(id >= 0 && id < Vl ? id : Vl);
+        }
+        rb[r] = *bt;
+        rb[r].tokens = mine;
+        rb[r].dev = NULL;
+    }
+    return CL_OK;
+}
+
+/* The error for non-finite logits in batch row `row` (rb: the ranks' batches when
+ * sharded): a scratch slot and pages, the diagnostic, the message. */
+static int nonfinite_error(cl_model *m, cl_cache *c, const cl_batch *bt, cl_batch *rb,
+                           int64_t row)
+{
+    const cl_batch_seq *bs = &bt->seq[seq_of_row(bt, row)];
+    int64_t n = row - bs->tok_start + 1;
+    int64_t n_pages = (n + c->o.page_tokens - 1) / c->o.page_tokens;
+    int32_t slot = -1, *pages = malloc((size_t)n_pages * sizeof *pages);
+    int rc = pages ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
+    int have_pages = 0;
+    if (rc == CL_OK)
+        rc = cl_cache_alloc_slot(c, &slot);
+    if (rc == CL_OK && (rc = cl_cache_alloc_pages(c, n_pages, pages)) == CL_OK)
+        have_pages = 1;
+    if (rc == CL_OK && m->shard) {
+        tp_job j = {m, c, rb, NULL, row, slot, pages};
+        rc = fan_out(&j, rank_explain);
+    } else if (rc == CL_OK) {
+        rc = explain(m, c, bt, row, slot, pages);
+    }
+    if (have_pages)
+        cl_cache_release_pages(c, pages, n_pages);
+    cl_cache_release_slot(c, slot);
+    free(pages);
+    return rc;
+}
+
 int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out)
 {
     const cl_config *cf = m->cfg;
@@ -401,11 +529,28 @@ int cl_forward(cl_model *m, cl_cache *c, cl_batch *bt, const cl_forward_out *out
         if (bt->tokens[t] < 0 || bt->tokens[t] >= cf->vocab_size)
             return cl_err(CL_ERR_RANGE, "token id %d out of range [0, %lld)", bt->tokens[t],
                           (long long)cf->vocab_size);
-    CL_TRY(run(m, c, bt, out, NULL));
-    if (out && out->logits && out->n_logit_rows > 0) {
+    if ((m->shard != NULL) != (c->shard != NULL))
+        return cl_err(CL_ERR_ARG, "forward: the cache is not of this model");
+    cl_batch *rb = NULL;
+    int32_t *ids = NULL;
+    int rc = CL_OK;
+    if (m->shard) {
+        rb = malloc((size_t)m->tp * sizeof *rb);
+        ids = malloc((size_t)m->tp * (size_t)bt->n_tok * sizeof *ids);
+        rc = rb && ids ? rank_batches(m, bt, rb, ids) : cl_err(CL_ERR_NOMEM, "out of memory");
+        if (rc == CL_OK) {
+            tp_job j = {m, c, rb, out, 0, -1, NULL};
+            rc = fan_out(&j, rank_run);
+        }
+    } else {
+        rc = run(m, c, bt, out, NULL);
+    }
+    if (rc == CL_OK && out && out->logits && out->n_logit_rows > 0) {
         int64_t r = first_nonfinite_row(out->logits, out->n_logit_rows, cf->vocab_size);
         if (r >= 0)
-            return nonfinite_error(m, c, bt, out->logit_rows[r]);
+            rc = nonfinite_error(m, c, bt, rb, out->logit_rows[r]);
     }
-    return CL_OK;
+    free(rb);
+    free(ids);
+    return rc;
 }

@@ -27,9 +27,6 @@ static int check_opts(const cl_model_opts *o)
                       1 << 24, (long long)o->prefill_chunk);
     if (o->tp < 0 || o->tp > 64)
         return cl_err(CL_ERR_ARG, "tp must be in [1, 64] (got %d)", o->tp);
-    if (o->tp > 1)
-        return cl_err(CL_ERR_UNSUPPORTED, "tensor parallelism (tp %d) is not yet supported",
-                      o->tp);
     return CL_OK;
 }
 
@@ -73,7 +70,7 @@ static int upload(cl_model *m, const cl_st_tensor *t, int matrix, cl_bweight *ou
 /* Roles in the order forward.c uses them: a backend that stores 16-bit matrices
  * back to back can then run projections of the same input (q|k|v|gate|beta|decay|
  * alpha, gate|up) as one product. */
-static const int upload_order[CL_W_ROLE_COUNT] = {
+const int cl_model_upload_order[CL_W_ROLE_COUNT] = {
     CL_W_IN_NORM,  CL_W_POST_NORM, CL_W_Q,          CL_W_K,        CL_W_V,
     CL_W_GATE,     CL_W_BETA,      CL_W_DECAY,      CL_W_ALPHA,    CL_W_O,
     CL_W_MLP_GATE, CL_W_MLP_UP,    CL_W_MLP_DOWN,   CL_W_Q_NORM,   CL_W_K_NORM,
@@ -82,7 +79,19 @@ static const int upload_order[CL_W_ROLE_COUNT] = {
     CL_W_K_CONV,   CL_W_V_CONV,    CL_W_BETA_BIAS,  CL_W_ALPHA_BIAS, CL_W_O_NORM,
 };
 
+static int load(const char *dir, const cl_model_opts *opts, int force_shards, cl_model **out);
+
 int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
+{
+    return load(dir, opts, 0, out);
+}
+
+int cl_model_load_sharded(const char *dir, const cl_model_opts *opts, cl_model **out)
+{
+    return load(dir, opts, 1, out);
+}
+
+static int load(const char *dir, const cl_model_opts *opts, int force_shards, cl_model **out)
 {
     cl_model_opts def;
     if (!opts) {
@@ -107,10 +116,18 @@ int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
         return CL_OK;
     }
     m->loaded = 1;
+    m->feed_chunk = opts->prefill_chunk > 0 ? opts->prefill_chunk : 0;
+    if (m->tp > 1 || force_shards) {
+        if ((rc = cl_model_load_shards(m, opts, m->tp)) != CL_OK)
+            goto fail;
+        cl_log_info("model %s loaded on %s x %d (tensor parallel) in %.2f s", dir,
+                    m->b->ops->name, m->tp, cl_now() - t0);
+        *out = m;
+        return CL_OK;
+    }
     rc = cl_backend_create(opts->backend, opts->threads, &m->b);
     if (rc != CL_OK)
         goto fail;
-    m->feed_chunk = opts->prefill_chunk > 0 ? opts->prefill_chunk : 0;
     m->layers = calloc((size_t)m->cfg->num_layers, sizeof *m->layers);
     if (!m->layers) {
         rc = cl_err(CL_ERR_NOMEM, "out of memory");
@@ -127,7 +144,7 @@ int cl_model_load(const char *dir, const cl_model_opts *opts, cl_model **out)
         lb->attn_index = cl_layer_is_attention(t) ? n_attn++ : -1;
         lb->ssm_index = cl_layer_is_ssm(t) ? n_ssm++ : -1;
         for (int i = 0; i < CL_W_ROLE_COUNT; i++) {
-            int r = upload_order[i];
+            int r = cl_model_upload_order[i];
             const cl_st_tensor *st = m->ck.w.layers[l].t[r];
             if (!st || r == CL_W_CONV || r == CL_W_Q_CONV || r == CL_W_K_CONV || r == CL_W_V_CONV)
                 continue;
@@ -151,7 +168,9 @@ void cl_model_free(cl_model *m)
 {
     if (!m)
         return;
-    if (m->b) {
+    if (m->shard || m->ranks) {
+        cl_model_free_shards(m);
+    } else if (m->b) {
         const cl_backend_ops *o = m->b->ops;
         o->weight_free(m->b, &m->embed);
         o->weight_free(m->b, &m->norm);
