@@ -19,7 +19,7 @@ if [ -f "$root/.device/bundle.tar.xz" ]; then
 else
   cmake -S "$root" -B "$root/build-gpu" -DCOLLAGE_CUDA=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$root/build-gpu" -j"$(nproc)" --target collage cuda_test_parity \
-    cuda_test_random_model cuda_test_kernels cuda_test_attention cuda_test_reuse \
+    cuda_test_random_model cuda_test_kernels cuda_test_attention cuda_test_reuse cuda_test_tp \
     cuda_test_op_attention cuda_test_op_conv1d cuda_test_op_gdn cuda_test_op_gka \
     cuda_test_op_mamba2 cuda_test_op_swa
   CL_BIN=$root/build-gpu/collage
@@ -37,6 +37,21 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libcublasLt.so.13'; then
       break
     fi
   done
+fi
+# NCCL (tensor parallelism; opened at run time) likewise
+if ! ldconfig -p 2>/dev/null | grep -q 'libnccl.so.2'; then
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda-13*/lib \
+           /opt/torch/.venv/lib/python3*/site-packages/nvidia/nccl/lib; do
+    if [ -e "$d/libnccl.so.2" ]; then
+      export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+      break
+    fi
+  done
+  case ":$LD_LIBRARY_PATH:" in
+    *nccl*|*cuda*/lib:*) ;;
+    *) f=$(find /usr /opt -name libnccl.so.2 -print -quit 2>/dev/null)
+       [ -n "$f" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$f")" ;;
+  esac
 fi
 export COLLAGE_TMP=${COLLAGE_TMP:-/tmp/collage-gpu-tmp}
 mkdir -p "$COLLAGE_TMP"

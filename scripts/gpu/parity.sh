@@ -91,6 +91,13 @@ else
   kernel_rows+=("FAIL cuda_test_reuse: $(grep -m1 -iE 'fail|error' "$out/reuse.log")"); status=1
 fi
 
+echo "== tensor parallelism through NCCL, TP 1 (and 2/4 when visible) vs unsharded (cuda_test_tp)"
+if timeout 180 "$CL_TESTS/cuda_test_tp" > "$out/tp.log" 2>&1; then
+  kernel_rows+=("ok   cuda_test_tp: $(tail -1 "$out/tp.log")")
+else
+  kernel_rows+=("FAIL cuda_test_tp: $(grep -m1 -iE 'fail|error' "$out/tp.log")"); status=1
+fi
+
 echo "== in-process parity (cuda_test_parity)"
 COLLAGE_REQUIRE_SHARED=${COLLAGE_REQUIRE_SHARED:-0} timeout ${PARITY_TEST_TIMEOUT:-240} "$CL_TESTS/cuda_test_parity" > "$out/parity.log" 2>&1
 rc=$?
