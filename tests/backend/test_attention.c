@@ -17,10 +17,12 @@
 
 static cl_backend *cpu;
 
-/* Each query's scores, softmax and sum run over the same visible slots in the
- * same order whichever call the query is in, and K/V are stored as given: bit
- * for bit. */
+/* K/V are stored as given: bit for bit. A call of many new tokens computes
+ * scores and outputs as matrix products over tiles of rows (another summation
+ * order than one token's dot products), so its outputs agree to fp32 rounding;
+ * a sequence in a batch and alone take the same path: bit for bit. */
 static const ou_tol exact = {0, 0};
+static const ou_tol forms = {2e-6, 0};
 
 static ou_spec spec(uint64_t seed, int64_t Hq, int64_t Hkv, int64_t D, int64_t P)
 {
@@ -48,7 +50,7 @@ static void test_call_equals_steps(void **st)
         sp.n_tok[0] = lens[i];
         snprintf(name, sizeof name, "attn T=%lld", (long long)lens[i]);
         sp.name = name;
-        ok &= ou_forms_agree(cpu, &sp, &exact, &exact);
+        ok &= ou_forms_agree(cpu, &sp, &forms, &exact);
     }
     assert_true(ok);
 }
@@ -69,7 +71,7 @@ static void test_cached_prefix(void **st)
         snprintf(name, sizeof name, "attn prefix 37 Hq=%lld Hkv=%lld", (long long)heads[i][0],
                  (long long)heads[i][1]);
         sp.name = name;
-        ok &= ou_forms_agree(cpu, &sp, &exact, &exact);
+        ok &= ou_forms_agree(cpu, &sp, &forms, &exact);
     }
     assert_true(ok);
 }
@@ -96,7 +98,7 @@ static void test_batch(void **st)
         snprintf(name, sizeof name, "attn batch %lld+%lld+%lld", (long long)lens[i][0],
                  (long long)lens[i][1], (long long)lens[i][2]);
         sp.name = name;
-        ok &= ou_forms_agree(cpu, &sp, &exact, &exact);
+        ok &= ou_forms_agree(cpu, &sp, &forms, &exact);
     }
     assert_true(ok);
 }

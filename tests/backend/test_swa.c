@@ -19,10 +19,12 @@
 
 static cl_backend *cpu;
 
-/* Each query's scores, softmax and sum run over the same visible slots in the
- * same order whichever call the query is in, and K/V are stored as given: bit
- * for bit. */
+/* K/V are stored as given: bit for bit. A call of many new tokens computes
+ * scores and outputs as matrix products over tiles of rows (another summation
+ * order than one token's dot products), so its outputs agree to fp32 rounding;
+ * a sequence in a batch and alone take the same path: bit for bit. */
 static const ou_tol exact = {0, 0};
+static const ou_tol forms = {2e-6, 0};
 
 static ou_spec spec(uint64_t seed, int64_t window)
 {
@@ -51,7 +53,7 @@ static void test_call_equals_steps(void **st)
         sp.n_tok[0] = lens[i];
         snprintf(name, sizeof name, "swa w=8 T=%lld", (long long)lens[i]);
         sp.name = name;
-        ok &= ou_forms_agree(cpu, &sp, &exact, &exact);
+        ok &= ou_forms_agree(cpu, &sp, &forms, &exact);
     }
     assert_true(ok);
 }
@@ -71,7 +73,7 @@ static void test_windows(void **st)
         sp.split = 3;
         snprintf(name, sizeof name, "swa w=%lld prefix 40", (long long)windows[i]);
         sp.name = name;
-        ok &= ou_forms_agree(cpu, &sp, &exact, &exact);
+        ok &= ou_forms_agree(cpu, &sp, &forms, &exact);
     }
     assert_true(ok);
 }
@@ -95,7 +97,7 @@ static void test_batch(void **st)
         snprintf(name, sizeof name, "swa batch %lld+%lld", (long long)lens[i][0],
                  (long long)lens[i][1]);
         sp.name = name;
-        ok &= ou_forms_agree(cpu, &sp, &exact, &exact);
+        ok &= ou_forms_agree(cpu, &sp, &forms, &exact);
     }
     assert_true(ok);
 }
