@@ -184,13 +184,13 @@ static int parity_preset(par_loop *lp, const char *preset)
     cl_model_free(ref_m);
     double ref_s = cl_now() - t0;
     if (rc == CL_OK)
-        fprintf(stderr, "tp-parity %s: reference (unsharded) in %.1f s\n", preset, ref_s);
+        cl_log_info("tp-parity %s: reference (unsharded) in %.1f s", preset, ref_s);
     bench_image *im = NULL;
     if (rc == CL_OK)
         rc = bench_image_create(&mo, &im);
     if (rc == CL_OK)
-        fprintf(stderr, "tp-parity %s: host checkpoint %.2f GB in %.1f s\n", preset,
-                (double)bench_image_bytes(im) / 1e9, bench_image_seconds(im));
+        cl_log_info("tp-parity %s: host checkpoint %.2f GB in %.1f s", preset,
+                    (double)bench_image_bytes(im) / 1e9, bench_image_seconds(im));
     for (int i = 0; i < lp->n_tp && rc == CL_OK; i++) {
         int tp = (int)lp->tps[i];
         t0 = cl_now();
