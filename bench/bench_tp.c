@@ -152,11 +152,12 @@ int bench_image_create(const cl_random_model_opts *o, bench_image **out)
                 im->data[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
             memset(im->data + 8, ' ', hlen);
             memcpy(im->data + 8, hdr, strlen(hdr));
-            memset(im->data + data_off, 0, data_bytes); /* alignment gaps */
             for (size_t i = 0; i < n; i++) {
                 size_t numel = p[i].bytes / cl_dtype_size(cfg.dtype);
-                fill_values(im->data + data_off + p[i].begin, cfg.dtype, numel, p[i].role,
-                            cl_rng_key(o->seed, p[i].name));
+                unsigned char *t = im->data + data_off + p[i].begin;
+                fill_values(t, cfg.dtype, numel, p[i].role, cl_rng_key(o->seed, p[i].name));
+                size_t end = i + 1 < n ? p[i + 1].begin : data_bytes; /* the alignment gap */
+                memset(t + p[i].bytes, 0, end - p[i].begin - p[i].bytes);
                 cl_progress("random checkpoint (host)", (uint64_t)(i + 1), (uint64_t)n);
             }
             cl_progress_end("random checkpoint (host)");
