@@ -19,6 +19,7 @@
 #   TP_PARITY_SIZES   parity TP sizes (default 2 4 8, <= the GPU count)
 #   TP_PRESETS="gdn-32b gka-32b"   TP_CONTEXTS=16384,32768   TP_STEPS=N
 #   TP_DECODE_TIMEOUT (s per `bench decode` run, default 500), TP_PARITY_TIMEOUT (500)
+#   TP_DECODE_ARGS, TP_PARITY_ARGS: more arguments (last, so they win), e.g. --settle-ms 0
 # A run that only summarises what earlier runs left: TP_PARTS=none.
 #
 #   scripts/gpu/bundle.sh                           # here (no GPU needed)
@@ -37,9 +38,11 @@ ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 quick=${QUICK:-0}
 parts=${TP_PARTS:-abort,parity,decode}
 has_part() { case ",$parts," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
-upto() { # the sizes of $1 that are <= the GPU count (and > $2)
-  local s r=""
-  for s in $1; do [ "$s" -le "$ngpu" ] && [ "$s" -gt "$2" ] && r="$r $s"; done
+upto() { # the sizes of $1 that are <= the GPU count (and > $2), each once
+  local s r=" "
+  for s in $1; do
+    [ "$s" -le "$ngpu" ] && [ "$s" -gt "$2" ] && [[ "$r" != *" $s "* ]] && r="$r$s "
+  done
   echo $r
 }
 if [ "$quick" = 1 ]; then
@@ -74,10 +77,10 @@ fi
 
 if has_part parity && [ -n "$psizes" ]; then
   pargs=(); [ "$quick" = 1 ] && pargs=(--prompt 32 --decode 4)
-  log "tp-parity: TP $psizes vs TP 1, $presets (random bf16 weights; the host checkpoint takes the model's size in RAM)"
+  log "tp-parity: TP $psizes vs TP 1, $presets (random weights; the host checkpoint takes the model's size in RAM)"
   timeout "${TP_PARITY_TIMEOUT:-500}" "$CL_BIN" bench tp-parity --backend cuda \
     --preset "$(echo $presets | tr ' ' ,)" --tp "$(echo $psizes | tr ' ' ,)" "${pargs[@]}" \
-    --json-out "$out/tp-parity.json" > "$out/tp-parity.txt" 2> "$out/tp-parity.err"
+    --json-out "$out/tp-parity.json" ${TP_PARITY_ARGS:-} > "$out/tp-parity.txt" 2> "$out/tp-parity.err"
   rc=$?
   cat "$out/tp-parity.txt"
   [ $rc -ne 0 ] && { status=1; echo "tp-parity: rc $rc: $(grep -m1 collage: "$out/tp-parity.err")"; }
@@ -92,7 +95,7 @@ if has_part decode; then
       log "bench decode --tp $n --preset $p (contexts $contexts)"
       timeout "${TP_DECODE_TIMEOUT:-500}" "$CL_BIN" bench decode --preset "$p" --num-iter 30 \
         --tp "$n" --contexts "$contexts" ${steps:+--steps $steps} --json-out "$f.json" \
-        > "$f.txt" 2> "$f.err"
+        ${TP_DECODE_ARGS:-} > "$f.txt" 2> "$f.err"
       rc=$?
       cat "$f.txt"
       [ $rc -ne 0 ] && { status=1; echo "bench decode --tp $n $p: rc $rc: $(grep -m1 collage: "$f.err")"; }
