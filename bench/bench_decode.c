@@ -11,6 +11,8 @@
  * (measured on each); the collectives of one step (2 x layers + 1 all-reduces of
  * batch x hidden floats, one all-gather of the logits) are timed alone through the
  * comm layer and reported next to the step time. --tp 1 is the unsharded model.
+ * --backend cpu runs the same code on the CPU backend with a given batch (tiny presets:
+ * a test of the benchmark itself, not a figure).
  *
  * Each figure is printed next to its limit, measured in the same run: the bytes
  * a step must move (every weight but the embedding read once; every sequence's

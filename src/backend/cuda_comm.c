@@ -17,7 +17,6 @@
  * per rank); abort waits for a rank's call in progress at most ABORT_WAIT_S seconds,
  * then aborts anyway (a call blocked inside NCCL is what ncclCommAbort releases). */
 #include <dlfcn.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -117,13 +116,27 @@ static int aborted_error(nccl_group *g)
 
 /* ---- collectives as backend ops ---- */
 
+/* Compared byte for byte with the ops of captured graphs (cuda_graph.c): no padding
+ * left unset (coll_set). */
 typedef struct {
     const float *send;
     float *recv;
     size_t count;
     nccl_group *g;
-    int rank;
+    int64_t rank;
 } coll_args;
+
+static coll_args coll_set(const float *send, float *recv, size_t count, nccl_group *g, int rank)
+{
+    coll_args a;
+    memset(&a, 0, sizeof a);
+    a.send = send;
+    a.recv = recv;
+    a.count = count;
+    a.g = g;
+    a.rank = rank;
+    return a;
+}
 
 static int run_all_reduce(cuda_ctx *c, const void *a)
 {
@@ -160,7 +173,7 @@ static int nccl_all_reduce(cl_comm *c, float *x, size_t n)
         return aborted_error(g);
     if (n == 0)
         return CL_OK;
-    coll_args a = {x, x, n, g, c->rank};
+    coll_args a = coll_set(x, x, n, g, c->rank);
     return cuda_dispatch(cuda_of(c->b), "nccl_all_reduce", run_all_reduce, &a, sizeof a);
 }
 
@@ -171,7 +184,7 @@ static int nccl_all_gather(cl_comm *c, const float *x, size_t n, float *out)
         return aborted_error(g);
     if (n == 0)
         return CL_OK;
-    coll_args a = {x, out, n, g, c->rank};
+    coll_args a = coll_set(x, out, n, g, c->rank);
     return cuda_dispatch(cuda_of(c->b), "nccl_all_gather", run_all_gather, &a, sizeof a);
 }
 
