@@ -14,7 +14,8 @@
 #
 # Environment (subsets, so that each device call stays within its 10 minutes):
 #   QUICK=1           16K context only, 8 decode steps; TP sizes 1 and the GPU count
-#   TP_PARTS=LIST     any of abort,parity,decode (default all three)
+#   TP_PARTS=LIST     any of abort,parity,decode (default all three), and prefill
+#                     (`bench prefill --tp N`, TP_LENGTHS, default 8192,32768)
 #   TP_SIZES="1 8"    decode TP sizes (default 1 2 4 8, those <= the GPU count)
 #   TP_PARITY_SIZES   parity TP sizes (default 2 4 8, <= the GPU count)
 #   TP_PRESETS="gdn-32b gka-32b"   TP_CONTEXTS=16384,32768   TP_STEPS=N
@@ -103,10 +104,29 @@ if has_part decode; then
   done
 fi
 
+if has_part prefill; then
+  for n in $sizes; do
+    f=$out/prefill-tp$n
+    log "bench prefill --tp $n --preset $(echo $presets | tr ' ' ,) (lengths ${TP_LENGTHS:-8192,32768})"
+    timeout "${TP_DECODE_TIMEOUT:-500}" "$CL_BIN" bench prefill --preset "$(echo $presets | tr ' ' ,)" \
+      --num-iter 30 --tp "$n" --lengths "${TP_LENGTHS:-8192,32768}" --json-out "$f.json" \
+      > "$f.txt" 2> "$f.err"
+    rc=$?
+    cat "$f.txt"
+    [ $rc -ne 0 ] && { status=1; echo "bench prefill --tp $n: rc $rc: $(grep -m1 collage: "$f.err")"; }
+  done
+fi
+
 # ---- summary: parity rows, the decode table, the issue's targets ----
 summary() {
   echo "== tensor parallelism ($ngpu GPUs; $(date -u +%Y-%m-%dT%H:%M:%SZ))"
   [ -f "$out/abort.txt" ] && cat "$out/abort.txt"
+  local f
+  for f in "$out"/prefill-tp*.txt; do
+    [ -f "$f" ] || continue
+    echo "-- $(basename "$f" .txt) (limit: FLOPs of all ranks / (N x the GEMM rate of GPU 0))"
+    grep -vE "^(device|tensor parallel)" "$f"
+  done
   if [ -f "$out/tp-parity.txt" ]; then
     echo "-- parity (TP N vs TP 1; rel = largest |logit difference| / largest |logit|)"
     grep -E "^(preset|[a-z0-9-]+ +(bf16|fp32|f16) )" "$out/tp-parity.txt"
