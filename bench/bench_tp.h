@@ -10,7 +10,7 @@
  * parsed with cl_st_open_memory, bound with cl_weights_bind and loaded by
  * cl_model_load_shards: the rank models are exactly what `--tp N` runs from disk.
  * The image is the model's full size (65 GB for a 32B bf16 preset), generated on all
- * cores (about 15 ns per value and core).
+ * cores (15-20 ns per value and core).
  *
  * Helpers that treat sharded and unsharded models alike (rank r of an unsharded model
  * is the model itself) follow. */
