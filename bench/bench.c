@@ -17,6 +17,7 @@ static const struct {
     {"decode", bench_decode, "GPU decode tokens/s vs the bandwidth limit"},
     {"prefill", bench_prefill, "GPU prefill tokens/s vs the GEMM-rate limit"},
     {"quality", bench_quality, "retrieval accuracy of composed documents vs plain prefill"},
+    {"tp-parity", bench_tp_parity, "tensor-parallel logits vs the unsharded model (random weights)"},
     {"reuse", bench_reuse, "stored / host-tier / GPU-tier reuse at 8B vs prefill (TTFT, GB/s)"},
 };
 

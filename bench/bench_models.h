@@ -20,5 +20,11 @@ typedef int (*bench_model_fn)(void *user, cl_model *m, const char *preset, int64
  * (once otherwise). */
 int bench_each_model(const char *presets, const char *backend, int64_t layers,
                      const int64_t *iters, int n_iters, bench_model_fn fn, void *user);
+/* The same with the models split over tp ranks (tp 0: unsharded, as bench_each_model;
+ * tp >= 1: loaded by the sharded loader from a host-memory checkpoint, bench_tp.h), and
+ * `threads` CPU threads (0: all cores). */
+int bench_each_model_tp(const char *presets, const char *backend, int64_t layers, int tp,
+                        int threads, const int64_t *iters, int n_iters, bench_model_fn fn,
+                        void *user);
 
 #endif

@@ -7,7 +7,12 @@
  * FLOPs counted: 2 x (matrix parameters of the layers) per token, lm_head for
  * the last token, causal attention 4 * D * Hq per visible (query, key) pair,
  * and the chunked SSM forms as implemented (per 64-token chunk and head; GKA
- * includes its num_iter Chebyshev iterations). */
+ * includes its num_iter Chebyshev iterations).
+ *
+ * --tp N splits the model over N GPUs (bench_tp.h: the weights from a host-memory
+ * checkpoint through the engine's sharded loader); the FLOPs are those of all ranks
+ * (replicated KV projections counted on each) and the limit is N x the GEMM rate of
+ * device 0. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +20,7 @@
 #include "args.h"
 #include "bench.h"
 #include "bench_models.h"
+#include "bench_tp.h"
 #include "ceilings.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -38,8 +44,8 @@ typedef struct {
     double linear, attention, ssm;
 } flops;
 
-/* FLOPs of a T-token prompt (see the file comment). */
-static flops prompt_flops(const cl_model *m, int64_t T)
+/* FLOPs of a T-token prompt on one model (see the file comment). */
+static flops model_flops(const cl_model *m, int64_t T)
 {
     const cl_config *cf = m->cfg;
     flops f = {0, 0, 0};
@@ -77,6 +83,19 @@ static flops prompt_flops(const cl_model *m, int64_t T)
     return f;
 }
 
+/* ... summed over the ranks of a sharded model (each its heads and slices). */
+static flops prompt_flops(cl_model *m, int64_t T)
+{
+    flops f = {0, 0, 0};
+    for (int r = 0; r < bench_tp_ranks(m); r++) {
+        flops g = model_flops(bench_tp_rank_model(m, r), T);
+        f.linear += g.linear;
+        f.attention += g.attention;
+        f.ssm += g.ssm;
+    }
+    return f;
+}
+
 /* Prefill of T tokens in calls of `chunk`; seconds of the timed run. */
 static int run_prompt(cl_model *m, int64_t T, int64_t chunk, int64_t page_tokens, double *secs)
 {
@@ -102,12 +121,12 @@ static int run_prompt(cl_model *m, int64_t T, int64_t chunk, int64_t page_tokens
     if (rc == CL_OK)
         rc = cl_seq_reset(&s);
     if (rc == CL_OK)
-        rc = m->b->ops->sync(m->b);
+        rc = bench_tp_sync(m);
     double t0 = cl_now();
     if (rc == CL_OK)
         rc = cl_seq_feed(m, &s, ids, T, chunk, CL_LOGITS_LAST, logits);
     if (rc == CL_OK)
-        rc = m->b->ops->sync(m->b);
+        rc = bench_tp_sync(m);
     *secs = cl_now() - t0;
     if (s.c)
         cl_seq_release(&s);
@@ -122,7 +141,7 @@ typedef struct {
     int n_len;
     int64_t chunk, page_tokens;
     int quick, json;
-    double gemm;
+    double gemm; /* of all ranks */
     FILE *js[2];
     int first;
 } pre_loop;
@@ -171,7 +190,7 @@ int bench_prefill(int argc, char **argv)
     const char *presets = "gka-8b,gdn-8b,m2-8b", *len_arg = NULL, *iters_arg = NULL;
     int quick = 0, json = 0;
     const char *json_out = NULL;
-    int64_t chunk = 8192, layers = 0, page_tokens = 64;
+    int64_t chunk = 8192, layers = 0, page_tokens = 64, tp = 1;
     cli_opt opts[] = {
         {"preset", OPT_STR, &presets, "NAMES", "comma-separated presets (default gka-8b,gdn-8b,m2-8b)", 0, 0},
         {"lengths", OPT_STR, &len_arg, "LIST", "prompt lengths (default 8192,...,131072)", 0, 0},
@@ -179,12 +198,15 @@ int bench_prefill(int argc, char **argv)
         {"chunk", OPT_INT, &chunk, "N", "tokens per forward call (default 8192)", 0, 0},
         {"layers", OPT_INT, &layers, "N", "layer count override (0: preset)", 0, 0},
         {"page-tokens", OPT_INT, &page_tokens, "N", "KV page size (default 64)", 0, 0},
+        {"tp", OPT_INT, &tp, "N",
+         "tensor-parallel ranks, one GPU each (default 1: the unsharded model); the weights "
+         "then come from a host-memory checkpoint (the model's size in host RAM)", 1, 64},
         {"quick", OPT_FLAG, &quick, NULL, "8K and 32K prompts (GKA num_iter 10/1 at 32K only)", 0, 0},
         {"json", OPT_FLAG, &json, NULL, "one JSON object on stdout", 0, 0},
         {"json-out", OPT_STR, &json_out, "FILE", "also write the JSON object to FILE", 0, 0},
         {0},
     };
-    cli_spec spec = {"bench prefill", "[--preset P] [--quick] [--json]",
+    cli_spec spec = {"bench prefill", "[--preset P] [--tp N] [--quick] [--json]",
                      "GPU prefill tokens/s vs the FLOPs limit at the bf16 GEMM rate.", opts, 0, 0};
     int rc = cli_parse(&spec, argc, argv, NULL, NULL);
     if (rc)
@@ -195,6 +217,11 @@ int bench_prefill(int argc, char **argv)
     int n_it = bench_parse_list(iters_arg ? iters_arg : "30,10,1", iters, 8);
     if (n_len <= 0 || n_it <= 0 || chunk <= 0)
         return cli_usage_error("bench prefill", "--lengths / --num-iter: comma-separated integers");
+    int n = (int)tp, visible = cl_cuda_device_count();
+    if (n > 1 && visible < n)
+        return cli_fail(cl_err(CL_ERR_UNSUPPORTED,
+                               "bench prefill: --tp %d needs %d CUDA devices (%d visible)", n, n,
+                               visible));
 
     cl_backend *probe;
     if ((rc = cl_backend_create("cuda", 1, &probe)) != CL_OK)
@@ -213,18 +240,30 @@ int bench_prefill(int argc, char **argv)
     FILE *js[2] = {json ? stdout : NULL, jf};
     for (int k = 0; k < 2; k++)
         if (js[k])
+        {
             fprintf(js[k],
                     "{\n  \"bench\": \"prefill\", \"device\": \"%s\", \"gemm_bf16_TFLOPs\": %.1f, "
-                    "\"chunk\": %lld, \"quick\": %s,\n  \"results\": [\n",
+                    "\"chunk\": %lld, \"quick\": %s,\n",
                     info.name, gemm, (long long)chunk, quick ? "true" : "false");
+            if (n > 1)
+                fprintf(js[k], "  \"tp\": %d, \"limit\": \"FLOPs of all ranks / (tp x "
+                               "gemm_bf16_TFLOPs of device 0)\",\n",
+                        n);
+            fprintf(js[k], "  \"results\": [\n");
+        }
     if (!json) {
         printf("device %s; bf16 GEMM %.0f TFLOP/s; forward calls of %lld tokens\n", info.name,
                gemm, (long long)chunk);
+        if (n > 1)
+            printf("tensor parallel %d: limit = FLOPs of all ranks / (%d x the GEMM rate of "
+                   "device 0)\n",
+                   n, n);
         printf("%-8s %4s %7s %10s %9s %9s %7s %8s %8s %8s\n", "preset", "iter", "tokens", "tok/s",
                "TFLOP/s", "limit", "%", "lin TF", "attn TF", "ssm TF");
     }
-    pre_loop lp = {lens, n_len, chunk, page_tokens, quick, json, gemm, {js[0], js[1]}, 1};
-    rc = bench_each_model(presets, "cuda", layers, iters, n_it, prefill_model, &lp);
+    pre_loop lp = {lens, n_len, chunk, page_tokens, quick, json, gemm * n, {js[0], js[1]}, 1};
+    rc = bench_each_model_tp(presets, "cuda", layers, n > 1 ? n : 0, 0, iters, n_it,
+                             prefill_model, &lp);
     for (int k = 0; k < 2; k++)
         if (js[k])
             fprintf(js[k], "\n  ]%s\n}\n", rc == CL_OK ? "" : ", \"error\": true");

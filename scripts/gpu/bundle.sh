@@ -29,7 +29,7 @@ if ! git -C "$root" check-ignore -q .device/x 2>/dev/null; then
 fi
 
 cmake -S "$root" -B "$build" -DCOLLAGE_CUDA=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
-tests="cuda_test_parity cuda_test_random_model cuda_test_kernels cuda_test_attention cuda_test_reuse cuda_test_tp
+tests="cuda_test_parity cuda_test_random_model cuda_test_kernels cuda_test_attention cuda_test_reuse cuda_test_tp cuda_test_tp_abort
   cuda_test_op_attention cuda_test_op_conv1d cuda_test_op_gdn cuda_test_op_gka cuda_test_op_mamba2
   cuda_test_op_swa"
 # shellcheck disable=SC2086

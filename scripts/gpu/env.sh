@@ -19,7 +19,7 @@ if [ -f "$root/.device/bundle.tar.xz" ]; then
 else
   cmake -S "$root" -B "$root/build-gpu" -DCOLLAGE_CUDA=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$root/build-gpu" -j"$(nproc)" --target collage cuda_test_parity \
-    cuda_test_random_model cuda_test_kernels cuda_test_attention cuda_test_reuse cuda_test_tp \
+    cuda_test_random_model cuda_test_kernels cuda_test_attention cuda_test_reuse cuda_test_tp cuda_test_tp_abort \
     cuda_test_op_attention cuda_test_op_conv1d cuda_test_op_gdn cuda_test_op_gka \
     cuda_test_op_mamba2 cuda_test_op_swa
   CL_BIN=$root/build-gpu/collage

@@ -98,6 +98,13 @@ else
   kernel_rows+=("FAIL cuda_test_tp: $(grep -m1 -iE 'fail|error' "$out/tp.log")"); status=1
 fi
 
+echo "== NCCL abort and recovery, TP 1 (and 2-4 when visible) (cuda_test_tp_abort)"
+if timeout 180 "$CL_TESTS/cuda_test_tp_abort" > "$out/tp_abort.log" 2>&1; then
+  kernel_rows+=("ok   cuda_test_tp_abort: $(tail -1 "$out/tp_abort.log")")
+else
+  kernel_rows+=("FAIL cuda_test_tp_abort: $(grep -m1 -iE 'fail|error' "$out/tp_abort.log")"); status=1
+fi
+
 echo "== in-process parity (cuda_test_parity)"
 COLLAGE_REQUIRE_SHARED=${COLLAGE_REQUIRE_SHARED:-0} timeout ${PARITY_TEST_TIMEOUT:-240} "$CL_TESTS/cuda_test_parity" > "$out/parity.log" 2>&1
 rc=$?

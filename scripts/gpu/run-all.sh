@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run-all.sh - the one GPU-machine script: parity (scripts/gpu/parity.sh), then
 # the decode, prefill and reuse benchmarks (--quick unless FULL=1; SKIP_PARITY=1,
-# SKIP_DECODE=1, SKIP_PREFILL=1, SKIP_REUSE=1, SKIP_SERVE=1 leave parts out), `collage serve` over HTTP
+# SKIP_DECODE=1, SKIP_PREFILL=1, SKIP_REUSE=1, SKIP_SERVE=1 leave parts out), tensor
+# parallelism on a machine with more than one GPU (scripts/gpu/tp.sh, QUICK unless FULL=1
+# or TP_QUICK=0; SKIP_TP=1 leaves it out; its files in tp.tgz), `collage serve` over HTTP
 # (scripts/gpu/bench-serve.sh), the composition-quality grid when QUALITY_MODELS=DIR
 # names trained models (scripts/gpu/quality.sh), optionally the
 # decode GEMM kernel table (KERNEL_BENCH=1) and a per-op profile (PROFILE=1), and
@@ -43,6 +45,11 @@ if [ "${SKIP_SERVE:-0}" != 1 ]; then # collage serve over HTTP vs bench decode, 
   OUT_DIR=$out/serve timeout ${SERVE_TIMEOUT:-400} scripts/gpu/bench-serve.sh \
     > "$out/serve.txt" 2>&1 || status=1
 fi
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+if [ "${SKIP_TP:-0}" != 1 ] && [ "$ngpu" -gt 1 ]; then # tensor parallelism (scripts/gpu/tp.sh)
+  TP_OUT_DIR=$out/tp QUICK=${TP_QUICK:-$([ "${FULL:-0}" = 1 ] && echo 0 || echo 1)} OUT= \
+    timeout ${TP_TIMEOUT:-900} scripts/gpu/tp.sh > "$out/tp.txt" 2>&1 || status=1
+fi
 if [ -n "${QUALITY_MODELS:-}" ]; then # composition quality of trained models (issue 14)
   timeout ${QUALITY_ALL_TIMEOUT:-500} scripts/gpu/quality.sh "$QUALITY_MODELS" "$out/quality" \
     ${QUALITY_COUNT:-200} > "$out/quality.txt" 2>&1 || status=1
@@ -69,12 +76,14 @@ fi
 [ -f "$out/reuse.txt" ] && { echo "== reuse"; cat "$out/reuse.txt"; tail -3 "$out/reuse.err"; }
 [ -f "$out/serve.txt" ] && { echo "== serve"; tail -15 "$out/serve.txt"; }
 [ -f "$out/quality.txt" ] && { echo "== quality"; cat "$out/quality.txt"; }
+[ -f "$out/tp/summary.txt" ] && cat "$out/tp/summary.txt"
 } | tee "$out/summary.txt"
 if [ -n "${OUT:-}" ]; then
   cp "$out/parity.txt" "$out/summary.txt" "$out/decode.json" "$out/prefill.json" "$OUT/" 2>/dev/null
   cp "$out/reuse.json" "$OUT/" 2>/dev/null
   [ -d "$out/serve" ] && tar -czf "$OUT/serve.tgz" -C "$out" serve serve.txt 2>/dev/null
   [ -d "$out/quality" ] && tar -czf "$OUT/quality.tgz" -C "$out" --exclude 'q-*.json' quality quality.txt
+  [ -d "$out/tp" ] && tar -czf "$OUT/tp.tgz" -C "$out" tp tp.txt
   cp "$out/parity.log" "$OUT/" 2>/dev/null; cp "$out/profile.txt" "$OUT/" 2>/dev/null
   cp "$out/kernels-bench.txt" "$OUT/" 2>/dev/null
 fi

@@ -32,11 +32,16 @@ int cl_comm_size(const cl_comm *c);
 int cl_comm_all_reduce(cl_comm *c, float *x, size_t n);
 /* out[r * n .. (r + 1) * n) = rank r's x[0..n), on every rank (out: size * n floats). */
 int cl_comm_all_gather(cl_comm *c, const float *x, size_t n, float *out);
-/* Marks the group failed: a rank whose work failed calls it so that the other ranks'
- * collectives return an error instead of waiting for it (CPU). Once failed, a group
- * stays failed. */
+/* Marks the group failed: a rank whose work failed calls it (from its own thread, at
+ * once) so that the other ranks do not wait for it. CPU: their collectives return an
+ * error. CUDA: every rank's NCCL communicator is aborted (ncclCommAbort), so kernels
+ * waiting for a peer return and the ranks' streams drain; later collectives return an
+ * error. Once failed, a group stays failed until recovered. */
 void cl_comm_abort(cl_comm *c);
-/* After an aborted collective, once every rank has returned: the group is usable again. */
+/* After an aborted collective, once every rank has returned: the group is usable again
+ * (CUDA: new communicators on the same devices, the ranks' captured decode graphs
+ * dropped; if that fails, collectives keep failing with a message saying to load the
+ * model again). Calling it for every rank is fine; a group not aborted is left alone. */
 void cl_comm_recover(cl_comm *c);
 
 /* ---- for the implementations (comm.c, cuda_comm.c) ---- */
