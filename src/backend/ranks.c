@@ -59,13 +59,19 @@ static void *rank_main(void *arg)
         int rc = t->bind ? run_bind(t) : CL_OK;
         if (rc == CL_OK && fn)
             rc = fn(user, t->rank);
-        if (rc != CL_OK && p->on_fail)
-            p->on_fail(user, t->rank);
-        pthread_mutex_lock(&p->mu);
-        if (rc != CL_OK && p->rc == CL_OK) {
-            p->rc = rc;
-            snprintf(p->msg, sizeof p->msg, "%s", cl_errmsg());
+        if (rc != CL_OK) {
+            /* the root cause is recorded before on_fail wakes the other ranks, whose
+             * own "another rank failed" must not take its place */
+            pthread_mutex_lock(&p->mu);
+            if (p->rc == CL_OK) {
+                p->rc = rc;
+                snprintf(p->msg, sizeof p->msg, "%s", cl_errmsg());
+            }
+            pthread_mutex_unlock(&p->mu);
+            if (p->on_fail)
+                p->on_fail(user, t->rank);
         }
+        pthread_mutex_lock(&p->mu);
         if (--p->pending == 0)
             pthread_cond_broadcast(&p->done_cv);
     }
