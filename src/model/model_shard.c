@@ -83,17 +83,20 @@ static int keep_buf(cl_model *sh, void *buf)
     return CL_OK;
 }
 
-/* Uploads rank sh->rank's slice of t (plus `zero_rows` zero rows at the end). */
+/* Uploads rank sh->rank's slice of t (plus `zero_rows` zero rows at the end). A slice
+ * lives as long as the rank model when the backend aliases it (the CPU with fp32), else
+ * only until the upload (a device or converted copy). */
 static int upload_slice(cl_model *sh, int n, const cl_st_tensor *t, int matrix, split_kind k,
                         const cl_shard_segs *s, int64_t zero_rows, cl_bweight *out)
 {
     int64_t rows = t->ndim >= 2 ? t->shape[0] : 1, cols = cl_st_numel(t) / rows;
     cl_tensor_view v = {t->data, t->dtype, rows, cols, 0, t->name};
+    void *buf = NULL;
     if (k != KEEP || zero_rows) {
         size_t es = cl_dtype_size(t->dtype);
         int64_t lr = k == ROWS ? cl_shard_local_width(s, n) : rows;
         int64_t lc = k == COLS ? cl_shard_local_width(s, n) : cols;
-        void *buf = calloc((size_t)((lr + zero_rows) * lc) * es + 1, 1);
+        buf = calloc((size_t)((lr + zero_rows) * lc) * es + 1, 1);
         if (!buf)
             return cl_err(CL_ERR_NOMEM, "out of memory slicing tensor '%s'", t->name);
         if (k == ROWS) /* one "row" of `rows` elements of a whole tensor row each */
@@ -102,11 +105,18 @@ static int upload_slice(cl_model *sh, int n, const cl_st_tensor *t, int matrix, 
             cl_shard_copy(s, n, sh->rank, es, rows, (void *)t->data, buf, 0);
         else
             memcpy(buf, t->data, (size_t)(rows * cols) * es);
-        CL_TRY(keep_buf(sh, buf));
         v = (cl_tensor_view){buf, t->dtype, lr + zero_rows, lc, 0, t->name};
     }
     int rc = sh->b->ops->weight_upload(sh->b, &v, matrix, out);
-    return rc == CL_OK ? rc : cl_err_prefix(rc, "%s", t->file);
+    if (rc != CL_OK) {
+        free(buf);
+        return cl_err_prefix(rc, "%s", t->file);
+    }
+    if (!buf || out->data != buf) {
+        free(buf);
+        return CL_OK;
+    }
+    return keep_buf(sh, buf);
 }
 
 /* The fused depthwise conv of an SSM layer ([C, W] fp32), rank's channels. */
