@@ -1,7 +1,10 @@
 """Initialization for training from scratch (the scheme mkmodel uses for random models,
 spec-shaped): linear and embedding weights N(0, 0.02), residual output projections scaled
 by 1/sqrt(2 layers), norm weights 1, decays A in [1, 16], dt log-uniform in
-[1e-3, 1e-1] (dt_bias = softplus^-1(dt)), Mamba2 D = 1, biases 0, convs as PyTorch."""
+[1e-3, 1e-1] (dt_bias = softplus^-1(dt)), Mamba2 D = 1, biases 0, convs as PyTorch.
+With zero_ssm_out the SSM mixers' output projections start at zero: the model starts as
+its attention layers, whose copy (induction) circuit forms 2-3x sooner that way with M2
+layers (their random outputs slow it), and the SSM layers grow in from the first step."""
 import math
 
 import torch
@@ -10,9 +13,17 @@ import torch.nn as nn
 from .ops import NormWeight
 
 RESIDUAL_OUT = ("o_proj", "out_proj", "down_proj")
+SSM_MIXERS = ("mamba", "gdn", "gka")
 
 
-def init_weights(model, seed):
+def is_ssm_out(name):
+    """model.layers.<i>.<mamba|gdn|gka>.<out_proj|o_proj>.weight"""
+    parts = name.split(".")
+    return (len(parts) >= 3 and parts[-3] in SSM_MIXERS and parts[-2] in ("o_proj", "out_proj")
+            and parts[-1] == "weight")
+
+
+def init_weights(model, seed, zero_ssm_out=False):
     g = torch.Generator().manual_seed(seed)
     n_layers = model.cfg.num_layers
     for name, mod in model.named_modules():
@@ -43,3 +54,5 @@ def init_weights(model, seed):
                 p.copy_(dt + torch.log(-torch.expm1(-dt)))
             elif leaf == "D":
                 p.fill_(1.0)
+            elif zero_ssm_out and is_ssm_out(name):
+                p.zero_()

@@ -220,36 +220,77 @@ def make_question(sampler, enc, rng, context_tokens, num_docs, facts_per_1k, equ
     }
 
 
-def training_sequence(sampler, enc, rng, length, pad_id, max_docs=6, max_questions=3,
-                      facts_per_1k=(4.0, 16.0)):
-    """A plain training context of exactly `length` tokens: 1..max_docs documents of random
-    lengths, then 1..max_questions question/answer blocks (PROMPT + code + ".\n") about
-    distinct facts, padded with pad_id. Returns (ids, answer_positions): the positions
-    whose next token is an answer digit."""
-    n_q = rng.randint(1, max_questions)
-    density = rng.uniform(*facts_per_1k)
-    # question blocks are about 25 tokens; the context takes the rest
-    ctx_budget = max(32, length - 26 * n_q - 4)
-    n_facts = max(n_q, round(density * ctx_budget / 1000))
-    num_docs = rng.randint(1, max(1, min(max_docs, ctx_budget // 48)))
+# roles of a training target: an answer's first digit (the look-up), its other digits, a
+# name in a question, a copied token
+FIRST, ANSWER, NAME, COPY = 4, 1, 2, 3
+QUESTION_BLOCK_TOKENS = 18   # PROMPT + 5 digits + ".\n" with one-token names
+
+
+FACT_TOKENS = 12   # a fact sentence with one-token names: F L 's code is _ d d d d d .
+
+
+def row_spec(rng, level, length, max_docs=6, max_questions=8, density=(4.0, 16.0),
+             near_miss=0.3):
+    """Difficulty of one training row of `length` tokens at curriculum level in [0, 1]:
+    (facts, documents, near-miss share, questions); every fact is asked about (at most
+    max_questions). Level 0 packs the row with facts and their questions (as many as fit,
+    up to max_questions; little filler: every question is a look-up among them) in one
+    document without near misses; level 1 is the evaluation's distribution: facts at
+    `density` per 1000 tokens of the row, 1..max_docs documents, near misses at
+    `near_miss` (reached at level 0.5 already: a model that matches one of the two name
+    tokens plateaus at the accuracy the near misses leave it). Between, the fact count
+    and the documents move linearly (the filler fills the rest)."""
+    full_facts = max(1, round(rng.uniform(*density) * length / 1000))
+    dense = max(1, min(max_questions, (length - 8) // (FACT_TOKENS + QUESTION_BLOCK_TOKENS)))
+    n_facts = max(1, round(dense + level * (full_facts - dense)))
+    n_q = min(n_facts, max_questions)
+    num_docs = 1 + round(level * (rng.randint(1, max_docs) - 1))
+    return n_facts, num_docs, near_miss * min(1.0, 2.0 * level), n_q
+
+
+def training_sequence(sampler, enc, rng, length, pad_id, spec):
+    """A plain training context of exactly `length` tokens: documents of random lengths
+    holding spec's facts, then question/answer blocks (PROMPT + code + ".\n") about
+    distinct facts, padded with pad_id. spec = (facts, documents, near-miss share,
+    questions), see row_spec. Returns (ids, roles): roles[p] is FIRST where the next
+    token is an answer's first digit, ANSWER where it is one of its other digits, NAME
+    where it is a name of a question, else 0."""
+    n_facts, num_docs, share, n_q = spec
+    ctx_budget = max(32, length - QUESTION_BLOCK_TOKENS * n_q - 4)
+    num_docs = max(1, min(num_docs, ctx_budget // 48))
     names, codes, _, doc_ids, _ = sample_context(sampler, enc, rng, ctx_budget, num_docs,
-                                                 n_facts, equal_docs=False)
+                                                 n_facts, equal_docs=False, share=share)
     ids = [i for d in doc_ids for i in d]
-    asked = rng.sample(range(n_facts), n_q)
-    answer_pos = []
-    for qi in asked:
-        block = enc.pieces(prompt_pieces(names[qi]))
-        if len(ids) + len(block) + CODE_DIGITS + 1 > length:
-            break
-        ids.extend(block)
+    roles = [0] * length
+    for qi in rng.sample(range(n_facts), n_q):
+        pieces = prompt_pieces(names[qi])
+        head = len(enc.pieces(pieces[:4]))              # "Question: What is"
+        name_len = len(enc.pieces(pieces[4:6]))
+        block = enc.pieces(pieces)
         digits = enc.pieces(list(codes[qi]))
-        answer_pos.extend(range(len(ids) - 1, len(ids) - 1 + len(digits)))
+        if len(ids) + len(block) + len(digits) + 1 > length:
+            break
+        for p in range(len(ids) + head - 1, len(ids) + head - 1 + name_len):
+            roles[p] = NAME
+        ids.extend(block)
+        for p in range(len(ids) - 1, len(ids) - 1 + len(digits)):
+            roles[p] = FIRST if p == len(ids) - 1 else ANSWER
         ids.extend(digits)
         ids.extend(enc.piece(".\n"))
-    ids = ids[:length]
-    answer_pos = [p for p in answer_pos if p + 1 < length]
+    ids = ids[:length]   # a context of many facts in few tokens may overrun (no question)
     ids.extend([pad_id] * (length - len(ids)))
-    return ids, answer_pos
+    return ids, roles
+
+
+def copy_sequence(rng, length, n_regular):
+    """A synthetic induction row (the curriculum's first stage, it teaches copying): k =
+    length // 2 token ids drawn uniformly from [0, n_regular), then the same k again.
+    Returns (ids, roles) with roles COPY where the next token is in the repeat."""
+    k = length // 2
+    first = [rng.randrange(n_regular) for _ in range(k)]
+    ids = (first * 3)[:length]
+    roles = [0] * k + [COPY] * (length - k - 1) + [0]   # the repeat's first token: a guess
+    return ids, roles
 
 
 def check_tokenization(enc, q):

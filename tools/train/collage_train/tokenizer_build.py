@@ -1,7 +1,8 @@
 """Builds the retrieval models' tokenizer: a byte-level BPE of the Qwen2/Qwen3 kind (NFC,
 the Qwen2 pre-tokenizer regex, ByteLevel), merges learned with the `tokenizers` library
 on task text, the 7 Qwen3 added tokens at the top ids. Digits stay single tokens (the
-regex splits numbers digit by digit).
+regex splits numbers digit by digit); every word of words.json is one token (the build
+fails otherwise).
 
     python -m collage_train.tokenizer_build --out DIR [--vocab 1024] [--seed 0]
 
@@ -13,12 +14,16 @@ import random
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from .task import Encoder, Sampler, load_words, make_question
+from .task import Encoder, Sampler, load_words, make_question, prompt_pieces
 
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
                  r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 ADDED = (("<|endoftext|>", True), ("<|im_start|>", True), ("<|im_end|>", True),
          ("<think>", False), ("</think>", False), ("<tool_call>", False), ("</tool_call>", False))
+WORD_WEIGHT = 1000
+# the fixed pieces of facts, prompts, answers and filler sentences (weighted like the words)
+TEMPLATE_TEXT = ("Question: What is Mara Quill's code?\nAnswer: 1.\n"
+                 "The Mara Quill's code is 1. A the Every.\n\n")
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}\n"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' -}}\n"
@@ -49,9 +54,20 @@ def corpus(seed, n_questions=400):
     for _ in range(n_questions):
         q = make_question(sampler, enc, rng, rng.randint(100, 600), rng.randint(1, 4), 10)
         yield "".join(q["documents"]) + q["prompt"] + q["answer"] + ".\n"
+    # every list word weighted far above the sentences' byte pairs, so each is merged into
+    # one token: " Name" (both name lists), "Name" (first names open documents) and the
+    # filler words with their leading space (check_single_tokens verifies it)
     w = load_words()
-    for key in ("first_names", "last_names"):        # every name is seen in both positions
-        yield " ".join(w[key]) + "\n" + "\n".join(w[key]) + "\n"
+    for _ in range(WORD_WEIGHT):
+        for key, words in w.items():
+            if key != "_doc":
+                yield " " + " ".join(words) + "\n"
+        yield "\n".join(w["first_names"]) + "\n"
+        yield TEMPLATE_TEXT
+    # spare merges (last names opening a line: text the task never makes), rare enough to
+    # come after all of the above, fill the vocabulary up to its size
+    for _ in range(2):
+        yield "\n".join(w["last_names"]) + "\n"
 
 
 def build(vocab_size, seed):
@@ -70,10 +86,23 @@ def build(vocab_size, seed):
     if tok.get_vocab_size() != vocab_size - len(ADDED):
         raise RuntimeError(f"BPE learned {tok.get_vocab_size()} tokens, wanted "
                            f"{vocab_size - len(ADDED)} (corpus too small?)")
+    check_single_tokens(tok)
     from tokenizers import AddedToken
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, s in ADDED if s])
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t, s in ADDED if not s])
     return tok
+
+
+def check_single_tokens(tok):
+    """Every word of words.json with its leading space, every first name without it and
+    every fixed piece of the templates is one token (fixed token offsets in facts and questions make retrieval easier)."""
+    w = load_words()
+    texts = [" " + x for k, v in w.items() if k != "_doc" for x in v] + list(w["first_names"])
+    texts += prompt_pieces(("Mara", "Quill")) + ["'s", " code", " is", ".", ".\n", ".\n\n",
+                                                 "The", "A", "Every", " the"]
+    bad = [t for t in texts if len(tok.encode(t, add_special_tokens=False).ids) != 1]
+    if bad:
+        raise RuntimeError(f"words.json: {len(bad)} words are not one token: {bad[:8]}")
 
 
 def tokenizer_config(tok):

@@ -3,9 +3,15 @@ measures held-out accuracy in PyTorch and exports it (export.py).
 
     python -m collage_train.train --kind gdn --out OUTDIR/gdn --time-budget-s 150
 
-The schedules (learning-rate warm-up and cosine decay, context-length curriculum) are
-functions of the elapsed fraction of the budget, so a run ends on schedule whatever the
-speed of the machine. Progress lines go to stdout."""
+The recipe (models/README.md, "Training"): a copy stage (synthetic repeat rows only, until
+they are copied: the induction circuit), then the retrieval curriculum from level 0 (rows
+of --min-context tokens packed with facts and their questions) to level 1 (the
+evaluation's distribution at --context tokens), rising only while the answers' first
+digits (the look-up) are right often enough and forced up late in the budget; easy rows
+stay to the end. Loss on every answer digit, on the questions' names and a little on
+everything else. Learning rate: warm-up, constant, cosine decay at the end. The schedules
+follow the elapsed fraction of the budget (or of --max-steps), so a run ends on schedule
+whatever the speed of the machine. Progress lines go to stdout."""
 import argparse
 import json
 import math
@@ -23,7 +29,7 @@ from .evaluate import accuracy, question_set
 from .export import export_model
 from .init import init_weights
 from .model import HybridLM
-from .task import Encoder
+from .task import ANSWER, COPY, FIRST, NAME, Encoder
 
 KINDS = {"gdn": "GDN", "m2": "M2", "gka": "GKA"}
 MAX_FOLDER_BYTES = 5_000_000
@@ -39,27 +45,64 @@ def parse_args(argv):
     ap.add_argument("--time-budget-s", type=float, default=150.0, help="training time")
     ap.add_argument("--max-steps", type=int, default=0,
                     help="stop after N steps; schedules then follow the steps (0: time only)")
-    ap.add_argument("--context", type=int, default=1024, help="trained context T (tokens)")
-    ap.add_argument("--min-context", type=int, default=256, help="curriculum start length")
-    ap.add_argument("--curriculum-frac", type=float, default=0.4,
-                    help="budget fraction over which the length grows to --context")
-    ap.add_argument("--batch-tokens", type=int, default=0,
-                    help="tokens per step (0: 65536, gka 32768: its steps cost the most)")
+    ap.add_argument("--context", type=int, default=512, help="trained context T (tokens)")
+    ap.add_argument("--min-context", type=int, default=128, help="curriculum start length")
+    ap.add_argument("--curriculum-frac", type=float, default=0.5,
+                    help="budget fraction at which the curriculum reaches full difficulty")
+    ap.add_argument("--hold-frac", type=float, default=0.0,
+                    help="budget fraction spent at level 0 before the curriculum starts")
+    ap.add_argument("--gate-acc", type=float, default=0.8,
+                    help="the level rises only while the accuracy of the answers' first "
+                         "digits (the look-up) over the last --gate-every steps is at least "
+                         "this (0: always)")
+    ap.add_argument("--gate-every", type=int, default=10)
+    ap.add_argument("--force-start", type=float, default=0.3,
+                    help="budget fraction from which the level is forced up linearly ...")
+    ap.add_argument("--force-frac", type=float, default=0.85,
+                    help="... to reach 1 at this fraction whatever the accuracy")
+    ap.add_argument("--copy-gate", type=float, default=0.9,
+                    help="training starts with copy rows only (task.copy_sequence) until "
+                         "their accuracy over --gate-every steps reaches this (0: no copy stage)")
+    ap.add_argument("--copy-max-frac", type=float, default=0.15,
+                    help="budget fraction after which the copy stage ends anyway")
+    ap.add_argument("--copy-share", type=float, default=0.1,
+                    help="share of copy rows after the copy stage, at level 0")
+    ap.add_argument("--copy-until", type=float, default=0.5,
+                    help="level at which the copy share has fallen linearly to 0")
+    ap.add_argument("--copy-weight", type=float, default=1.0,
+                    help="weight of the loss on the repeats of the copy rows")
+    ap.add_argument("--easy-share", type=float, default=0.2,
+                    help="share of rows with a random level below the current one")
+    ap.add_argument("--near-miss", type=float, default=0.6,
+                    help="share of distractor names that share a first or last name with "
+                         "a row's first fact, from curriculum level 0.5 (the evaluation "
+                         "uses 0.3; more here forces matching both name tokens)")
+    ap.add_argument("--batch-tokens", type=int, default=32768, help="tokens per step")
     ap.add_argument("--hidden", type=int, default=192)
     ap.add_argument("--intermediate", type=int, default=448)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--head-dim", type=int, default=64)
     ap.add_argument("--layers", type=int, default=4, help="pattern *-X repeated")
+    ap.add_argument("--zero-ssm-out", type=int, default=1,
+                    help="1: the SSM mixers' output projections start at zero (init.py)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--min-lr-frac", type=float, default=0.1)
     ap.add_argument("--warmup-frac", type=float, default=0.03)
+    ap.add_argument("--decay-frac", type=float, default=0.2,
+                    help="the last budget fraction, over which the rate decays (cosine)")
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--lm-weight", type=float, default=0.05,
-                    help="weight of the next-token loss on non-answer tokens")
+                    help="weight of the next-token loss on the other tokens")
+    ap.add_argument("--name-weight", type=float, default=0.5,
+                    help="weight of the loss on the names of the questions")
     ap.add_argument("--max-docs", type=int, default=6, help="documents per training context")
-    ap.add_argument("--max-questions", type=int, default=6,
+    ap.add_argument("--max-questions", type=int, default=8,
                     help="question/answer blocks per training context")
+    ap.add_argument("--val-every", type=int, default=200,
+                    help="validation accuracy every N steps (0: never)")
+    ap.add_argument("--val-questions", type=int, default=64)
+    ap.add_argument("--val-seed", type=int, default=555, help="validation set (not the eval's)")
     ap.add_argument("--workers", type=int, default=-1, help="data processes (-1: auto)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--eval-questions", type=int, default=400)
@@ -67,10 +110,7 @@ def parse_args(argv):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", action="store_true", help="torch.compile (falls back to eager)")
     ap.add_argument("--log-every", type=int, default=50)
-    a = ap.parse_args(argv)
-    if a.batch_tokens <= 0:
-        a.batch_tokens = 32768 if a.kind == "gka" else 65536
-    return a
+    return ap.parse_args(argv)
 
 
 def log(msg):
@@ -89,38 +129,76 @@ def model_config(a, tok):
 
 
 def lr_at(a, frac):
+    """Linear warm-up, constant (plateaus end sooner at the full rate), cosine decay to
+    --min-lr-frac over the last --decay-frac of the budget."""
     if frac < a.warmup_frac:
         return a.lr * max(frac / a.warmup_frac, 0.02)
-    p = min(1.0, (frac - a.warmup_frac) / max(1e-9, 1 - a.warmup_frac))
+    start = 1.0 - a.decay_frac
+    p = min(1.0, max(0.0, frac - start) / max(1e-9, a.decay_frac))
     return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def length_at(a, frac):
-    """Context length of the next batch: grows linearly from --min-context to --context over
-    the first --curriculum-frac of the budget, in steps of 64 tokens."""
-    p = min(1.0, frac / max(1e-9, a.curriculum_frac))
-    L = a.min_context + p * (a.context - a.min_context)
+def next_level(a, level, frac, dfrac, competent):
+    """Curriculum level in [0, 1] (task.row_spec) after dfrac more of the budget: after
+    --hold-frac it rises by dfrac / (--curriculum-frac - --hold-frac) while the model is
+    competent (see --gate-acc), and never lies below the line from 0 at --force-start to
+    1 at --force-frac."""
+    if frac > a.hold_frac and competent:
+        level += dfrac / max(1e-9, a.curriculum_frac - a.hold_frac)
+    floor = (frac - a.force_start) / max(1e-9, a.force_frac - a.force_start)
+    return min(1.0, max(level, floor, 0.0))
+
+
+def length_at(a, level):
+    """Context length of the next batch: from --min-context at level 0 to --context at
+    level 1, in steps of 64 tokens."""
+    L = a.min_context + level * (a.context - a.min_context)
     return int(min(a.context, max(64, round(L / 64) * 64)))
 
 
-def loss_fn(model, ids, ans, lm_weight, pad_id):
-    """Mean cross-entropy on answer digits + lm_weight x mean next-token loss elsewhere."""
-    inp, tgt, a = ids[:, :-1], ids[:, 1:], ans[:, :-1]
-    if lm_weight > 0:
+def copy_share_at(a, level, copy_stage):
+    if copy_stage:
+        return 1.0
+    return a.copy_share * max(0.0, 1.0 - level / max(1e-9, a.copy_until))
+
+
+def masked_mean(x, m):
+    """Mean of x where m (0 where m is empty, without a host sync)."""
+    return (x * m).sum() / m.sum().clamp_min(1)
+
+
+def loss_fn(model, ids, roles, lm_weight, name_weight, pad_id, copy_weight=0.0):
+    """Mean cross-entropy on answer digits + name_weight x the mean on the questions'
+    names + copy_weight x the mean on the copy rows' repeats + lm_weight x the mean
+    next-token loss on the other tokens. Returns (loss, answer loss, answer digit
+    accuracy, first-digit accuracy, copy accuracy)."""
+    inp, tgt, r = ids[:, :-1], ids[:, 1:], roles[:, :-1]
+    first = r == FIRST
+    a = (r == ANSWER) | first
+    if lm_weight > 0 or name_weight > 0 or copy_weight > 0:
         logits = model(inp).float()
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
                              reduction="none").view_as(tgt)
-        other = (~a) & (tgt != pad_id)
-        ans_loss = ce[a].mean()
-        loss = ans_loss + lm_weight * ce[other].mean()
-        acc = (logits[a].argmax(-1) == tgt[a]).float().mean()
-    else:
-        h = model.hidden_states(inp)
-        logits = model.lm_head(h[a]).float()
-        ans_loss = F.cross_entropy(logits, tgt[a])
+        hit = (logits.argmax(-1) == tgt).float()
+        ans_loss = masked_mean(ce, a)
         loss = ans_loss
-        acc = (logits.argmax(-1) == tgt[a]).float().mean()
-    return loss, ans_loss.detach(), acc.detach()
+        if name_weight > 0:
+            loss = loss + name_weight * masked_mean(ce, r == NAME)
+        if copy_weight > 0:
+            loss = loss + copy_weight * masked_mean(ce, r == COPY)
+        if lm_weight > 0:
+            loss = loss + lm_weight * masked_mean(ce, (r == 0) & (tgt != pad_id))
+        return (loss, ans_loss.detach(), masked_mean(hit, a), masked_mean(hit, first),
+                masked_mean(hit, r == COPY))
+    # answers only: the LM head on the answer positions alone
+    h = model.hidden_states(inp)
+    logits = model.lm_head(h[a]).float()
+    ans_loss = F.cross_entropy(logits, tgt[a])
+    loss = ans_loss
+    hit = (logits.argmax(-1) == tgt[a]).float()
+    acc, first_acc = hit.mean(), masked_mean(hit, first[a])
+    zero = torch.zeros((), device=ids.device)
+    return loss, ans_loss.detach(), acc.detach(), first_acc.detach(), zero
 
 
 def param_groups(model, wd):
@@ -149,7 +227,7 @@ def main(argv=None):
     tok = Tokenizer.from_file(os.path.join(a.tokenizer_dir, "tokenizer.json"))
     cfg = model_config(a, tok)
     model = HybridLM(cfg)
-    init_weights(model, a.seed)
+    init_weights(model, a.seed, zero_ssm_out=a.zero_ssm_out)
     n_params = sum(p.numel() for p in model.parameters())
     est = 2 * n_params + 4 * 100 * cfg.vocab_size + 100_000
     if est > MAX_FOLDER_BYTES:
@@ -168,10 +246,16 @@ def main(argv=None):
                             eps=1e-8, fused=device.type == "cuda")
     workers = a.workers if a.workers >= 0 else min(12, max(0, (os.cpu_count() or 2) - 2))
     stream = BatchStream(os.path.join(a.tokenizer_dir, "tokenizer.json"), workers, a.seed,
-                         max_docs=a.max_docs, max_questions=a.max_questions)
+                         easy_share=a.easy_share, max_docs=a.max_docs, near_miss=a.near_miss,
+                         max_questions=a.max_questions)
+    val = (question_set(Encoder(tok), a.val_seed, a.val_questions, a.context - 32)
+           if a.val_every > 0 else None)
     pad_id = cfg.pad_token_id
     autocast = device.type == "cuda"
     step, tokens, t0 = 0, 0, time.time()
+    level, last_frac, competent = 0.0, 0.0, a.gate_acc <= 0
+    copy_stage, copy_end_step = a.copy_gate > 0, 0
+    first_sum, copy_sum, acc_n = torch.zeros((), device=device), torch.zeros((), device=device), 0
     ema_loss = ema_acc = None
     history = []
     good = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -183,31 +267,55 @@ def main(argv=None):
                        step / a.max_steps if a.max_steps else 0.0)
             if frac >= 1.0:
                 break
-            L = length_at(a, frac)
+            if copy_stage and frac >= a.copy_max_frac:
+                copy_stage, copy_end_step = False, step
+                log(f"[{a.kind}] step {step}: copy stage ended by the clock")
+            if not copy_stage:
+                level = next_level(a, level, frac, frac - last_frac, competent)
+            last_frac = frac
+            L = length_at(a, level)
             B = max(1, a.batch_tokens // L)
-            ids_np, ans_np = stream.next(L, B)
+            copy_share = copy_share_at(a, level, copy_stage)
+            ids_np, roles_np = stream.next(L, B, level, copy_share)
             ids = torch.from_numpy(ids_np).to(device, non_blocking=True).long()
-            ans = torch.from_numpy(ans_np).to(device, non_blocking=True)
+            roles = torch.from_numpy(roles_np).to(device, non_blocking=True)
             lr = lr_at(a, frac)
             for g in opt.param_groups:
                 g["lr"] = lr
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
                 try:
-                    loss, ans_loss, acc = loss_fn(step_fn, ids, ans, a.lm_weight, pad_id)
+                    loss, ans_loss, acc, first_acc, copy_acc = loss_fn(step_fn, ids, roles, a.lm_weight,
+                                                  a.name_weight, pad_id,
+                                                  a.copy_weight)
                 except Exception as e:  # noqa: BLE001 - a compile failure must not end the run
                     if step_fn is model:
                         raise
                     log(f"[{a.kind}] compiled step failed ({type(e).__name__}: {e}); eager")
                     step_fn = model
-                    loss, ans_loss, acc = loss_fn(model, ids, ans, a.lm_weight, pad_id)
+                    loss, ans_loss, acc, first_acc, copy_acc = loss_fn(model, ids, roles, a.lm_weight,
+                                                  a.name_weight, pad_id,
+                                                  a.copy_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
             tokens += ids.numel()
+            first_sum += first_acc
+            copy_sum += copy_acc
+            acc_n += 1
+            if acc_n >= a.gate_every:   # one host sync per window
+                if copy_stage and float(copy_sum) / acc_n >= a.copy_gate:
+                    copy_stage, copy_end_step = False, step
+                    log(f"[{a.kind}] step {step}: copy stage done (copy accuracy "
+                        f"{float(copy_sum) / acc_n:.3f})")
+                elif not copy_stage:
+                    competent = a.gate_acc <= 0 or float(first_sum) / acc_n >= a.gate_acc
+                first_sum.zero_()
+                copy_sum.zero_()
+                acc_n = 0
             if step % a.log_every == 0 or step == 1:
-                al, ac = float(ans_loss), float(acc)
+                al, ac, fc, cc = float(ans_loss), float(acc), float(first_acc), float(copy_acc)
                 if not math.isfinite(al) or not all(
                         bool(torch.isfinite(p).all()) for p in model.parameters()):
                     # diverged: back to the last good weights, fresh moments, half the rate
@@ -222,14 +330,27 @@ def main(argv=None):
                     continue
                 good = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 good_step = step
-                ema_loss = al if ema_loss is None else 0.8 * ema_loss + 0.2 * al
-                ema_acc = ac if ema_acc is None else 0.8 * ema_acc + 0.2 * ac
+                if copy_share < 1.0:   # answers in the batch
+                    ema_loss = al if ema_loss is None else 0.8 * ema_loss + 0.2 * al
+                    ema_acc = ac if ema_acc is None else 0.8 * ema_acc + 0.2 * ac
                 el = time.time() - t0
-                history.append({"step": step, "s": round(el, 1), "len": L, "answer_loss": al,
-                                "answer_digit_acc": ac})
-                log(f"[{a.kind}] step {step:6d}  {el:6.1f}s  len {L:5d}  batch {B:4d}  "
-                    f"lr {lr:.2e}  answer loss {al:.4f} (ema {ema_loss:.4f})  digit acc "
-                    f"{ac:.3f} (ema {ema_acc:.3f})  {tokens / max(el, 1e-9) / 1e3:.0f}k tok/s")
+                history.append({"step": step, "s": round(el, 1), "len": L,
+                                "level": round(level, 3), "copy_share": round(copy_share, 3),
+                                "answer_loss": al, "answer_digit_acc": ac,
+                                "first_digit_acc": fc, "copy_acc": cc})
+                answers = ("" if ema_loss is None else
+                           f"answer loss {al:.4f} (ema {ema_loss:.4f})  digit acc {ac:.3f} "
+                           f"(ema {ema_acc:.3f}) first {fc:.3f}  ")
+                log(f"[{a.kind}] step {step:6d}  {el:6.1f}s  level {level:.2f}  len {L:5d}  "
+                    f"batch {B:4d}  lr {lr:.2e}  " + answers
+                    + (f"copy {copy_share:.2f} acc {cc:.3f}  " if copy_share > 0 else "")
+                    + f"{tokens / max(el, 1e-9) / 1e3:.0f}k tok/s")
+            if val is not None and step % a.val_every == 0:
+                v, _ = accuracy(model, val, device, batch=32, autocast=autocast)
+                model.train()
+                history.append({"step": step, "val_accuracy": v})
+                log(f"[{a.kind}] step {step:6d}  validation accuracy {v:.3f} "
+                    f"({len(val)} questions at {a.context - 32} context tokens)")
     finally:
         stream.close()
     train_s = time.time() - t0
@@ -256,7 +377,8 @@ def main(argv=None):
     summary = {
         "kind": a.kind, "pattern": "-".join(cfg.pattern), "params": n_params,
         "steps": step, "tokens": tokens, "train_seconds": round(train_s, 1),
-        "divergence_restarts": restarts,
+        "divergence_restarts": restarts, "copy_stage_steps": copy_end_step,
+        "final_level": round(level, 3),
         "final_answer_loss_ema": ema_loss, "final_answer_digit_acc_ema": ema_acc,
         "eval": {"context_T": a.context, "questions": len(qs), "accuracy_in_T": acc_in,
                  "accuracy_by_needle_depth": by_depth, "plain_2T_questions": len(qs2),

@@ -2,7 +2,7 @@
 writes OUTDIR/<kind>/ (model folders, see export.py), OUTDIR/summary.json and
 OUTDIR/RESULTS.md.
 
-    python -m collage_train.train_all OUTDIR [--total-s 500] [--kinds gdn,m2,gka] [-- ARGS]
+    python -m collage_train.train_all OUTDIR [--total-s 470] [--kinds gdn,m2,gka] [-- ARGS]
 
 Each model runs in its own process (a failure or an out-of-memory in one leaves the others
 alone) with a training budget of (time left - overhead reserve) x its weight's share among
@@ -25,13 +25,13 @@ def main(argv=None):
         argv, extra = argv[:i], argv[i + 1:]
     ap = argparse.ArgumentParser(description="train the gdn, m2 and gka retrieval models")
     ap.add_argument("outdir")
-    ap.add_argument("--total-s", type=float, default=500.0,
+    ap.add_argument("--total-s", type=float, default=470.0,
                     help="wall-clock budget of the whole run (training + evaluation + export)")
-    ap.add_argument("--reserve-s", type=float, default=35.0,
+    ap.add_argument("--reserve-s", type=float, default=30.0,
                     help="per model: start-up, evaluation and export time kept out of training")
     ap.add_argument("--kinds", default="gdn,m2,gka")
-    ap.add_argument("--weights", default="gdn=1.0,m2=0.85,gka=1.15",
-                    help="relative training time per kind (GKA's steps cost the most)")
+    ap.add_argument("--weights", default="gdn=1.0,m2=0.8,gka=1.6",
+                    help="relative training time per kind (GKA's tokens cost 3x the others')")
     a = ap.parse_args(argv)
     t0 = time.time()
     kinds = a.kinds.split(",")
