@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
+from .checkpoint import load_model
 from .config import ModelConfig
 from .data import BatchStream
 from .evaluate import accuracy, question_set
@@ -105,6 +106,10 @@ def parse_args(argv):
     ap.add_argument("--val-seed", type=int, default=555, help="validation set (not the eval's)")
     ap.add_argument("--workers", type=int, default=-1, help="data processes (-1: auto)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--init-from", default="",
+                    help="start from the weights of a model folder this tool exported "
+                         "(more training of the same shape; combine with --copy-gate 0 "
+                         "and --force-start 0 --force-frac 0 to train at level 1 only)")
     ap.add_argument("--eval-questions", type=int, default=400)
     ap.add_argument("--eval-seed", type=int, default=777)
     ap.add_argument("--device", default="auto")
@@ -228,6 +233,9 @@ def main(argv=None):
     cfg = model_config(a, tok)
     model = HybridLM(cfg)
     init_weights(model, a.seed, zero_ssm_out=a.zero_ssm_out)
+    if a.init_from:   # continue a model this tool exported (same shape; bf16 weights)
+        model.load_state_dict(load_model(a.init_from, dtype=torch.float32).state_dict())
+        log(f"[{a.kind}] weights from {a.init_from}")
     n_params = sum(p.numel() for p in model.parameters())
     est = 2 * n_params + 4 * 100 * cfg.vocab_size + 100_000
     if est > MAX_FOLDER_BYTES:
