@@ -149,36 +149,6 @@ static int list_one(void *user, const cl_doc_meta *m)
     return 0;
 }
 
-typedef struct {
-    cl_key id;
-    int found, pinned;
-} pin_probe;
-
-enum { FOUND = 1000 }; /* the walk's stop value: not a status code */
-
-static int probe_one(void *user, const cl_doc_meta *m)
-{
-    pin_probe *x = user;
-    if (!cl_key_eq(&m->id, &x->id))
-        return 0;
-    x->found = 1;
-    x->pinned = m->pinned;
-    return FOUND; /* stop the walk */
-}
-
-/* A document's descriptor with its pin state (cl_doc_meta_get does not report it; the
- * listing does). */
-static int meta_full(cl_prefix *p, const cl_key *id, cl_doc_meta *m)
-{
-    CL_TRY(cl_doc_meta_get(p, id, m));
-    pin_probe x = {*id, 0, 0};
-    int rc = cl_doc_list(p, probe_one, &x);
-    if (rc != CL_OK && rc != FOUND)
-        return rc;
-    m->pinned = x.found && x.pinned;
-    return CL_OK;
-}
-
 static void answer(srv_job *j, int rc, sbuf *b)
 {
     if (rc != CL_OK) {
@@ -265,7 +235,7 @@ void docs_run(srv *s, srv_job *j)
             sb_puts(&b, "]}");
             break;
         case JOB_DOC_GET:
-            rc = meta_full(s->p, &j->doc.id, &m);
+            rc = cl_doc_meta_get(s->p, &j->doc.id, &m);
             if (rc == CL_OK)
                 meta_json(&b, &m);
             break;
@@ -278,7 +248,7 @@ void docs_run(srv *s, srv_job *j)
         case JOB_DOC_PIN:
             rc = cl_doc_pin(s->p, &j->doc.id, j->doc.pin);
             if (rc == CL_OK)
-                rc = meta_full(s->p, &j->doc.id, &m);
+                rc = cl_doc_meta_get(s->p, &j->doc.id, &m);
             if (rc == CL_OK)
                 meta_json(&b, &m);
             break;

@@ -205,6 +205,30 @@ int cl_store_list(cl_store *st, cl_store_kind kind, cl_store_list_fn fn, void *u
     return stop;
 }
 
+int cl_store_entry_get(cl_store *st, cl_store_kind kind, const cl_key *key, cl_store_entry *out)
+{
+    store_env *e = st->e;
+    if (!store_valid_kind((int)kind))
+        return cl_err(CL_ERR_ARG, "%s: invalid value kind %d", e->dir, (int)kind);
+    MDB_txn *txn;
+    int rc = env_txn_begin(e, MDB_RDONLY, &txn);
+    if (rc)
+        return store_fail(e, rc, "entry");
+    store_thread_read_txns_add(1);
+    MDB_val kv = {16, (void *)key->b}, vv;
+    rc = mdb_get(txn, e->dbi[kind], &kv, &vv);
+    if (!rc)
+        fill_entry(e, txn, (uint8_t)kind, &kv, &vv, out);
+    mdb_txn_abort(txn);
+    env_txn_done(e);
+    store_thread_read_txns_add(-1);
+    if (rc == MDB_NOTFOUND) {
+        char hex[33];
+        return cl_err(CL_ERR_NOTFOUND, "%s: no entry %s", e->dir, cl_key_hex(key, hex));
+    }
+    return rc ? store_fail(e, rc, "entry") : CL_OK;
+}
+
 int cl_store_stat(cl_store *st, cl_store_stats *out)
 {
     store_env *e = st->e;

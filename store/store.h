@@ -309,6 +309,9 @@ typedef struct {
  * read transaction; a nonzero return from fn stops the walk (and is returned). */
 typedef int (*cl_store_list_fn)(void *user, const cl_store_entry *e);
 int cl_store_list(cl_store *st, cl_store_kind kind, cl_store_list_fn fn, void *user);
+/* The entry of one key (what cl_store_list would give for it; pinned and last use
+ * included); CL_ERR_NOTFOUND if absent. */
+int cl_store_entry_get(cl_store *st, cl_store_kind kind, const cl_key *key, cl_store_entry *out);
 
 typedef struct {
     uint64_t count[CL_STORE_NKINDS + 1]; /* indexed by kind; [0] unused */

@@ -185,16 +185,17 @@ int cl_doc_meta_get(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
     cl_store_txn_end(txn);
     if (rc == CL_OK && !cl_key_eq(&out->model_id, &p->k0))
         rc = cl_err(CL_ERR_NOTFOUND, "%s: stored for another model or other settings", what);
+    if (rc == CL_OK) { /* the pin lives in the store's usage index, not in the value */
+        cl_store_entry en;
+        rc = cl_store_entry_get(p->st, CL_STORE_DOC, id, &en);
+        if (rc == CL_OK)
+            out->pinned = en.pinned;
+    }
     return rc;
 }
 
 typedef struct {
-    cl_key key;
-    int pinned;
-} listed_doc;
-
-typedef struct {
-    listed_doc *docs;
+    cl_key *docs;
     size_t n, cap;
 } list_ctx;
 
@@ -205,13 +206,13 @@ static int collect_doc(void *user, const cl_store_entry *e)
         return 0;
     if (x->n == x->cap) {
         size_t cap = x->cap ? 2 * x->cap : 64;
-        listed_doc *nd = realloc(x->docs, cap * sizeof *nd);
+        cl_key *nd = realloc(x->docs, cap * sizeof *nd);
         if (!nd)
             return cl_err(CL_ERR_NOMEM, "out of memory");
         x->docs = nd;
         x->cap = cap;
     }
-    x->docs[x->n++] = (listed_doc){e->key, e->pinned};
+    x->docs[x->n++] = e->key;
     return 0;
 }
 
@@ -222,14 +223,13 @@ int cl_doc_list(cl_prefix *p, cl_doc_list_fn fn, void *user)
     int rc = cl_store_list(p->st, CL_STORE_DOC, collect_doc, &x);
     for (size_t i = 0; i < x.n && rc == CL_OK; i++) {
         cl_doc_meta m;
-        int r = cl_doc_meta_get(p, &x.docs[i].key, &m);
+        int r = cl_doc_meta_get(p, &x.docs[i], &m);
         if (r == CL_ERR_NOTFOUND || r == CL_ERR_CORRUPT || r == CL_ERR_FORMAT)
             continue; /* another model's, or gone meanwhile, or damaged */
         if (r != CL_OK) {
             rc = r;
             break;
         }
-        m.pinned = x.docs[i].pinned;
         rc = fn(user, &m);
     }
     free(x.docs);

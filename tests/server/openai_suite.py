@@ -211,8 +211,10 @@ got = client.get("/documents/" + id0, cast_to=object)
 check(got["name"] == "a" and got["tokens"] > 0, "get %r" % got)
 pinned = client.post("/documents/%s/pin" % id0, cast_to=object, body={})
 check(pinned["pinned"] is True, "pin")
+check(client.get("/documents/" + id0, cast_to=object)["pinned"] is True, "get shows the pin")
 check(client.post("/documents/%s/unpin" % id0, cast_to=object, body={})["pinned"] is False,
       "unpin")
+check(client.get("/documents/" + id0, cast_to=object)["pinned"] is False, "get after unpin")
 again = client.post("/documents", cast_to=object, body={
     "documents": [{"text": "The keeper wrote in a green book.", "name": "a"}],
     "prefix": "<|im_start|>system\nAnswer from the documents.<|im_end|>\n"})

@@ -1,6 +1,6 @@
 /* test_store - put/get round trips (small, gathered, > 64 MiB), header fields and meta,
- * batch atomicity, overwrite rules, totals, model-id cache, directory resolution,
- * open modes and shared handles. */
+ * one key's entry (pin included), batch atomicity, overwrite rules, totals, model-id
+ * cache, directory resolution, open modes and shared handles. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,6 +76,23 @@ static void test_roundtrip_small(void **state)
     assert_memory_equal(vi.payload, payload, sizeof payload);
     assert_memory_equal(vi.info.meta, meta, sizeof meta);
     free(buf);
+
+    /* one key's entry: sizes, and the pin from the usage index */
+    cl_store_entry en;
+    assert_int_equal(cl_store_entry_get(st, CL_STORE_SNAP, &k, &en), CL_OK);
+    assert_true(en.header_ok);
+    assert_int_equal(en.payload_bytes, sizeof payload);
+    assert_int_equal(en.info.tokens, 123);
+    assert_int_equal(en.pinned, 0);
+    assert_int_equal(cl_store_pin(st, CL_STORE_SNAP, &k, 1), CL_OK);
+    assert_int_equal(cl_store_entry_get(st, CL_STORE_SNAP, &k, &en), CL_OK);
+    assert_int_equal(en.pinned, 1);
+    assert_int_equal(cl_store_pin(st, CL_STORE_SNAP, &k, 0), CL_OK);
+    assert_int_equal(cl_store_entry_get(st, CL_STORE_SNAP, &k, &en), CL_OK);
+    assert_int_equal(en.pinned, 0);
+    assert_int_equal(cl_store_entry_get(st, CL_STORE_SNAP, &missing, &en), CL_ERR_NOTFOUND);
+    assert_int_equal(cl_store_entry_get(st, CL_STORE_KV, &k, &en), CL_ERR_NOTFOUND);
+    assert_int_equal(cl_store_entry_get(st, (cl_store_kind)9, &k, &en), CL_ERR_ARG);
 
     /* an empty payload is a value too */
     cl_key ke = st_key(3);
