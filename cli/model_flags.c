@@ -75,6 +75,8 @@ int cli_open_store(const char *verb, const cli_store_flags *f, int default_on, c
     cl_prefix_opts_default(&po);
     po.block_tokens = f->block_tokens;
     po.snapshot_every = f->snapshot_every;
+    po.gpu_tier_bytes = (uint64_t)f->gpu_tier;
+    po.host_tier_bytes = (uint64_t)f->host_tier;
     if (rc == CL_OK)
         rc = cl_prefix_create(*st, m, c, &po, pc);
     if (rc != CL_OK) {

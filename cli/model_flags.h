@@ -37,6 +37,7 @@ typedef struct {
     const char *store;
     int no_store;
     int64_t block_tokens, snapshot_every, max_bytes;
+    int64_t gpu_tier, host_tier; /* hot-tier budgets (CLI_TIER_OPTS; 0: none) */
 } cli_store_flags;
 
 #define CLI_STORE_OPTS(s)                                                                     \
@@ -50,6 +51,15 @@ typedef struct {
          1073741824},                                                                         \
         {"store-max-bytes", OPT_SIZE, &(s).max_bytes, "SIZE",                                 \
          "size cap of the store, e.g. 20G (LRU eviction; 0: none)", 0, 9.2e18}
+
+/* Hot tiers above the store, for long-running verbs (serve): recently used document
+ * states and prefix snapshots stay in the backend's memory / pinned host memory. */
+#define CLI_TIER_OPTS(s)                                                                      \
+    {"gpu-tier", OPT_SIZE, &(s).gpu_tier, "SIZE",                                             \
+     "hot tier of recent states in the backend's memory (GPU on CUDA), e.g. 8G (0: none)",   \
+     0, 9.2e18},                                                                              \
+        {"host-tier", OPT_SIZE, &(s).host_tier, "SIZE",                                       \
+         "hot tier in pinned host memory above the store, e.g. 32G (0: none)", 0, 9.2e18}
 
 typedef struct {
     int greedy;

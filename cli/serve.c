@@ -67,6 +67,7 @@ int cmd_serve(int argc, char **argv)
     cli_opt opts[] = {
         CLI_MODEL_OPTS(mf),
         CLI_STORE_OPTS(stf),
+        CLI_TIER_OPTS(stf),
         {"host", OPT_STR, &host, "ADDR", "address to listen on (default 127.0.0.1)", 0, 0},
         {"port", OPT_INT, &port, "N", "TCP port (default 8000; 0: any free port)", 0, 65535},
         {"api-key", OPT_STR, &api_key, "KEY", "require Authorization: Bearer KEY on /v1/*", 0, 0},

@@ -15,7 +15,8 @@ from srvlib import check
 work = srvlib.scratch("server-openai")
 model = srvlib.make_model(work + "/model")
 srv = srvlib.Server(model, store=work + "/store", args=["--test-hooks", "--api-key", "sekrit",
-                                                        "--served-model-name", "tiny"])
+                                                        "--served-model-name", "tiny",
+                                                        "--gpu-tier", "16M", "--host-tier", "16M"])
 client = openai.OpenAI(base_url="http://127.0.0.1:%d/v1" % srv.port, api_key="sekrit",
                        max_retries=0, timeout=120)
 AUTH = {"Authorization": "Bearer sekrit"}
@@ -262,6 +263,10 @@ for name in ("collage_requests_running", "collage_requests_waiting", "collage_kv
              "collage_generation_tokens_total"):
     check(name in m, "metrics lack " + name)
 check(m["collage_prefix_cache_hits_total"] > 0, "no prefix cache hit counted")
+# documents composed again and again come from the hot tiers (--gpu-tier/--host-tier)
+check(m['collage_tier_hits_total{tier="gpu"}'] + m['collage_tier_hits_total{tier="host"}'] > 0,
+      "no hot-tier hit: %r" % {k: v for k, v in m.items() if "tier" in k})
+check(m['collage_tier_bytes{tier="gpu"}'] > 0, "the gpu tier holds nothing")
 check(m["collage_generation_tokens_total"] > 50, "generation tokens not counted")
 
 srv.stop()
