@@ -77,6 +77,7 @@ int cli_open_store(const char *verb, const cli_store_flags *f, int default_on, c
     po.snapshot_every = f->snapshot_every;
     po.gpu_tier_bytes = (uint64_t)f->gpu_tier;
     po.host_tier_bytes = (uint64_t)f->host_tier;
+    po.gpu_tier_max_states = f->gpu_tier_states;
     if (rc == CL_OK)
         rc = cl_prefix_create(*st, m, c, &po, pc);
     if (rc != CL_OK) {

@@ -38,6 +38,7 @@ typedef struct {
     int no_store;
     int64_t block_tokens, snapshot_every, max_bytes;
     int64_t gpu_tier, host_tier; /* hot-tier budgets (CLI_TIER_OPTS; 0: none) */
+    int gpu_tier_states;         /* most states in the GPU tier (0: no limit) */
 } cli_store_flags;
 
 #define CLI_STORE_OPTS(s)                                                                     \

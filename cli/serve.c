@@ -124,6 +124,8 @@ int cmd_serve(int argc, char **argv)
     o.api_key = key ? key : api_key;
     o.served_model_name = name;
     o.max_seqs = (int)max_seqs;
+    o.tier_slots = stf.gpu_tier ? 64 : 0; /* slots of their own for the GPU tier's states */
+    stf.gpu_tier_states = o.tier_slots;
     o.max_queue = (int)max_queue;
     o.max_n = (int)max_n;
     o.max_context = mf.max_context;

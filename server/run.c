@@ -39,7 +39,9 @@ void srv_cache_opts(const cl_model *m, const srv_opts *o, cl_cache_opts *co)
     cl_cache_opts_for_model(m, co);
     cl_model_info mi;
     cl_model_info_get(m, &mi);
-    int slots = o->max_seqs + 4; /* + document ingest and composition */
+    /* + document ingest and composition, + the GPU tier's entries (which never hand a
+     * slot back under pressure: without their own, they could starve admission) */
+    int slots = o->max_seqs + 4 + o->tier_slots;
     if (mi.backend && !strcmp(mi.backend, "cuda")) {
         co->growable = 0;
         co->init_pages = 0; /* every page that fits: admission control knows when it is full */

@@ -23,6 +23,7 @@ typedef struct {
     const char *api_key;           /* NULL: no key needed */
     const char *served_model_name; /* NULL: the model directory's name */
     int max_seqs;                  /* sequences decoded together (default 64) */
+    int tier_slots;                /* state slots kept for the GPU tier's entries (0: none) */
     int max_queue;                 /* requests waiting beyond max_seqs before 429 (256) */
     int max_n;                     /* choices per request (default 16) */
     int64_t max_context;           /* RoPE positions allowed (0: the config's) */

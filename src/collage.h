@@ -305,6 +305,8 @@ typedef struct {
     int64_t snapshot_every;    /* also snapshot every N blocks of a long prefill (0: off) */
     uint64_t gpu_tier_bytes;   /* hot tier of states in device memory (0: none) */
     uint64_t host_tier_bytes;  /* hot tier in pinned host memory above the store (0: none) */
+    int gpu_tier_max_states;   /* most states the device tier holds, each in a state slot
+                                  of the cache (0: no limit; a server keeps slots for them) */
     int write_behind;          /* 1: stores go through a background writer (default 1) */
     int io_threads;            /* threads copying/verifying restores (0: a default) */
 } cl_prefix_opts;
@@ -333,6 +335,7 @@ typedef struct {
     uint64_t restores, restored_tokens;
     uint64_t hits_gpu, hits_host, hits_store;  /* states found per tier */
     uint64_t gpu_bytes, host_bytes;            /* tier occupancy */
+    uint64_t gpu_states, host_states;          /* entries per tier */
     uint64_t stored_bytes, store_errors;
     double restore_s, store_wait_s;
 } cl_prefix_stats;

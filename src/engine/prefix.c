@@ -58,7 +58,8 @@ int cl_prefix_create(cl_store *st, cl_model *m, cl_cache *c, const cl_prefix_opt
     if (!p->readonly && o->write_behind)
         rc = cl_store_writer_open(st, NULL, &p->writer);
     if (rc == CL_OK && (o->gpu_tier_bytes || o->host_tier_bytes))
-        rc = cl_tiers_create(c, o->gpu_tier_bytes, o->host_tier_bytes, &p->tiers);
+        rc = cl_tiers_create(c, o->gpu_tier_bytes, o->host_tier_bytes, o->gpu_tier_max_states,
+                             &p->tiers);
     if (rc != CL_OK) {
         cl_prefix_free(p);
         return rc;
@@ -90,8 +91,8 @@ int cl_prefix_flush(cl_prefix *p)
 void cl_prefix_stats_get(const cl_prefix *p, cl_prefix_stats *out)
 {
     *out = p->stats;
-    uint64_t ge, he;
-    cl_tiers_usage(p->tiers, &out->gpu_bytes, &out->host_bytes, &ge, &he);
+    cl_tiers_usage(p->tiers, &out->gpu_bytes, &out->host_bytes, &out->gpu_states,
+                   &out->host_states);
     out->store_errors = (uint64_t)atomic_load(&((cl_prefix *)p)->store_errors);
 }
 

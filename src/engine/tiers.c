@@ -26,10 +26,12 @@ struct cl_tiers {
     uint64_t budget[3], used[3];
     entry *e;
     int n, cap;
+    int gpu_max; /* most device-tier entries (0: no limit) */
     uint64_t clock;
 };
 
-int cl_tiers_create(cl_cache *c, uint64_t gpu_bytes, uint64_t host_bytes, cl_tiers **out)
+int cl_tiers_create(cl_cache *c, uint64_t gpu_bytes, uint64_t host_bytes, int gpu_max_states,
+                    cl_tiers **out)
 {
     cl_tiers *t = calloc(1, sizeof *t);
     if (!t)
@@ -37,6 +39,7 @@ int cl_tiers_create(cl_cache *c, uint64_t gpu_bytes, uint64_t host_bytes, cl_tie
     t->c = c;
     t->budget[CL_TIER_GPU] = gpu_bytes;
     t->budget[CL_TIER_HOST] = host_bytes;
+    t->gpu_max = gpu_max_states;
     *out = t;
     return CL_OK;
 }
@@ -153,11 +156,20 @@ static int demote(cl_tiers *t, int i)
     return CL_OK;
 }
 
+static int gpu_entries(const cl_tiers *t)
+{
+    int k = 0;
+    for (int i = 0; i < t->n; i++)
+        k += t->e[i].tier == CL_TIER_GPU;
+    return k;
+}
+
 static int gpu_room(cl_tiers *t, uint64_t size)
 {
     if (size > t->budget[CL_TIER_GPU])
         return 0;
-    while (t->used[CL_TIER_GPU] + size > t->budget[CL_TIER_GPU]) {
+    while (t->used[CL_TIER_GPU] + size > t->budget[CL_TIER_GPU] ||
+           (t->gpu_max && gpu_entries(t) >= t->gpu_max)) {
         int v = lru(t, CL_TIER_GPU);
         if (v < 0 || demote(t, v) != CL_OK)
             return 0;

@@ -20,8 +20,10 @@ typedef struct cl_tiers cl_tiers;
 
 typedef enum { CL_TIER_NONE = 0, CL_TIER_GPU, CL_TIER_HOST } cl_tier;
 
-/* gpu_bytes / host_bytes: budgets (0: that tier is off). */
-int cl_tiers_create(cl_cache *c, uint64_t gpu_bytes, uint64_t host_bytes, cl_tiers **out);
+/* gpu_bytes / host_bytes: budgets (0: that tier is off); gpu_max_states: most entries in
+ * the device tier (each holds a state slot of c; 0: no limit). */
+int cl_tiers_create(cl_cache *c, uint64_t gpu_bytes, uint64_t host_bytes, int gpu_max_states,
+                    cl_tiers **out);
 void cl_tiers_free(cl_tiers *t);
 
 /* Which tier holds (kind, key), without touching its LRU position. */

@@ -39,6 +39,8 @@ typedef struct {
     int64_t V;
 } env;
 
+static int max_gpu_states; /* cl_prefix_opts.gpu_tier_max_states of the next open_env */
+
 static void open_env(env *e, const char *store, uint64_t gpu, uint64_t host)
 {
     memset(e, 0, sizeof *e);
@@ -60,6 +62,7 @@ static void open_env(env *e, const char *store, uint64_t gpu, uint64_t host)
     po.block_tokens = 16;
     po.gpu_tier_bytes = gpu;
     po.host_tier_bytes = host;
+    po.gpu_tier_max_states = max_gpu_states;
     if (cl_prefix_create(e->st, e->m, e->c, &po, &e->p) != 0)
         fail_msg("%s", cl_errmsg());
 }
@@ -146,6 +149,19 @@ static void test_documents_from_every_tier(void **st)
     open_env(&e, store, 1, (uint64_t)1 << 30);
     query_logits(&e, ids, 2, CL_COMPOSE_SSM_SOUP, got);
     same(ref[0], got, e.V, "device tier too small");
+    close_env(&e);
+    /* a device tier of one state at most (a server keeps that many slots for it): the
+     * other document goes to the host tier, and both still answer */
+    max_gpu_states = 1;
+    open_env(&e, store, (uint64_t)1 << 30, (uint64_t)1 << 30);
+    for (int round = 0; round < 2; round++) {
+        query_logits(&e, ids, 2, CL_COMPOSE_SSM_SOUP, got);
+        same(ref[0], got, e.V, "device tier of one state");
+        cl_prefix_stats_get(e.p, &ps);
+        assert_int_equal(ps.gpu_states, 1);
+        assert_int_equal(ps.host_states, 1);
+    }
+    max_gpu_states = 0;
     close_env(&e);
 }
 
