@@ -16,10 +16,8 @@
 #include <cmocka.h>
 
 #include "common/status.h"
-#include "op_util.h"
+#include "op_pair.h"
 #include "testutil.h"
-
-static cl_backend *cpu, *gpu;
 
 /* fp32 kernels (and bf16 KV read into fp32 math): the CPU's sums in another order
  * (split-KV partials, online softmax) and exp rounding: 1e-5 of max|out|. The
@@ -69,7 +67,7 @@ static void test_lengths(void **st)
             snprintf(name, sizeof name, "attn %s D=%lld T=%lld", g[j].bf16 ? "bf16" : "fp32",
                      (long long)g[j].D, (long long)lens[i]);
             sp.name = name;
-            ok &= ou_backends_agree(gpu, cpu, &sp, tol_of(&sp));
+            ok &= ou_backends_agree(op_gpu, op_cpu, &sp, tol_of(&sp));
         }
     assert_true(ok);
 }
@@ -93,7 +91,7 @@ static void test_cached_prefix(void **st)
         snprintf(name, sizeof name, "attn %s prefix 37 Hq=%lld Hkv=%lld",
                  g[i].bf16 ? "bf16" : "fp32", (long long)g[i].Hq, (long long)g[i].Hkv);
         sp.name = name;
-        ok &= ou_backends_agree(gpu, cpu, &sp, tol_of(&sp));
+        ok &= ou_backends_agree(op_gpu, op_cpu, &sp, tol_of(&sp));
     }
     assert_true(ok);
 }
@@ -122,39 +120,17 @@ static void test_batch(void **st)
             snprintf(name, sizeof name, "attn %s batch %lld+%lld+%lld", bf16 ? "bf16" : "fp32",
                      (long long)lens[i][0], (long long)lens[i][1], (long long)lens[i][2]);
             sp.name = name;
-            ok &= ou_backends_agree(gpu, cpu, &sp, tol_of(&sp));
+            ok &= ou_backends_agree(op_gpu, op_cpu, &sp, tol_of(&sp));
         }
     assert_true(ok);
 }
 
-static int setup(void **st)
-{
-    (void)st;
-    if (cl_backend_create("cpu", 8, &cpu) != CL_OK || cl_backend_create("cuda", 0, &gpu) != CL_OK) {
-        printf("backend: %s\n", cl_errmsg());
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    cl_backend_destroy(gpu);
-    cl_backend_destroy(cpu);
-    return 0;
-}
-
 int main(void)
 {
-    if (!cl_backend_cuda_available()) {
-        printf("SKIP: no CUDA device (or no CUDA in this build)\n");
-        return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_cached_prefix),
         cmocka_unit_test(test_batch),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return op_pair_run(tests, sizeof tests / sizeof tests[0]);
 }

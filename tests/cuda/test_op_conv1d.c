@@ -13,10 +13,8 @@
 #include <cmocka.h>
 
 #include "common/status.h"
-#include "op_util.h"
+#include "op_pair.h"
 #include "testutil.h"
-
-static cl_backend *cpu, *gpu;
 
 /* Outputs: the same W products summed in the same order, but the device fuses
  * multiply-adds (the CPU build does not) and its expf may differ by 2 ulp: a few
@@ -57,7 +55,7 @@ static void test_shapes(void **st)
         snprintf(name, sizeof name, "conv C=%lld W=%lld T=%lld%s", (long long)v[i].C,
                  (long long)v[i].W, (long long)v[i].T, v[i].bias ? "" : " no bias");
         sp.name = name;
-        ok &= ou_backends_agree(gpu, cpu, &sp, &tol);
+        ok &= ou_backends_agree(op_gpu, op_cpu, &sp, &tol);
     }
     assert_true(ok);
 }
@@ -79,38 +77,16 @@ static void test_batch(void **st)
         snprintf(name, sizeof name, "conv batch %lld+%lld+%lld", (long long)lens[i][0],
                  (long long)lens[i][1], (long long)lens[i][2]);
         sp.name = name;
-        ok &= ou_backends_agree(gpu, cpu, &sp, &tol);
+        ok &= ou_backends_agree(op_gpu, op_cpu, &sp, &tol);
     }
     assert_true(ok);
 }
 
-static int setup(void **st)
-{
-    (void)st;
-    if (cl_backend_create("cpu", 8, &cpu) != CL_OK || cl_backend_create("cuda", 0, &gpu) != CL_OK) {
-        printf("backend: %s\n", cl_errmsg());
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    cl_backend_destroy(gpu);
-    cl_backend_destroy(cpu);
-    return 0;
-}
-
 int main(void)
 {
-    if (!cl_backend_cuda_available()) {
-        printf("SKIP: no CUDA device (or no CUDA in this build)\n");
-        return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_batch),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return op_pair_run(tests, sizeof tests / sizeof tests[0]);
 }

@@ -14,10 +14,8 @@
 #include <cmocka.h>
 
 #include "common/status.h"
-#include "op_util.h"
+#include "op_pair.h"
 #include "testutil.h"
-
-static cl_backend *cpu, *gpu;
 
 /* Both backends compute in fp32 (states and weights fp32 on both); they differ in
  * the order of sums (warp reductions, the chunk kernels' tiling), fused
@@ -51,7 +49,7 @@ static void test_lengths(void **st)
         sp.n_tok[0] = lens[i];
         snprintf(name, sizeof name, "m2 D=128 T=%lld", (long long)lens[i]);
         sp.name = name;
-        ok &= ou_backends_agree(gpu, cpu, &sp, &tol);
+        ok &= ou_backends_agree(op_gpu, op_cpu, &sp, &tol);
     }
     assert_true(ok);
 }
@@ -72,7 +70,7 @@ static void test_from_state(void **st)
         sp.split = v[i].split;
         snprintf(name, sizeof name, "m2 D=%lld from state", (long long)v[i].D);
         sp.name = name;
-        ok &= ou_backends_agree(gpu, cpu, &sp, &tol);
+        ok &= ou_backends_agree(op_gpu, op_cpu, &sp, &tol);
     }
     assert_true(ok);
 }
@@ -95,7 +93,7 @@ static void test_batch(void **st)
         snprintf(name, sizeof name, "m2 batch %lld+%lld+%lld", (long long)lens[i][0],
                  (long long)lens[i][1], (long long)lens[i][2]);
         sp.name = name;
-        ok &= ou_backends_agree(gpu, cpu, &sp, &tol);
+        ok &= ou_backends_agree(op_gpu, op_cpu, &sp, &tol);
     }
     assert_true(ok);
 }
@@ -107,45 +105,16 @@ static void test_unsupported_head_dim(void **st)
     (void)st;
     ou_spec sp = spec(6400, 2, 2, 96);
     sp.n_tok[0] = 3;
-    ou_problem p;
-    ou_result r;
-    assert_int_equal(ou_problem_make(&sp, &p), CL_OK);
-    assert_int_equal(ou_run(gpu, &p, OU_STEPS, &r), CL_ERR_UNSUPPORTED);
-    ou_result_free(&r);
-    assert_int_equal(ou_run(gpu, &p, OU_WHOLE, &r), CL_ERR_UNSUPPORTED);
-    ou_result_free(&r);
-    ou_problem_free(&p);
-}
-
-static int setup(void **st)
-{
-    (void)st;
-    if (cl_backend_create("cpu", 8, &cpu) != CL_OK || cl_backend_create("cuda", 0, &gpu) != CL_OK) {
-        printf("backend: %s\n", cl_errmsg());
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    cl_backend_destroy(gpu);
-    cl_backend_destroy(cpu);
-    return 0;
+    op_pair_refused(&sp);
 }
 
 int main(void)
 {
-    if (!cl_backend_cuda_available()) {
-        printf("SKIP: no CUDA device (or no CUDA in this build)\n");
-        return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_from_state),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_unsupported_head_dim),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return op_pair_run(tests, sizeof tests / sizeof tests[0]);
 }

@@ -14,10 +14,8 @@
 #include <cmocka.h>
 
 #include "common/status.h"
-#include "op_util.h"
+#include "op_pair.h"
 #include "testutil.h"
-
-static cl_backend *cpu, *gpu;
 
 /* As in test_op_attention.c: fp32 kernels 1e-5 of max|out|; tensor-core kernels
  * (bf16 q and softmax weights) 2e-2; K/V pages bit for bit. */
@@ -57,7 +55,7 @@ static void test_windows(void **st)
             snprintf(name, sizeof name, "swa %s w=%lld prefix 40", bf16 ? "bf16" : "fp32",
                      (long long)windows[i]);
             sp.name = name;
-            ok &= ou_backends_agree(gpu, cpu, &sp, bf16 ? &tol_mma : &tol_fp32);
+            ok &= ou_backends_agree(op_gpu, op_cpu, &sp, bf16 ? &tol_mma : &tol_fp32);
         }
     assert_true(ok);
 }
@@ -83,38 +81,16 @@ static void test_batch(void **st)
             snprintf(name, sizeof name, "swa %s batch %lld+%lld+%lld", bf16 ? "bf16" : "fp32",
                      (long long)lens[i][0], (long long)lens[i][1], (long long)lens[i][2]);
             sp.name = name;
-            ok &= ou_backends_agree(gpu, cpu, &sp, bf16 ? &tol_mma : &tol_fp32);
+            ok &= ou_backends_agree(op_gpu, op_cpu, &sp, bf16 ? &tol_mma : &tol_fp32);
         }
     assert_true(ok);
 }
 
-static int setup(void **st)
-{
-    (void)st;
-    if (cl_backend_create("cpu", 8, &cpu) != CL_OK || cl_backend_create("cuda", 0, &gpu) != CL_OK) {
-        printf("backend: %s\n", cl_errmsg());
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    cl_backend_destroy(gpu);
-    cl_backend_destroy(cpu);
-    return 0;
-}
-
 int main(void)
 {
-    if (!cl_backend_cuda_available()) {
-        printf("SKIP: no CUDA device (or no CUDA in this build)\n");
-        return 77;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_batch),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return op_pair_run(tests, sizeof tests / sizeof tests[0]);
 }
