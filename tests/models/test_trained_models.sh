@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# test_trained_models - every model under models/ (trained by tools/train) loads in collage,
+# test_trained_models - every model under models/ (trained by tools/train), and
+# tests/models/gka-export (a GKA model of the same tool after 2 steps: its export checked
+# until a trained GKA model exists), loads in collage,
 # its tokenizer gives the reference prompt's ids, and collage's logits (prefill and decode
 # paths) and greedy ids match the PyTorch reference saved beside the model (fp32 logits
 # computed in float64 from the same bf16 weights) to 1e-4 relative.
@@ -8,7 +10,7 @@ MODELS=$(cd "$(dirname "$0")/../.." && pwd)/models
 T=$(scratch trained_models)
 
 n=0
-for M in "$MODELS"/*/; do
+for M in "$MODELS"/*/ "$(dirname "$0")/gka-export/"; do
   M=${M%/}; name=$(basename "$M")
   [ -f "$M/config.json" ] || continue
   REF=$M/reference.safetensors
