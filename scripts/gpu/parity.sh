@@ -57,6 +57,38 @@ if [ -d "$g/gka" ]; then
   done
 fi
 
+echo "== trained models (models/*): logits cuda vs cpu, greedy ids, answers on cuda"
+# bf16 weights: CUDA computes in bf16 where the CPU computes in fp32, hence 2e-2 (the CPU is
+# held to the PyTorch reference at 1e-4 in CI: tests/models/test_trained_models.sh)
+for m in models/*/; do
+  m=${m%/}; [ -f "$m/reference.safetensors" ] || continue
+  name=trained-$(basename "$m")
+  "$CL_BIN" tensors ids "$m/reference.safetensors" input_ids > "$COLLAGE_TMP/$name.ids" || status=1
+  for mode in prefill decode; do
+    for be in cpu cuda; do
+      "$CL_BIN" logits --no-store --backend $be --model "$m" --input-ids @"$COLLAGE_TMP/$name.ids" \
+        --mode $mode --out "$COLLAGE_TMP/$name-$mode-$be.safetensors" 2>>"$out/cli.log" || status=1
+    done
+    cli_check "logits --mode $mode $name" 2e-2 "$COLLAGE_TMP/$name-$mode-cuda.safetensors" \
+      "$COLLAGE_TMP/$name-$mode-cpu.safetensors"
+  done
+  want=$("$CL_BIN" tensors ids "$m/reference.safetensors" greedy_ids)
+  got=$("$CL_BIN" generate --no-store --backend cuda --model "$m" --input-ids @"$COLLAGE_TMP/$name.ids" \
+    --max-new-tokens 5 --greedy --ignore-eos --print-ids 2>>"$out/cli.log" | tr ' ' ',')
+  if [ "$got" = "$want" ]; then cli_rows+=("ok   greedy ids $name on cuda = reference ($want)")
+  else cli_rows+=("FAIL greedy ids $name on cuda: $got, reference $want"); status=1; fi
+done
+# run, ingest + query and the server on the trained models (the CLI's default backend is
+# cuda here): the CI test's questions must get the same answers as on the CPU
+if command -v python3 >/dev/null 2>&1 && [ -f models/m2/config.json ]; then
+  if COLLAGE_BIN=$CL_BIN COLLAGE_TMP=$COLLAGE_TMP PYTHONPATH=tests/server \
+      timeout 300 python3 tests/models/trained_paths.py > "$out/trained_paths.log" 2>&1; then
+    cli_rows+=("ok   trained models answer through run, query, serve on cuda")
+  else
+    cli_rows+=("FAIL trained models on cuda: $(grep FAIL "$out/trained_paths.log" | head -1)"); status=1
+  fi
+fi
+
 echo "== decode GEMM kernels vs cuBLAS (cuda_test_kernels)"
 kernel_rows=()
 if timeout 120 "$CL_TESTS/cuda_test_kernels" > "$out/kernels.log" 2>&1; then

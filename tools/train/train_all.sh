@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # train_all.sh OUTDIR [TOTAL_SECONDS] [-- ARGS for every model]
-# Trains the gdn, m2 and gka retrieval models one after another (GPU if present) within
+# Trains the m2 retrieval model, then gdn and gka primed from it (GPU if present) within
 # TOTAL_SECONDS of wall clock (default 470), writing OUTDIR/{gdn,m2,gka}/ (the model
 # folders collage loads, with reference logits), OUTDIR/summary.json and OUTDIR/RESULTS.md.
 # Needs python3 with torch, numpy, safetensors, tokenizers; no network.

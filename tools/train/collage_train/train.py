@@ -110,6 +110,11 @@ def parse_args(argv):
                     help="start from the weights of a model folder this tool exported "
                          "(more training of the same shape; combine with --copy-gate 0 "
                          "and --force-start 0 --force-frac 0 to train at level 1 only)")
+    ap.add_argument("--prime-from", default="",
+                    help="take every tensor whose name and shape match from a model folder of "
+                         "another layer type (embeddings, attention layers, MLPs, norms), the "
+                         "SSM layers start fresh: priming, as the HQwen3 models were primed "
+                         "from Qwen3")
     ap.add_argument("--eval-questions", type=int, default=400)
     ap.add_argument("--eval-seed", type=int, default=777)
     ap.add_argument("--device", default="auto")
@@ -220,6 +225,20 @@ def bf16_copy(model, cfg, device):
     return m.to(device).eval()
 
 
+def prime_weights(model, model_dir):
+    """Copies the tensors of model_dir whose names and shapes match model's; returns
+    (taken, fresh) counts. The donor's other tensors (its own SSM layers) are ignored."""
+    donor = load_model(model_dir, dtype=torch.float32).state_dict()
+    own = model.state_dict()
+    take = {k: v for k, v in donor.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not any(".self_attn." in k for k in take):
+        raise SystemExit(f"collage_train: {model_dir}: no attention tensor matches this model's "
+                         "shape; priming needs the same hidden size, heads and layer count")
+    own.update(take)
+    model.load_state_dict(own)
+    return len(take), len(own) - len(take)
+
+
 def main(argv=None):
     a = parse_args(argv)
     t_start = time.time()
@@ -236,6 +255,9 @@ def main(argv=None):
     if a.init_from:   # continue a model this tool exported (same shape; bf16 weights)
         model.load_state_dict(load_model(a.init_from, dtype=torch.float32).state_dict())
         log(f"[{a.kind}] weights from {a.init_from}")
+    if a.prime_from:
+        taken, fresh = prime_weights(model, a.prime_from)
+        log(f"[{a.kind}] primed from {a.prime_from}: {taken} tensors taken, {fresh} fresh")
     n_params = sum(p.numel() for p in model.parameters())
     est = 2 * n_params + 4 * 100 * cfg.vocab_size + 100_000
     if est > MAX_FOLDER_BYTES:

@@ -2,7 +2,12 @@
 writes OUTDIR/<kind>/ (model folders, see export.py), OUTDIR/summary.json and
 OUTDIR/RESULTS.md.
 
-    python -m collage_train.train_all OUTDIR [--total-s 470] [--kinds gdn,m2,gka] [-- ARGS]
+    python -m collage_train.train_all OUTDIR [--total-s 470] [--kinds m2,gdn,gka]
+        [--prime-from-kind m2] [-- ARGS]
+
+The first kind trains from scratch (copy stage and curriculum); with --prime-from-kind K
+(default m2) the others start from K's trained attention layers, MLPs, embeddings and
+norms (train --prime-from) and train at level 1 only, as models/README.md describes.
 
 Each model runs in its own process (a failure or an out-of-memory in one leaves the others
 alone) with a training budget of (time left - overhead reserve) x its weight's share among
@@ -29,12 +34,21 @@ def main(argv=None):
                     help="wall-clock budget of the whole run (training + evaluation + export)")
     ap.add_argument("--reserve-s", type=float, default=30.0,
                     help="per model: start-up, evaluation and export time kept out of training")
-    ap.add_argument("--kinds", default="gdn,m2,gka")
-    ap.add_argument("--weights", default="gdn=1.0,m2=0.8,gka=1.6",
-                    help="relative training time per kind (GKA's tokens cost 3x the others')")
+    ap.add_argument("--kinds", default="m2,gdn,gka")
+    ap.add_argument("--prime-from-kind", default="m2",
+                    help="kind whose trained model primes the others ('' : all from scratch)")
+    ap.add_argument("--prime-args", default="--copy-gate 0 --force-start 0 --force-frac 0 "
+                    "--lr 1.5e-3 --decay-frac 0.3",
+                    help="extra train arguments of the primed runs (level 1 from the start)")
+    ap.add_argument("--weights", default="m2=2.0,gdn=0.7,gka=1.0",
+                    help="relative training time per kind (a primed model needs a fraction "
+                         "of the steps; GKA's tokens cost about 1.3x the others')")
     a = ap.parse_args(argv)
     t0 = time.time()
     kinds = a.kinds.split(",")
+    prime = a.prime_from_kind
+    if prime and prime not in kinds[:1]:
+        raise SystemExit(f"train_all: --prime-from-kind {prime} must be the first of --kinds")
     weights = {k: float(v) for k, v in (x.split("=") for x in a.weights.split(","))}
     os.makedirs(a.outdir, exist_ok=True)
     results = []
@@ -49,6 +63,13 @@ def main(argv=None):
         out = os.path.join(a.outdir, kind)
         cmd = [sys.executable, "-m", "collage_train.train", "--kind", kind, "--out", out,
                "--time-budget-s", f"{budget:.1f}"] + extra
+        if prime and kind != prime:
+            donor = os.path.join(a.outdir, prime)
+            if not os.path.isfile(os.path.join(donor, "model.safetensors")):
+                print(f"[train_all] {kind}: skipped, no {prime} model to prime from", flush=True)
+                results.append({"kind": kind, "status": f"skipped (no {prime} model)"})
+                continue
+            cmd += ["--prime-from", donor] + a.prime_args.split()
         print(f"[train_all] {kind}: training budget {budget:.0f}s ({left:.0f}s left)", flush=True)
         ts = time.time()
         rc = subprocess.call(cmd)
