@@ -2,20 +2,24 @@
 # bundle.sh - prepares what a GPU-machine run needs, on this machine (no GPU
 # needed): a Release CUDA build, the shared libraries the binaries use that a
 # bare CUDA image lacks (LMDB, xxHash, cJSON, PCRE2, utf8proc, OpenBLAS, cmocka,
-# ...), and the golden cases the parity checks read, packed into
+# ...), the golden cases the parity checks read, and the question sets of the
+# composition-quality grid for the trained models (models/*; made here because the GPU
+# machine has PyTorch but may lack `tokenizers`; PYTHON names a python that has it), packed into
 # .device/bundle.tar.xz (git-ignored). The device call then names .device in
 # `carry` and runs scripts/gpu/parity.sh or scripts/gpu/run-all.sh.
 #
-#   scripts/gpu/bundle.sh [--shared DIR] [--no-golden]
+#   scripts/gpu/bundle.sh [--shared DIR] [--no-golden] [--no-questions]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 shared=${COLLAGE_SHARED:-$root/../shared}
 golden=1
+questions=1
 while [ $# -gt 0 ]; do
   case $1 in
     --shared) shared=$2; shift 2 ;;
     --no-golden) golden=0; shift ;;
-    *) echo "usage: $0 [--shared DIR] [--no-golden]" >&2; exit 2 ;;
+    --no-questions) questions=0; shift ;;
+    *) echo "usage: $0 [--shared DIR] [--no-golden] [--no-questions]" >&2; exit 2 ;;
   esac
 done
 build=$root/build-gpu
@@ -66,6 +70,28 @@ fi
 if [ -d "$shared/assets/qwen3-tokenizer" ]; then
   mkdir -p "$stage/shared/assets"
   cp -r "$shared/assets/qwen3-tokenizer" "$stage/shared/assets/"
+fi
+# question sets of the quality grid (scripts/gpu/quality.sh reads them by name)
+if [ "$questions" = 1 ]; then
+  py=${PYTHON:-python3}
+  if "$py" -c "import tokenizers" 2>/dev/null; then
+    mkdir -p "$stage/questions"
+    for m in "$root"/models/*/; do
+      [ -f "$m/training.json" ] || continue
+      T=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['eval']['context_T'])" \
+          "$m/training.json")
+      for k in 1 2 4 8 16; do
+        q=$stage/questions/$("$root/scripts/gpu/quality-name.sh" "$m" "$T" "$k" "${QUALITY_COUNT:-200}")
+        [ -f "$q" ] || (cd "$root/tools/train" && "$py" -m collage_train.questions \
+          --context-tokens $((k * T)) --docs $k --count "${QUALITY_COUNT:-200}" \
+          --seed $((9000 + k)) --ids --tokenizer "$m/tokenizer.json" --out "$q") >/dev/null
+      done
+    done
+    echo "bundle: $(ls "$stage/questions" | wc -l) question sets for the quality grid"
+  else
+    echo "bundle: no question sets ($py has no tokenizers; set PYTHON): scripts/gpu/quality.sh" \
+         "will need tokenizers on the GPU machine" >&2
+  fi
 fi
 git -C "$root" rev-parse --short HEAD > "$stage/COMMIT" 2>/dev/null || true
 tar -cJf "$root/.device/bundle.tar.xz" -C "$stage" .

@@ -3,6 +3,7 @@
 #   CL_BIN    the collage executable
 #   CL_TESTS  the directory of the CUDA test executables
 #   COLLAGE_SHARED  the golden data (bundle copy, or ../shared when present)
+#   CL_QUESTIONS  the quality grid's question sets, when the bundle has them
 # From .device/bundle.tar.xz (scripts/gpu/bundle.sh, built elsewhere) when it
 # exists, else by building here (needs the -dev packages and nvcc).
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -15,6 +16,7 @@ if [ -f "$root/.device/bundle.tar.xz" ]; then
   CL_TESTS=$CL_DIR/bin
   export LD_LIBRARY_PATH="$CL_DIR/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   [ -d "$CL_DIR/shared/golden" ] && export COLLAGE_SHARED="$CL_DIR/shared"
+  [ -d "$CL_DIR/questions" ] && export CL_QUESTIONS="$CL_DIR/questions"  # quality.sh
   echo "collage: prebuilt bundle (commit $(cat "$CL_DIR/COMMIT" 2>/dev/null || echo ?))"
 else
   cmake -S "$root" -B "$root/build-gpu" -DCOLLAGE_CUDA=ON -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -8,7 +8,9 @@
 # types). Writes DIR/quality-<model>.json and a text table per model; prints the tables.
 #
 #   scripts/gpu/quality.sh MODELS_DIR OUT_DIR [COUNT]     # MODELS_DIR holds gdn/ m2/ gka/
-# Needs python3 with `tokenizers` (tools/train) and the collage binary (env.sh).
+# QUALITY_KINDS (default "m2 gdn gka") picks models. The question sets come from the
+# bundle (CL_QUESTIONS, made by bundle.sh) when it has them, else they are generated here,
+# which needs python3 with `tokenizers` (tools/train).
 set -uo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 MODELS_DIR OUT_DIR [COUNT]" >&2; exit 2; }
 models=$(cd "$1" && pwd); out=$2; count=${3:-200}
@@ -19,7 +21,8 @@ source scripts/gpu/env.sh || exit 1
 py=${PYTHON:-python3}
 status=0
 types=${QUALITY_TYPES:-all}
-for kind in ${QUALITY_MODELS:-gdn m2 gka}; do
+# (not QUALITY_MODELS: run-all.sh uses that name for MODELS_DIR)
+for kind in ${QUALITY_KINDS:-m2 gdn gka}; do
   m=$models/$kind
   [ -f "$m/config.json" ] || { echo "quality: $m: no model"; status=1; continue; }
   T=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['eval']['context_T'])" \
@@ -27,6 +30,8 @@ for kind in ${QUALITY_MODELS:-gdn m2 gka}; do
   qargs=()
   for k in 1 2 4 8 16; do
     q=$out/q-$kind-${k}T.json
+    carried=${CL_QUESTIONS:-/nonexistent}/$(scripts/gpu/quality-name.sh "$m" "$T" "$k" "$count")
+    [ -f "$q" ] || [ ! -f "$carried" ] || cp "$carried" "$q"
     if [ ! -f "$q" ]; then
       (cd tools/train && "$py" -m collage_train.questions --context-tokens $((k * T)) \
         --docs $k --count "$count" --seed $((9000 + k)) --ids \
