@@ -74,6 +74,7 @@ fi
 # question sets of the quality grid (scripts/gpu/quality.sh reads them by name)
 if [ "$questions" = 1 ]; then
   py=${PYTHON:-python3}
+  count=${QUALITY_COUNT:-200}
   if "$py" -c "import tokenizers" 2>/dev/null; then
     mkdir -p "$stage/questions"
     for m in "$root"/models/*/; do
@@ -81,9 +82,9 @@ if [ "$questions" = 1 ]; then
       T=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['eval']['context_T'])" \
           "$m/training.json")
       for k in 1 2 4 8 16; do
-        q=$stage/questions/$("$root/scripts/gpu/quality-name.sh" "$m" "$T" "$k" "${QUALITY_COUNT:-200}")
+        q=$stage/questions/$("$root/scripts/gpu/quality-name.sh" "$m" "$T" "$k" "$count")
         [ -f "$q" ] || (cd "$root/tools/train" && "$py" -m collage_train.questions \
-          --context-tokens $((k * T)) --docs $k --count "${QUALITY_COUNT:-200}" \
+          --context-tokens $((k * T)) --docs $k --count "$count" \
           --seed $((9000 + k)) --ids --tokenizer "$m/tokenizer.json" --out "$q") >/dev/null
       done
     done

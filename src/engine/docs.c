@@ -165,7 +165,9 @@ int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
 
 /* ---- listing and management (public) ---- */
 
-int cl_doc_meta_get(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
+/* A document's descriptor from its stored value; the pin is not in the value (the caller
+ * fills it: cl_doc_meta_get from the store's usage index, cl_doc_list from its walk). */
+static int doc_meta_read(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
 {
     char hex[33], what[64];
     snprintf(what, sizeof what, "document %s", cl_key_hex(id, hex));
@@ -185,17 +187,25 @@ int cl_doc_meta_get(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
     cl_store_txn_end(txn);
     if (rc == CL_OK && !cl_key_eq(&out->model_id, &p->k0))
         rc = cl_err(CL_ERR_NOTFOUND, "%s: stored for another model or other settings", what);
-    if (rc == CL_OK) { /* the pin lives in the store's usage index, not in the value */
-        cl_store_entry en;
-        rc = cl_store_entry_get(p->st, CL_STORE_DOC, id, &en);
-        if (rc == CL_OK)
-            out->pinned = en.pinned;
-    }
     return rc;
 }
 
+int cl_doc_meta_get(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
+{
+    CL_TRY(doc_meta_read(p, id, out));
+    cl_store_entry en; /* the pin lives in the store's usage index, not in the value */
+    CL_TRY(cl_store_entry_get(p->st, CL_STORE_DOC, id, &en));
+    out->pinned = en.pinned;
+    return CL_OK;
+}
+
 typedef struct {
-    cl_key *docs;
+    cl_key key;
+    int pinned;
+} listed_doc;
+
+typedef struct {
+    listed_doc *docs;
     size_t n, cap;
 } list_ctx;
 
@@ -206,13 +216,13 @@ static int collect_doc(void *user, const cl_store_entry *e)
         return 0;
     if (x->n == x->cap) {
         size_t cap = x->cap ? 2 * x->cap : 64;
-        cl_key *nd = realloc(x->docs, cap * sizeof *nd);
+        listed_doc *nd = realloc(x->docs, cap * sizeof *nd);
         if (!nd)
             return cl_err(CL_ERR_NOMEM, "out of memory");
         x->docs = nd;
         x->cap = cap;
     }
-    x->docs[x->n++] = e->key;
+    x->docs[x->n++] = (listed_doc){e->key, e->pinned};
     return 0;
 }
 
@@ -223,13 +233,14 @@ int cl_doc_list(cl_prefix *p, cl_doc_list_fn fn, void *user)
     int rc = cl_store_list(p->st, CL_STORE_DOC, collect_doc, &x);
     for (size_t i = 0; i < x.n && rc == CL_OK; i++) {
         cl_doc_meta m;
-        int r = cl_doc_meta_get(p, &x.docs[i], &m);
+        int r = doc_meta_read(p, &x.docs[i].key, &m);
         if (r == CL_ERR_NOTFOUND || r == CL_ERR_CORRUPT || r == CL_ERR_FORMAT)
             continue; /* another model's, or gone meanwhile, or damaged */
         if (r != CL_OK) {
             rc = r;
             break;
         }
+        m.pinned = x.docs[i].pinned; /* from the walk: no second look-up per document */
         rc = fn(user, &m);
     }
     free(x.docs);

@@ -156,11 +156,11 @@ static int demote(cl_tiers *t, int i)
     return CL_OK;
 }
 
-static int gpu_entries(const cl_tiers *t)
+static int tier_entries(const cl_tiers *t, cl_tier tier)
 {
     int k = 0;
-    for (int i = 0; i < t->n; i++)
-        k += t->e[i].tier == CL_TIER_GPU;
+    for (int i = 0; t && i < t->n; i++)
+        k += t->e[i].tier == tier;
     return k;
 }
 
@@ -169,7 +169,7 @@ static int gpu_room(cl_tiers *t, uint64_t size)
     if (size > t->budget[CL_TIER_GPU])
         return 0;
     while (t->used[CL_TIER_GPU] + size > t->budget[CL_TIER_GPU] ||
-           (t->gpu_max && gpu_entries(t) >= t->gpu_max)) {
+           (t->gpu_max && tier_entries(t, CL_TIER_GPU) >= t->gpu_max)) {
         int v = lru(t, CL_TIER_GPU);
         if (v < 0 || demote(t, v) != CL_OK)
             return 0;
@@ -305,11 +305,6 @@ void cl_tiers_usage(const cl_tiers *t, uint64_t *gpu_bytes, uint64_t *host_bytes
 {
     *gpu_bytes = t ? t->used[CL_TIER_GPU] : 0;
     *host_bytes = t ? t->used[CL_TIER_HOST] : 0;
-    *gpu_entries = *host_entries = 0;
-    for (int i = 0; t && i < t->n; i++) {
-        if (t->e[i].tier == CL_TIER_GPU)
-            (*gpu_entries)++;
-        else
-            (*host_entries)++;
-    }
+    *gpu_entries = (uint64_t)tier_entries(t, CL_TIER_GPU);
+    *host_entries = (uint64_t)tier_entries(t, CL_TIER_HOST);
 }

@@ -24,6 +24,14 @@ def cli(*args):
     return r.stdout
 
 
+def complete(srv, q, ids):
+    """A greedy 5-token completion of q's prompt over the composed documents ids."""
+    r = srv.json("POST", "/v1/completions", {
+        "prompt": q["prompt"], "documents": ids, "compose_type": COMPOSE,
+        "max_tokens": 5, "temperature": 0})
+    return r["choices"][0]["text"], r["usage"]
+
+
 def main():
     with open(os.path.join(ROOT, "models", "quality-ci-4T.json")) as f:
         qs = json.load(f)["questions"]
@@ -54,12 +62,6 @@ def main():
                       "--greedy", "--max-new-tokens", "5")
             check(got.strip() == want, "%s q%d query: %r, expected %s" % (kind, qi, got, want))
             cases.append((q, ids, want))
-
-        def complete(srv, q, ids):
-            r = srv.json("POST", "/v1/completions", {
-                "prompt": q["prompt"], "documents": ids, "compose_type": COMPOSE,
-                "max_tokens": 5, "temperature": 0})
-            return r["choices"][0]["text"], r["usage"]
 
         # serve: the documents posted over HTTP into a store of its own
         srv = Server(model, store=os.path.join(tmp, kind + "-http"))

@@ -312,19 +312,16 @@ def main(argv=None):
             lr = lr_at(a, frac)
             for g in opt.param_groups:
                 g["lr"] = lr
+            batch = (ids, roles, a.lm_weight, a.name_weight, pad_id, a.copy_weight)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
                 try:
-                    loss, ans_loss, acc, first_acc, copy_acc = loss_fn(step_fn, ids, roles, a.lm_weight,
-                                                  a.name_weight, pad_id,
-                                                  a.copy_weight)
+                    loss, ans_loss, acc, first_acc, copy_acc = loss_fn(step_fn, *batch)
                 except Exception as e:  # noqa: BLE001 - a compile failure must not end the run
                     if step_fn is model:
                         raise
                     log(f"[{a.kind}] compiled step failed ({type(e).__name__}: {e}); eager")
                     step_fn = model
-                    loss, ans_loss, acc, first_acc, copy_acc = loss_fn(model, ids, roles, a.lm_weight,
-                                                  a.name_weight, pad_id,
-                                                  a.copy_weight)
+                    loss, ans_loss, acc, first_acc, copy_acc = loss_fn(model, *batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

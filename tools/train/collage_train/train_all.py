@@ -47,7 +47,7 @@ def main(argv=None):
     t0 = time.time()
     kinds = a.kinds.split(",")
     prime = a.prime_from_kind
-    if prime and prime not in kinds[:1]:
+    if prime and kinds[0] != prime:
         raise SystemExit(f"train_all: --prime-from-kind {prime} must be the first of --kinds")
     weights = {k: float(v) for k, v in (x.split("=") for x in a.weights.split(","))}
     os.makedirs(a.outdir, exist_ok=True)
