@@ -224,6 +224,10 @@ static void collect(srv_engine *e)
                 continue;
             c->done = 1;
             j->n_done++;
+            /* the end token is generated too: it counts in completion_tokens, as in vLLM
+             * (the text and the token callbacks leave it out) */
+            if (c->res.stop == CL_STOP_EOS)
+                c->tokens++;
             if (!j->req.n_docs && c->index % j->req.n == 0) {
                 j->cached_tokens += c->res.cached_tokens;
                 srv_metrics_lock(m);

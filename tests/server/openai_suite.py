@@ -183,6 +183,17 @@ r = client.completions.create(model="tiny", prompt=toks, max_tokens=4, logprobs=
 lp = r.choices[0].logprobs
 check(len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset),
       "completion logprobs arrays")
+# the end token counts in completion_tokens (as in vLLM); it has no text or logprob entry
+ended = None
+for s in range(40):
+    r = client.completions.create(model="tiny", prompt="Question:", max_tokens=4, seed=s,
+                                  logprobs=1)
+    if r.choices[0].finish_reason == "stop":
+        ended = r
+        break
+check(ended is not None, "no seed in 0..39 ended on the end token")
+check(ended.usage.completion_tokens == len(ended.choices[0].logprobs.tokens) + 1,
+      "end token not counted: %r %r" % (ended.usage, ended.choices[0].logprobs.tokens))
 
 # ---- errors through the client --------------------------------------------------------
 for bad, field in [({"temperature": 5}, "temperature"), ({"top_p": 0}, "top_p"),
@@ -230,9 +241,11 @@ chunks = list(client.chat.completions.create(model="tiny", messages=user, max_to
                                              stream=True, extra_body={"documents": [id1, id0]}))
 check(len([ch for ch in chunks if ch.choices and ch.choices[0].finish_reason]) == 2,
       "documents streamed with n=2")
-r = client.completions.create(model="tiny", prompt="Question:", max_tokens=4,
+# seeded: unseeded sampling on the random tiny model picks the end token first now and then
+r = client.completions.create(model="tiny", prompt="Question:", max_tokens=4, seed=0,
                               extra_body={"documents": [id0]})
-check(r.usage.completion_tokens > 0, "completion over documents")
+check(r.usage.completion_tokens == 4 and r.choices[0].finish_reason == "length",
+      "completion over documents: %r %r" % (r.usage, r.choices[0].finish_reason))
 try:
     client.chat.completions.create(model="tiny", messages=user,
                                    extra_body={"documents": ["0" * 32]})
