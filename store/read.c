@@ -249,6 +249,11 @@ void read_touch(cl_store_txn *t, uint8_t kind, const cl_key *key)
     queue_touch(e, kind, key, now);
 }
 
+void cl_store_touch(cl_store_txn *t, cl_store_kind kind, const cl_key *key)
+{
+    read_touch(t, (uint8_t)kind, key);
+}
+
 int cl_store_get(cl_store_txn *t, cl_store_kind kind, const cl_key *key, cl_store_value *out)
 {
     store_env *e = t->st->e;

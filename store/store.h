@@ -151,6 +151,9 @@ int cl_store_get(cl_store_txn *txn, cl_store_kind kind, const cl_key *key, cl_st
  * payload_bytes set): enough to plan a streamed read (cl_store_stream). Errors as
  * cl_store_get. */
 int cl_store_peek(cl_store_txn *txn, cl_store_kind kind, const cl_key *key, cl_store_value *out);
+/* Records a use of an entry for the LRU eviction, as a read does (for a caller that
+ * uses a copy of the value kept elsewhere, e.g. a hot tier's). Nothing if absent. */
+void cl_store_touch(cl_store_txn *txn, cl_store_kind kind, const cl_key *key);
 
 /* ---- parallel verified reads -------------------------------------------------------- */
 

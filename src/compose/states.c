@@ -66,6 +66,8 @@ int cl_compose_ssm_into(const cl_seq *const *docs, int n, cl_compose_ssm ssm, cl
     cl_cache *c = out->c;
     if (!c->n_ssm)
         return CL_OK;
+    if (cl_compose_ssm_device_ok(c, ssm)) /* no host round trip of the states */
+        return cl_compose_ssm_device(docs, n, ssm, out);
     int with_trans = any_trans(c);
     size_t bytes = cl_state_ssm_bytes(c, with_trans);
     float **bufs = calloc((size_t)n + 1, sizeof *bufs);

@@ -42,4 +42,11 @@ int cl_compose_ssm_views(const cl_cache *c, int with_trans, cl_compose_ssm_view 
 int cl_compose_ssm_combine(const cl_cache *c, int with_trans, cl_compose_ssm ssm,
                            const float *const *docs, int n, int gdn_fuse_on_device, float *out);
 
+/* The same strategies where the states live (compose/ssm_device.c): 1 if c's backend
+ * can apply ssm to every layer of c that way (ssm_lincomb, and gdn_fuse / gdn_caso where
+ * GDN layers need them; not for tensor-parallel caches). */
+int cl_compose_ssm_device_ok(const cl_cache *c, cl_compose_ssm ssm);
+/* out's SSM state (every part, every layer) = the combination of the documents'. */
+int cl_compose_ssm_device(const cl_seq *const *docs, int n, cl_compose_ssm ssm, cl_seq *out);
+
 #endif

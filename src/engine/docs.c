@@ -139,44 +139,51 @@ int cl_doc_exists(cl_prefix *p, const cl_key *key)
     return have;
 }
 
+static int doc_meta_peek(cl_prefix *p, const cl_key *id, int use, const char *what,
+                         cl_doc_meta *out);
+
 int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
 {
     char hex[33], what[64];
     snprintf(what, sizeof what, "document %s", cl_key_hex(key, hex));
-    void *mj = NULL;
-    size_t mlen = 0;
-    int rc = cl_state_load_stored(p->st, CL_STORE_DOC, key, s, 0, p->o.io_threads, what, &mj,
-                                  &mlen);
+    /* the descriptor first (header and meta): a document of another model or other
+     * settings (a GPU's bf16 KV on the CPU) is refused before its payload is read */
+    int rc = doc_meta_peek(p, key, 0, what, meta);
     if (rc == CL_ERR_NOTFOUND)
         return cl_err(CL_ERR_NOTFOUND, "%s: not in the store %s (ingest it first)", what,
                       cl_store_dir(p->st));
-    if (rc == CL_OK)
-        rc = parse_meta(what, mj, mlen, meta);
-    free(mj);
-    if (rc == CL_OK)
-        meta->id = *key;
     if (rc == CL_OK && !cl_key_eq(&meta->model_id, &p->k0))
         rc = cl_err(CL_ERR_FORMAT,
                     "%s was ingested with another model (or other settings: KV dtype, GKA "
                     "num_iter)",
                     what);
+    if (rc == CL_OK)
+        rc = cl_state_load_stored(p->st, CL_STORE_DOC, key, s, 0, p->o.io_threads, what, NULL,
+                                  NULL);
+    if (rc == CL_ERR_NOTFOUND) /* deleted in between */
+        return cl_err(CL_ERR_NOTFOUND, "%s: not in the store %s (ingest it first)", what,
+                      cl_store_dir(p->st));
     return rc;
 }
 
 /* ---- listing and management (public) ---- */
 
-/* A document's descriptor from its stored value; the pin is not in the value (the caller
- * fills it: cl_doc_meta_get from the store's usage index, cl_doc_list from its walk). */
-static int doc_meta_read(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
+/* A document's descriptor from its stored value's header and meta (verified; the payload,
+ * gigabytes at real model size, is not read); the pin is not in the value (the caller
+ * fills it: cl_doc_meta_get from the store's usage index, cl_doc_list from its walk).
+ * use: the document is being used (composed from a hot tier's copy): it counts as a read
+ * for the store's LRU eviction. */
+static int doc_meta_peek(cl_prefix *p, const cl_key *id, int use, const char *what,
+                         cl_doc_meta *out)
 {
-    char hex[33], what[64];
-    snprintf(what, sizeof what, "document %s", cl_key_hex(id, hex));
     cl_store_txn *txn;
     CL_TRY(cl_store_txn_begin(p->st, &txn));
     cl_store_value v;
-    int rc = cl_store_get(txn, CL_STORE_DOC, id, &v);
+    int rc = cl_store_peek(txn, CL_STORE_DOC, id, &v);
     if (rc == CL_ERR_NOTFOUND)
         rc = cl_err(CL_ERR_NOTFOUND, "%s: not in the store %s", what, cl_store_dir(p->st));
+    if (rc == CL_OK && use)
+        cl_store_touch(txn, CL_STORE_DOC, id);
     if (rc == CL_OK)
         rc = parse_meta(what, v.info.meta, v.info.meta_bytes, out);
     if (rc == CL_OK) {
@@ -185,14 +192,28 @@ static int doc_meta_read(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
         out->created_ns = v.created_ns;
     }
     cl_store_txn_end(txn);
+    return rc;
+}
+
+/* The descriptor of a document of this model and settings (NOTFOUND otherwise). */
+static int doc_meta_read(cl_prefix *p, const cl_key *id, int use, cl_doc_meta *out)
+{
+    char hex[33], what[64];
+    snprintf(what, sizeof what, "document %s", cl_key_hex(id, hex));
+    int rc = doc_meta_peek(p, id, use, what, out);
     if (rc == CL_OK && !cl_key_eq(&out->model_id, &p->k0))
         rc = cl_err(CL_ERR_NOTFOUND, "%s: stored for another model or other settings", what);
     return rc;
 }
 
+int cl_doc_meta_use(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
+{
+    return doc_meta_read(p, id, 1, out);
+}
+
 int cl_doc_meta_get(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
 {
-    CL_TRY(doc_meta_read(p, id, out));
+    CL_TRY(doc_meta_read(p, id, 0, out));
     cl_store_entry en; /* the pin lives in the store's usage index, not in the value */
     CL_TRY(cl_store_entry_get(p->st, CL_STORE_DOC, id, &en));
     out->pinned = en.pinned;
@@ -233,7 +254,7 @@ int cl_doc_list(cl_prefix *p, cl_doc_list_fn fn, void *user)
     int rc = cl_store_list(p->st, CL_STORE_DOC, collect_doc, &x);
     for (size_t i = 0; i < x.n && rc == CL_OK; i++) {
         cl_doc_meta m;
-        int r = doc_meta_read(p, &x.docs[i].key, &m);
+        int r = doc_meta_read(p, &x.docs[i].key, 0, &m);
         if (r == CL_ERR_NOTFOUND || r == CL_ERR_CORRUPT || r == CL_ERR_FORMAT)
             continue; /* another model's, or gone meanwhile, or damaged */
         if (r != CL_OK) {

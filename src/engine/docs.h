@@ -35,5 +35,8 @@ int cl_doc_exists(cl_prefix *p, const cl_key *key);
 /* Restores a document's state into s (empty) and its descriptor. The model must be
  * the one that wrote it (CL_ERR_FORMAT naming the document otherwise). */
 int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta);
+/* The descriptor of a document about to be used from a hot tier's copy (header and meta
+ * only; counts as a use for the store's LRU eviction; the pin is not filled). */
+int cl_doc_meta_use(cl_prefix *p, const cl_key *id, cl_doc_meta *out);
 
 #endif

@@ -73,7 +73,7 @@ int cl_doc_compose(cl_prefix *p, const cl_key *ids, int n, const cl_compose_opts
         if (hot) {
             held[i] = 1;
             dp[i] = hot;
-            rc = cl_doc_meta_get(p, &ids[i], &meta);
+            rc = cl_doc_meta_use(p, &ids[i], &meta);
             p->stats.hits_gpu++;
         } else {
             rc = cl_seq_init(&docs[i], p->c);
@@ -83,7 +83,7 @@ int cl_doc_compose(cl_prefix *p, const cl_key *ids, int n, const cl_compose_opts
             if (rc == CL_OK && p->tiers)
                 rc = cl_tiers_restore(p->tiers, CL_STORE_DOC, &ids[i], &docs[i], &tier);
             if (rc == CL_OK && tier != CL_TIER_NONE) {
-                rc = cl_doc_meta_get(p, &ids[i], &meta);
+                rc = cl_doc_meta_use(p, &ids[i], &meta);
                 p->stats.hits_host++;
             } else if (rc == CL_OK) {
                 rc = cl_doc_get(p, &ids[i], &docs[i], &meta);

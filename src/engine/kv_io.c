@@ -46,6 +46,8 @@ struct cl_kv_pump {
     /* a sharded cache: one pump per rank cache moves that rank's part of each row (its
      * heads); this pump's staging holds rows in the full layout */
     cl_kv_pump **sub; /* [c->tp] (NULL: not sharded) */
+    void *host_buf;   /* cl_kv_pump_host_buffer's (page-locked, kept) */
+    size_t host_buf_bytes;
 };
 
 static size_t kv_row_bytes(const cl_cache *c)
@@ -107,6 +109,8 @@ void cl_kv_pump_free(cl_kv_pump *p)
     }
     free(p->pinned);
     free(p->maps);
+    if (p->host_buf)
+        o->host_free(p->b, p->host_buf);
     for (int i = 0; i < 2; i++) {
         if (p->dev_data[i])
             o->free(p->b, p->dev_data[i]);
@@ -533,6 +537,21 @@ static int produce_from_host(void *user, cl_kv_pump *p)
         }
     }
     return rc;
+}
+
+int cl_kv_pump_host_buffer(cl_kv_pump *p, size_t bytes, void **out)
+{
+    if (bytes > p->host_buf_bytes) {
+        if (p->host_buf)
+            p->b->ops->host_free(p->b, p->host_buf);
+        p->host_buf_bytes = 0;
+        p->host_buf = p->b->ops->host_alloc(p->b, bytes);
+        if (!p->host_buf)
+            return cl_err(CL_ERR_NOMEM, "out of page-locked memory for %zu bytes", bytes);
+        p->host_buf_bytes = bytes;
+    }
+    *out = p->host_buf;
+    return CL_OK;
 }
 
 int cl_kv_write_host(cl_seq *s, int64_t t0, int64_t n, const void *host)

@@ -59,6 +59,10 @@ int cl_kv_pump_write(cl_kv_pump *p, uint64_t offset, const void *data, size_t by
  * copying each out while the next is on the bus. */
 int cl_kv_pump_read(cl_kv_pump *p, const cl_seq *s, int64_t t0, int64_t n, void *host);
 
+/* A page-locked host buffer of at least `bytes`, kept by the pump (grown as needed; one
+ * user at a time, like the pump): what is not KV (SSM states) moves at bus speed too. */
+int cl_kv_pump_host_buffer(cl_kv_pump *p, size_t bytes, void **out);
+
 /* The cache's own pump (made on first use, freed with the cache). */
 int cl_kv_pump_of(cl_cache *c, cl_kv_pump **out);
 /* KV slots [t0, t0 + n) of s from / to host memory in the state layout, through the

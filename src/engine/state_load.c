@@ -90,14 +90,14 @@ int cl_state_load_stored(cl_store *st, cl_store_kind kind, const cl_key *key, cl
         }
     }
     cl_state_header h;
-    void *ssm = rc == CL_OK ? malloc(ssm_bytes ? ssm_bytes : 1) : NULL;
-    if (rc == CL_OK && !ssm)
-        rc = cl_err(CL_ERR_NOMEM, "out of memory");
+    void *ssm = NULL; /* the pump's page-locked buffer: the SSM states upload at bus speed */
     if (rc == CL_OK)
         rc = cl_seq_reserve(s, kv_len);
     cl_kv_pump *pump = NULL;
     if (rc == CL_OK)
         rc = cl_kv_pump_of(c, &pump);
+    if (rc == CL_OK)
+        rc = cl_kv_pump_host_buffer(pump, ssm_bytes ? ssm_bytes : 1, &ssm);
     if (rc == CL_OK) {
         cl_kv_range r = {hdr, s, kv_from, kv_len - kv_from};
         cl_side_range side[2] = {{0, hdr, &h}, {hdr + kv_bytes, ssm_bytes, ssm}};
@@ -112,7 +112,6 @@ int cl_state_load_stored(cl_store *st, cl_store_kind kind, const cl_key *key, cl
                     what);
     if (rc == CL_OK)
         rc = cl_state_finish_restore(s, &h, ssm);
-    free(ssm);
     if (rc != CL_OK && meta) {
         free(*meta);
         *meta = NULL;

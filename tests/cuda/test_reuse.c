@@ -1,7 +1,8 @@
 /* test_reuse - reuse on the CUDA backend changes nothing but speed: documents ingested
  * on the GPU and queried back from the store (streamed through the staging pump), from
  * the host tier and from the GPU tier give the same logits as each other (bit for bit)
- * and as the CPU backend on the same stored documents (fp32 model: 1e-4; bf16: 2e-2);
+ * and as the CPU backend on the same stored documents (fp32 model, 1e-4; a bf16 model's
+ * documents hold bf16 KV, which the CPU's fp32 cache refuses by name);
  * a prompt resumed from the store or a tier on the GPU gives the logits of an uncached
  * GPU run (to rounding); a state gathered from the GPU and restored is the same bytes.
  * Skips (77) without a GPU. */
@@ -138,13 +139,28 @@ static void documents(const char *preset, const char *dtype, double tol)
             }
         close_env(&e);
     }
-    /* the CPU backend restores the documents the GPU stored */
+    /* the CPU backend restores the documents the GPU stored where the KV dtype is the
+     * same (fp32); a bf16 model's documents (bf16 KV on the GPU, fp32 on the CPU) are
+     * refused by name before their payload is read */
     open_env(&e, dir, "cpu", store, 0, 0);
-    for (int k = 0; k < 3; k++) {
-        query_logits(&e, ids, 3, kinds[k], lg);
-        char what[96];
-        snprintf(what, sizeof what, "%s %s GPU-stored docs, CPU vs GPU %d", preset, dtype, k);
-        check(what, lg, store_lg[k], e.V, tol);
+    if (strcmp(dtype, "float32") == 0) {
+        for (int k = 0; k < 3; k++) {
+            query_logits(&e, ids, 3, kinds[k], lg);
+            char what[96];
+            snprintf(what, sizeof what, "%s %s GPU-stored docs, CPU vs GPU %d", preset, dtype,
+                     k);
+            check(what, lg, store_lg[k], e.V, tol);
+        }
+    } else {
+        cl_compose_opts co;
+        cl_compose_opts_default(&co);
+        cl_seq *s;
+        int32_t q[2] = {1, 2};
+        assert_int_equal(cl_seq_create(e.c, &s), 0);
+        assert_int_not_equal(cl_doc_query(e.p, ids, 3, &co, q, 2, s, NULL), 0);
+        if (!strstr(cl_errmsg(), "another model") || !strstr(cl_errmsg(), "document "))
+            fail_msg("bf16 documents on the CPU: %s", cl_errmsg());
+        cl_seq_free(s);
     }
     close_env(&e);
     /* a prompt resumed on the GPU from the store and from the GPU tier */
@@ -188,7 +204,7 @@ static void test_reuse(void **st)
     (void)st;
     documents("tiny-gdn", "float32", 1e-4);
     documents("tiny-gka", "float32", 1e-4);
-    documents("tiny-m2", "bfloat16", 2e-2);
+    documents("tiny-m2", "bfloat16", 0);
 }
 
 int main(void)
