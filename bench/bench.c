@@ -18,6 +18,7 @@ static const struct {
     {"prefill", bench_prefill, "GPU prefill tokens/s vs the GEMM-rate limit"},
     {"quality", bench_quality, "retrieval accuracy of composed documents vs plain prefill"},
     {"tp-parity", bench_tp_parity, "tensor-parallel logits vs the unsharded model (random weights)"},
+    {"sampler", bench_sampler, "next-token draw per row at a 151K vocabulary vs a full sort"},
     {"reuse", bench_reuse, "stored / host-tier / GPU-tier reuse at 8B vs prefill (TTFT, GB/s)"},
 };
 

@@ -11,6 +11,7 @@ int bench_compose(int argc, char **argv);
 int bench_decode(int argc, char **argv);
 int bench_prefill(int argc, char **argv);
 int bench_reuse(int argc, char **argv);
+int bench_sampler(int argc, char **argv);
 int bench_quality(int argc, char **argv);
 int bench_tp_parity(int argc, char **argv);
 

@@ -124,6 +124,25 @@ if [ "$fit" -lt "$BATCH" ]; then
   [ "$BACKEND" = cuda ] && rebench=1 && decode_tps=
 fi
 log "decode through HTTP: $BATCH streams, prompts of $((CONTEXT - GEN)) + $GEN tokens"
+# progress every 10 s from /metrics (what a run cut short still shows: how far the
+# prefills and the decode got, the engine's steps and rows)
+( while kill -0 $server 2>/dev/null; do
+    $PY -c "
+import http.client, time
+c = http.client.HTTPConnection('127.0.0.1', $port, timeout=5); c.request('GET', '/metrics')
+m = {}
+for l in c.getresponse().read().decode().splitlines():
+    if l and not l.startswith('#') and '{' not in l:
+        k, v = l.split()[:2]; m[k] = float(v)
+g = lambda k: int(m.get('collage_' + k, -1))
+print(time.strftime('%H:%M:%S'), 'running', g('requests_running'), 'waiting', g('requests_waiting'),
+      'prompt_tok', g('prompt_tokens_total'), 'gen_tok', g('generation_tokens_total'),
+      'steps', g('engine_steps_total'), 'rows', g('engine_rows_total'),
+      'busy_s', round(m.get('collage_engine_busy_seconds_total', -1), 1),
+      'pages_free', g('kv_pages_free'), flush=True)" 2>/dev/null
+    sleep 10
+  done ) >> "$out/progress.txt" &
+poller=$!
 $PY tests/server/serve_load.py --url "http://127.0.0.1:$port" --clients "$BATCH" \
   --prompt-tokens $((CONTEXT - GEN)) --max-tokens "$GEN" --vocab "$VOCAB" --pid "$server" \
   --timeout 3000 --json-out "$out/load.json" > /dev/null ||
@@ -136,6 +155,7 @@ print('http decode %s tok/s (server counter) / %s chunks/s (clients) while all d
          r['tokens_per_s'], r['ttft_p50_s'] or 0, r['errors'], r.get('overhead_us_per_token')))" \
   | tee -a "$out/summary.txt"
 stop_server
+kill $poller 2>/dev/null; wait $poller 2>/dev/null
 if [ "$rebench" = 1 ]; then
   "$CL_BIN" bench decode --preset "$PRESET" --contexts "$CONTEXT" --batch "$BATCH" \
     --json-out "$out/decode.json" > "$out/decode.txt" 2> "$out/decode.err" ||

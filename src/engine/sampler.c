@@ -51,6 +51,7 @@ int cl_sampler_init(cl_sampler *s, const cl_sampler_opts *o)
 
 void cl_sampler_release(cl_sampler *s)
 {
+    free(s->items);
     free(s->idx);
     free(s->prob);
     free(s->seen);
@@ -212,11 +213,174 @@ int cl_sampler_probs(cl_sampler *s, float *logits, int64_t V, const int32_t *his
         probs[cl_argmax(logits, V)] = 1.0f;
         return CL_OK;
     }
-    int64_t n;
+    int64_t n = 0;
     CL_TRY(filtered(s, logits, V, &n));
     for (int64_t i = 0; i < n; i++)
         probs[s->idx[i]] = s->prob[i];
     return CL_OK;
+}
+
+/* ---- drawing without sorting the vocabulary ----
+ * The draw walks the surviving tokens in the order (probability descending, id
+ * ascending) and takes the first at which the running mass exceeds u times the total.
+ * A full sort of a 151K vocabulary costs ~25 ms per row, a second per decode step of a
+ * batch of 40; instead a quickselect on that order finds the crossing token (and the
+ * top-k and top-p boundaries) in expected linear time. */
+
+/* top_k up to this: selected in one pass with a sorted list */
+#define SMALL_K 64
+
+/* a precedes b in the walk's order */
+static int before(cl_sampler_item a, cl_sampler_item b)
+{
+    return a.w > b.w || (a.w == b.w && a.id < b.id);
+}
+
+static void swap_items(cl_sampler_item *x, int64_t i, int64_t j)
+{
+    cl_sampler_item t = x[i];
+    x[i] = x[j];
+    x[j] = t;
+}
+
+/* Partitions x[lo, hi) around a pivot (median of three in the order): on return
+ * x[lo, *p) precede x[*p], which precedes x(*p, hi). */
+static void partition(cl_sampler_item *x, int64_t lo, int64_t hi, int64_t *p)
+{
+    int64_t mid = lo + (hi - lo) / 2, last = hi - 1;
+    if (before(x[mid], x[lo]))
+        swap_items(x, mid, lo);
+    if (before(x[last], x[lo]))
+        swap_items(x, last, lo);
+    if (before(x[last], x[mid]))
+        swap_items(x, last, mid);
+    swap_items(x, mid, last); /* the median is the pivot, kept at the end */
+    const cl_sampler_item pv = x[last];
+    int64_t store = lo;
+    for (int64_t i = lo; i < last; i++)
+        if (before(x[i], pv))
+            swap_items(x, i, store++);
+    swap_items(x, store, last);
+    *p = store;
+}
+
+/* Reorders x[0, n) so that its first k entries are the k first in the order. */
+static void select_first(cl_sampler_item *x, int64_t n, int64_t k)
+{
+    int64_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        int64_t p;
+        partition(x, lo, hi, &p);
+        if (p == k || p == k - 1)
+            return;
+        if (p > k)
+            hi = p;
+        else
+            lo = p + 1;
+    }
+}
+
+/* The position, in the walk's order over x[0, n), of the item at which the running
+ * mass crosses target (inclusive: first with mass >= target; else first with mass >
+ * target). x is reordered so that x[0, pos] are the items up to it (in no particular
+ * order among themselves). */
+static int64_t crossing(cl_sampler_item *x, int64_t n, double target, int inclusive)
+{
+    int64_t lo = 0, hi = n;
+    double done = 0; /* mass of x[0, lo) */
+    while (hi - lo > 1) {
+        int64_t p;
+        partition(x, lo, hi, &p);
+        double m = 0;
+        for (int64_t i = lo; i < p; i++)
+            m += x[i].w;
+        double at = done + m + x[p].w;
+        if (inclusive ? done + m >= target : done + m > target)
+            hi = p; /* it is among those before the pivot */
+        else if (inclusive ? at >= target : at > target)
+            return p;
+        else {
+            done = at;
+            lo = p + 1;
+        }
+    }
+    return lo < n ? lo : n - 1; /* (past the total by rounding: the last one) */
+}
+
+static double mass(const cl_sampler_item *x, int64_t n)
+{
+    double t = 0;
+    for (int64_t i = 0; i < n; i++)
+        t += x[i].w;
+    return t;
+}
+
+int32_t cl_sampler_draw(cl_sampler *s, float *logits, int64_t V, double u)
+{
+    if (s->items_cap < V) {
+        cl_sampler_item *ni = realloc(s->items, (size_t)V * sizeof *ni);
+        if (!ni)
+            return cl_argmax(logits, V);
+        s->items = ni;
+        s->items_cap = V;
+    }
+    const cl_sampler_opts *o = &s->o;
+    cl_sampler_item *x = s->items; /* (unnormalised probability, id); the largest w is 1 */
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < V; i++) {
+        logits[i] /= o->temperature;
+        mx = logits[i] > mx ? logits[i] : mx;
+    }
+    if (o->top_k == 0 && o->top_p >= 1.0f && o->min_p <= 0.0f) {
+        /* nothing filtered: any fixed order gives the same distribution; the ids' own
+         * order needs no ordering work (one pass for the mass, one to the crossing) */
+        double total = 0;
+        for (int64_t i = 0; i < V; i++) {
+            x[i].w = expf(logits[i] - mx);
+            total += (double)x[i].w;
+        }
+        double target = u * total, acc = 0;
+        for (int64_t i = 0; i < V; i++) {
+            acc += (double)x[i].w;
+            if (acc > target)
+                return (int32_t)i;
+        }
+        return (int32_t)(V - 1);
+    }
+    int64_t n = V;
+    if (o->top_k > 0 && o->top_k <= SMALL_K && o->top_k < V) {
+        /* the k most likely in one pass: a sorted list of k, most tokens rejected by one
+         * comparison with its last */
+        n = 0;
+        for (int64_t i = 0; i < V; i++) {
+            cl_sampler_item it = {expf(logits[i] - mx), (int32_t)i};
+            if (n == o->top_k && !before(it, x[n - 1]))
+                continue;
+            int64_t j = n < o->top_k ? n++ : n - 1;
+            while (j > 0 && before(it, x[j - 1])) {
+                x[j] = x[j - 1];
+                j--;
+            }
+            x[j] = it;
+        }
+    } else {
+        for (int64_t i = 0; i < V; i++)
+            x[i] = (cl_sampler_item){expf(logits[i] - mx), (int32_t)i};
+        if (o->top_k > 0 && o->top_k < n) {
+            select_first(x, n, o->top_k);
+            n = o->top_k;
+        }
+    }
+    if (o->top_p < 1.0f) /* the smallest prefix whose mass reaches top_p */
+        n = crossing(x, n, (double)o->top_p * mass(x, n), 1) + 1;
+    if (o->min_p > 0.0f) { /* at least min_p times the most likely (whose w is 1) */
+        int64_t keep = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (x[i].w >= o->min_p)
+                x[keep++] = x[i];
+        n = keep > 0 ? keep : 1;
+    }
+    return x[crossing(x, n, u * mass(x, n), 0)].id;
 }
 
 int32_t cl_sampler_pick(cl_sampler *s, float *logits, int64_t V, const int32_t *hist, int64_t nh,
@@ -226,19 +390,10 @@ int32_t cl_sampler_pick(cl_sampler *s, float *logits, int64_t V, const int32_t *
     uint64_t step = s->step++;
     if (s->o.greedy)
         return cl_argmax(logits, V);
-    int64_t n;
-    if (filtered(s, logits, V, &n) != CL_OK)
-        return cl_argmax(logits, V);
     /* one uniform per step from (seed, step): repeatable */
     double u = (double)(cl_mix64(cl_mix64(s->o.seed) ^ (step * 0x9e3779b97f4a7c15ull)) >> 11) *
                (1.0 / 9007199254740992.0);
-    double acc = 0;
-    for (int64_t i = 0; i < n; i++) {
-        acc += s->prob[i];
-        if (u < acc)
-            return s->idx[i];
-    }
-    return s->idx[n - 1];
+    return cl_sampler_draw(s, logits, V, u);
 }
 
 int cl_sampler_logprobs(cl_sampler *s, const float *raw, int64_t V, int32_t id, int k,

@@ -13,6 +13,12 @@
 
 #define CL_MAX_TOP_LOGPROBS 20
 
+/* A token and its unnormalised probability (the draw's working set). */
+typedef struct {
+    float w;
+    int32_t id;
+} cl_sampler_item;
+
 struct cl_sampler {
     cl_sampler_opts o;
     uint64_t step;
@@ -20,6 +26,8 @@ struct cl_sampler {
     int32_t *idx;
     float *prob;
     int64_t cap;
+    cl_sampler_item *items;
+    int64_t items_cap;
     uint32_t *seen;      /* [V]: bit 0 seen anywhere, bits 1..: count in the generated text */
     int64_t seen_cap;
     int32_t top_ids[CL_MAX_TOP_LOGPROBS];
@@ -37,6 +45,12 @@ int cl_sampler_probs(cl_sampler *s, float *logits, int64_t n_vocab, const int32_
  * (k <= CL_MAX_TOP_LOGPROBS); out points into s (valid until the next call). */
 int cl_sampler_logprobs(cl_sampler *s, const float *raw_logits, int64_t n_vocab, int32_t id,
                         int k, cl_token_logprobs *out);
+/* The draw itself, for a given uniform u in [0, 1): temperature, top-k, top-p, min-p
+ * applied to logits (scaled in place) and the token at which the running mass first
+ * exceeds u times the total (cl_sampler_pick's choice, without sorting the vocabulary):
+ * in order of probability (descending; ties by id) when something is filtered, in id
+ * order when nothing is (the same distribution, no ordering work). */
+int32_t cl_sampler_draw(cl_sampler *s, float *logits, int64_t n_vocab, double u);
 /* argmax (first index of the maximum). */
 int32_t cl_argmax(const float *x, int64_t n);
 

@@ -288,8 +288,9 @@ static int admit(cl_sched *s)
     return CL_OK;
 }
 
-/* Chooses, reports and checks the stop rules for a request whose logits are ready. */
-static int emit(cl_sched *s, request *r, float *logits, double now)
+/* Chooses, reports and checks the stop rules for a request whose logits are ready;
+ * picked >= 0: the choice, made beforehand (pre_pick). */
+static int emit(cl_sched *s, request *r, float *logits, int32_t picked, double now)
 {
     const cl_gen_opts *g = &r->req.gen;
     int64_t V = s->m->cfg->vocab_size;
@@ -301,9 +302,10 @@ static int emit(cl_sched *s, request *r, float *logits, double now)
         memcpy(s->raw, logits, (size_t)V * sizeof *s->raw);
     /* forced ids (the caller keeps them until the request finishes) replace the choice */
     int forced = (int64_t)r->out.n < g->n_force && g->force_ids;
-    int32_t id = forced ? g->force_ids[r->out.n]
-                        : cl_sampler_pick(&r->sampler, logits, V, r->hist.v, (int64_t)r->hist.n,
-                                          r->req.n_prompt);
+    int32_t id = forced        ? g->force_ids[r->out.n]
+                 : picked >= 0 ? picked
+                               : cl_sampler_pick(&r->sampler, logits, V, r->hist.v,
+                                                 (int64_t)r->hist.n, r->req.n_prompt);
     CL_TRY(cl_ids_push(&r->out, id));
     CL_TRY(cl_ids_push(&r->hist, id));
     if (r->out.n == 1) {
@@ -325,6 +327,27 @@ static int emit(cl_sched *s, request *r, float *logits, double now)
     else if ((int64_t)r->out.n >= r->max_new)
         finish(s, r, CL_STOP_LENGTH, now);
     return CL_OK;
+}
+
+/* Draws the next token of every row that needs nothing else of its logits first (no
+ * logprobs, not forced, budget left), the rows in parallel: each request has its own
+ * sampler, and at a 151K vocabulary a draw costs milliseconds, too much for one thread
+ * at a batch of a hundred. picks[k] = -1 for the rows emit draws itself. */
+static void pre_pick(cl_sched *s, const int *row_owner, int nr, float *logits, int32_t *picks)
+{
+    if (!picks)
+        return;
+    const int64_t V = s->m->cfg->vocab_size;
+#pragma omp parallel for schedule(dynamic, 1) if (nr > 1)
+    for (int k = 0; k < nr; k++) {
+        request *r = &s->r[row_owner[k]];
+        const cl_gen_opts *g = &r->req.gen;
+        int forced = (int64_t)r->out.n < g->n_force && g->force_ids;
+        picks[k] = -1;
+        if (r->max_new > 0 && !forced && !g->on_logprobs)
+            picks[k] = cl_sampler_pick(&r->sampler, logits + (int64_t)k * V, V, r->hist.v,
+                                       (int64_t)r->hist.n, r->req.n_prompt);
+    }
 }
 
 /* The solver-iteration group this step runs: that of the next runnable request after
@@ -352,6 +375,7 @@ int cl_sched_step(cl_sched *s, int *active)
     int64_t *n = malloc((size_t)cap * sizeof *n), *rows = malloc((size_t)cap * sizeof *rows);
     int *owner = malloc((size_t)cap * sizeof *owner);
     int *row_owner = malloc((size_t)cap * sizeof *row_owner);
+    int32_t *picks = malloc((size_t)cap * sizeof *picks); /* (NULL: all picked in emit) */
     int rc = seqs && toks && n && rows && owner && row_owner
                  ? CL_OK
                  : cl_err(CL_ERR_NOMEM, "out of memory");
@@ -424,15 +448,18 @@ int cl_sched_step(cl_sched *s, int *active)
             r->fed > 0 && cl_prefix_capture_now(s->o.prefix, &r->seq, &r->cap) != CL_OK)
             cl_log_warn("%s (snapshot not taken)", cl_errmsg());
     }
+    if (rc == CL_OK)
+        pre_pick(s, row_owner, nr, s->logits, picks);
     double now = cl_now();
     for (int k = 0; k < nr && rc == CL_OK; k++) /* choose, emit, stop */
-        rc = emit(s, &s->r[row_owner[k]], s->logits + k * V, now);
+        rc = emit(s, &s->r[row_owner[k]], s->logits + k * V, picks ? picks[k] : -1, now);
     free(seqs);
     free(toks);
     free(n);
     free(rows);
     free(owner);
     free(row_owner);
+    free(picks);
     int left = 0;
     for (int i = 0; i < s->n; i++)
         left += s->r[i].ph != R_DONE && s->r[i].ph != R_FREE;

@@ -1,11 +1,13 @@
 /* test_sampler - sampling: a seed makes choices repeatable; top-k keeps exactly the
  * k most likely tokens; top-p keeps the smallest prefix reaching mass p; min-p
  * drops tokens below min_p x the top probability; the repetition penalty follows
- * HF; draws follow the filtered distribution. */
+ * HF; draws follow the filtered distribution and take the token the sorted walk over it
+ * takes. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,12 +189,103 @@ static void test_frequencies(void **st)
     cl_sampler_release(&s);
 }
 
+/* The draw (no sort) takes the token the walk takes: over the filtered distribution, in
+ * order of probability (descending, ties by id; id order when nothing is filtered), the
+ * first at which the running mass exceeds u. Checked for many u, option sets and logits with
+ * ties; a disagreement is allowed only where u is within rounding of a boundary. */
+static int cmp_walk(const void *a, const void *b, void *p)
+{
+    const float *pr = p;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (pr[x] != pr[y])
+        return pr[x] > pr[y] ? -1 : 1;
+    return x - y;
+}
+
+static void test_draw_is_the_sorted_walk(void **st)
+{
+    (void)st;
+    struct {
+        float temp, top_p, min_p;
+        int64_t top_k;
+    } cases[] = {{1, 1, 0, 0}, {0.7f, 0.9f, 0, 0}, {1.3f, 1, 0.05f, 0}, {1, 0.8f, 0.02f, 50},
+                 {1, 1, 0, 7}, {0.5f, 0.3f, 0, 0}, {1, 1, 0, 120}};
+    static float l[V], work[V], probs[V];
+    static int32_t order[V];
+    int checked = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (uint64_t seed = 1; seed <= 6; seed++) {
+            random_logits(l, 500 + seed);
+            for (int i = 0; i < V; i += 9) /* ties */
+                l[i] = l[0];
+            cl_sampler_opts o;
+            cl_sampler_opts_default(&o);
+            o.temperature = cases[c].temp;
+            o.top_p = cases[c].top_p;
+            o.min_p = cases[c].min_p;
+            o.top_k = cases[c].top_k;
+            cl_sampler sa;
+            assert_int_equal(cl_sampler_init(&sa, &o), 0);
+            memcpy(work, l, sizeof l);
+            assert_int_equal(cl_sampler_probs(&sa, work, V, NULL, 0, 0, probs), 0);
+            for (int i = 0; i < V; i++)
+                order[i] = i;
+            int unfiltered = o.top_k == 0 && o.top_p >= 1 && o.min_p <= 0;
+            if (!unfiltered) /* (unfiltered: the walk is in id order) */
+                qsort_r(order, V, sizeof *order, cmp_walk, probs);
+            for (int k = 0; k < 200; k++) {
+                double u = (k + 0.37) / 200.0;
+                double acc = 0, near = 1;
+                int32_t want = -1;
+                for (int i = 0; i < V && probs[order[i]] > 0; i++) {
+                    acc += probs[order[i]];
+                    near = fmin(near, fabs(acc - u));
+                    if (want < 0 && u < acc)
+                        want = order[i];
+                }
+                memcpy(work, l, sizeof l);
+                int32_t got = cl_sampler_draw(&sa, work, V, u);
+                if (want >= 0 && got != want && near > 1e-5)
+                    fail_msg("case %zu seed %llu u %.4f: drew %d, the sorted walk takes %d", c,
+                             (unsigned long long)seed, u, got, want);
+                checked++;
+            }
+            cl_sampler_release(&sa);
+        }
+    assert_int_equal(checked, 7 * 6 * 200);
+}
+
+/* bench sampler: a tiny run prints one JSON object with the sorted baseline and three
+ * cases of positive figures. */
+static void test_bench_smoke(void **st)
+{
+    (void)st;
+    char *out = NULL;
+    assert_int_equal(tu_runf(&out, "'%s' bench sampler --vocab 4000 --rows 6 --threads 2 "
+                                   "--reps 3 --json", tu_bin()),
+                     0);
+    double sorted = -1, ms = -1;
+    const char *p = strstr(out, "\"sorted_ms_per_row\": ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "\"sorted_ms_per_row\": %lf", &sorted), 1);
+    assert_true(sorted > 0);
+    int cases = 0;
+    for (p = strstr(out, "\"ms_per_row\": "); p; p = strstr(p + 1, "\"ms_per_row\": ")) {
+        assert_int_equal(sscanf(p, "\"ms_per_row\": %lf", &ms), 1);
+        assert_true(ms > 0);
+        cases++;
+    }
+    assert_int_equal(cases, 3);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_repeatable), cmocka_unit_test(test_top_k),
         cmocka_unit_test(test_top_p_min_p),     cmocka_unit_test(test_penalty_and_greedy),
-        cmocka_unit_test(test_frequencies),
+        cmocka_unit_test(test_frequencies),     cmocka_unit_test(test_draw_is_the_sorted_walk),
+        cmocka_unit_test(test_bench_smoke),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
