@@ -78,6 +78,7 @@ int cli_open_store(const char *verb, const cli_store_flags *f, int default_on, c
     po.gpu_tier_bytes = (uint64_t)f->gpu_tier;
     po.host_tier_bytes = (uint64_t)f->host_tier;
     po.gpu_tier_max_states = f->gpu_tier_states;
+    po.never_wait = f->never_wait;
     if (rc == CL_OK)
         rc = cl_prefix_create(*st, m, c, &po, pc);
     if (rc != CL_OK) {

@@ -39,6 +39,7 @@ typedef struct {
     int64_t block_tokens, snapshot_every, max_bytes;
     int64_t gpu_tier, host_tier; /* hot-tier budgets (CLI_TIER_OPTS; 0: none) */
     int gpu_tier_states;         /* most states in the GPU tier (0: no limit) */
+    int never_wait;              /* (not a flag) skip saves rather than wait: the server */
 } cli_store_flags;
 
 #define CLI_STORE_OPTS(s)                                                                     \

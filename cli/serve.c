@@ -151,6 +151,7 @@ int cmd_serve(int argc, char **argv)
         if ((rc = cl_cache_create(m, &co, &c)) != CL_OK)
             exit_code = cli_fail(rc);
     }
+    stf.never_wait = 1; /* the engine loop never waits for the disk */
     if (!exit_code)
         exit_code = cli_open_store("serve", &stf, 1, m, c, &st, &p);
     char served[512];

@@ -184,6 +184,9 @@ void srv_metrics_render(srv_metrics *m, cl_store *store, sbuf *o)
                "bytes written to the store by this process", (double)p->stored_bytes);
         scalar(o, "collage_store_errors_total", "counter", "failed store writes (warnings)",
                (double)p->store_errors);
+        scalar(o, "collage_store_skipped_total", "counter",
+               "states not stored because the write-behind queue was full",
+               (double)p->skipped_saves);
     }
     pthread_mutex_unlock(&m->mu);
     if (have_store) {

@@ -309,6 +309,9 @@ typedef struct {
                                   of the cache (0: no limit; a server keeps slots for them) */
     int write_behind;          /* 1: stores go through a background writer (default 1) */
     int io_threads;            /* threads copying/verifying restores (0: a default) */
+    int never_wait;            /* 1: a save that would wait for room in the write-behind
+                                  queue is skipped (counted: skipped_saves), so a serving
+                                  loop never waits for the disk (default 0: wait) */
 } cl_prefix_opts;
 
 void cl_prefix_opts_default(cl_prefix_opts *o);
@@ -337,6 +340,7 @@ typedef struct {
     uint64_t gpu_bytes, host_bytes;            /* tier occupancy */
     uint64_t gpu_states, host_states;          /* entries per tier */
     uint64_t stored_bytes, store_errors;
+    uint64_t skipped_saves; /* saves skipped because the writer was busy (never_wait) */
     double restore_s, store_wait_s;
 } cl_prefix_stats;
 void cl_prefix_stats_get(const cl_prefix *p, cl_prefix_stats *out);

@@ -270,6 +270,9 @@ int cl_store_writer_open(cl_store *st, const cl_store_writer_opts *opts, cl_stor
 int cl_store_writer_put(cl_store_writer *w, cl_store_kind kind, const cl_key *key,
                         const cl_store_info *info, const cl_store_piece *pieces, size_t npieces,
                         unsigned put_flags, cl_store_done_fn done, void *user, uint64_t *ticket);
+/* 1 if a put of `bytes` would wait for room now (the queue holds puts and they plus this
+ * one exceed queue_bytes); for callers that would rather skip a put than wait. */
+int cl_store_writer_would_wait(cl_store_writer *w, uint64_t bytes);
 /* Waits until that put is done (committing what is queued now rather than waiting for
  * the thresholds) and returns its status, with its message. The status of a failed put
  * is kept for the last 1024 failures; older ones give CL_ERR_ARG. */

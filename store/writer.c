@@ -241,6 +241,14 @@ int cl_store_writer_open(cl_store *st, const cl_store_writer_opts *opts, cl_stor
     return CL_OK;
 }
 
+int cl_store_writer_would_wait(cl_store_writer *w, uint64_t bytes)
+{
+    pthread_mutex_lock(&w->mu);
+    int wait = !w->stop && w->held_bytes && w->held_bytes + bytes > w->queue_bytes;
+    pthread_mutex_unlock(&w->mu);
+    return wait;
+}
+
 int cl_store_writer_put(cl_store_writer *w, cl_store_kind kind, const cl_key *key,
                         const cl_store_info *info, const cl_store_piece *pieces, size_t npieces,
                         unsigned put_flags, cl_store_done_fn done, void *user, uint64_t *ticket)

@@ -322,6 +322,7 @@ int cl_prefix_save(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n,
     cl_key *K = malloc((size_t)(m + 1) * sizeof *K);
     cl_store_batch *batch = NULL;
     shared_buf *kvb = NULL;
+    int n_caps_store = n_caps;
     int rc = K ? CL_OK : cl_err(CL_ERR_NOMEM, "out of memory");
     if (rc == CL_OK) {
         K[0] = p->k0;
@@ -338,6 +339,17 @@ int cl_prefix_save(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n,
         }
     }
     int64_t nb = c->n_attn ? m - (int64_t)have : 0;
+    if (rc == CL_OK && p->writer && p->o.never_wait) {
+        /* what the puts would queue: the new blocks and the captures */
+        uint64_t bytes = (uint64_t)cl_state_kv_bytes(c, nb * B);
+        for (int i = 0; i < n_caps; i++)
+            bytes += caps[i].bytes ? caps[i].len : 0;
+        if (bytes && cl_store_writer_would_wait(p->writer, bytes)) {
+            p->stats.skipped_saves++;
+            nb = 0;
+            n_caps_store = 0; /* (the hot tiers below still take the state) */
+        }
+    }
     if (rc == CL_OK && nb > 0) {
         /* the new blocks' KV in one gather: [pool][nb * B rows]; block j's value is the
          * pieces of each pool's rows [j * B, (j + 1) * B) */
@@ -367,7 +379,7 @@ int cl_prefix_save(cl_prefix *p, const cl_seq *s, const int32_t *ids, int64_t n,
         }
         free(pieces);
     }
-    for (int i = 0; i < n_caps && rc == CL_OK; i++) {
+    for (int i = 0; i < n_caps_store && rc == CL_OK; i++) {
         if (caps[i].pos <= 0 || caps[i].pos > n || !caps[i].bytes)
             continue;
         cl_key key;

@@ -204,6 +204,35 @@ static void test_back_pressure(void **state)
     cl_store_close(st);
 }
 
+/* would_wait says whether a put would wait for room, without queueing anything: a
+ * caller that must not wait (the server's engine loop) skips the put instead. */
+static void test_would_wait(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("writer_would_wait");
+    cl_store *st = st_open(dir, 0, 0, 0);
+    cl_store_writer_opts o = {0};
+    o.queue_bytes = 4 * MIB;
+    o.commit_ms = 60000;
+    o.commit_bytes = 1024 * MIB; /* nothing commits on its own during the test */
+    cl_store_writer *w;
+    assert_int_equal(cl_store_writer_open(st, &o, &w), CL_OK);
+    assert_int_equal(cl_store_writer_would_wait(w, 9 * MIB), 0); /* empty: even a big one */
+    done_log log = {0};
+    pthread_mutex_init(&log.mu, NULL);
+    put_ctx c1 = {&log, NULL};
+    wput(w, CL_STORE_SNAP, 1, 3 * MIB, 0, &c1);
+    assert_int_equal(cl_store_writer_would_wait(w, 1 * MIB), 0); /* 4 MiB: fits */
+    assert_int_equal(cl_store_writer_would_wait(w, 1 * MIB + 1), 1);
+    assert_int_equal(log.n, 0); /* asking queued and committed nothing */
+    assert_int_equal(cl_store_writer_flush(w), CL_OK);
+    assert_int_equal(cl_store_writer_would_wait(w, 9 * MIB), 0);
+    assert_int_equal(cl_store_writer_close(w), CL_OK);
+    assert_int_equal(st_check(st, CL_STORE_SNAP, 1), CL_OK);
+    pthread_mutex_destroy(&log.mu);
+    cl_store_close(st);
+}
+
 /* A put too large for the store fails alone: the puts queued around it are stored. */
 static void test_failure_per_put(void **state)
 {
@@ -311,7 +340,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grouped_commits), cmocka_unit_test(test_age_commit),
         cmocka_unit_test(test_back_pressure),   cmocka_unit_test(test_failure_per_put),
-        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_threads),         cmocka_unit_test(test_would_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
