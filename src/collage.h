@@ -304,7 +304,7 @@ typedef struct {
     int64_t block_tokens;      /* tokens per stored KV block (default 64) */
     int64_t snapshot_every;    /* also snapshot every N blocks of a long prefill (0: off) */
     uint64_t gpu_tier_bytes;   /* hot tier of states in device memory (0: none) */
-    uint64_t host_tier_bytes;  /* hot tier in pinned host memory above the store (0: none) */
+    uint64_t host_tier_bytes;  /* hot tier in host memory above the store (0: none) */
     int gpu_tier_max_states;   /* most states the device tier holds, each in a state slot
                                   of the cache (0: no limit; a server keeps slots for them) */
     int write_behind;          /* 1: stores go through a background writer (default 1) */

@@ -1,7 +1,8 @@
 /* tiers.h - hot tiers above the store, in one process: recently used states (documents
  * and prefix snapshots) kept on the device as sequences of the cache (a hit costs a
  * device copy, or nothing when the sequence is used in place) and, below that, in
- * page-locked host memory as snapshot bytes (a hit costs one upload at bus speed).
+ * host memory as snapshot bytes (a hit costs one restore through the cache's page-locked
+ * staging ring, copied on several threads: ~26-29 GB/s on the H200 host).
  * Each tier keeps its entries in LRU order under a byte budget; an entry evicted from the
  * device moves to the host tier, one evicted from the host tier is dropped (every state
  * a tier holds came from the store or was queued to it: nothing stored is lost).
