@@ -371,8 +371,17 @@ int32_t cl_sampler_draw(cl_sampler *s, float *logits, int64_t V, double u)
             n = o->top_k;
         }
     }
-    if (o->top_p < 1.0f) /* the smallest prefix whose mass reaches top_p */
-        n = crossing(x, n, (double)o->top_p * mass(x, n), 1) + 1;
+    if (o->top_p < 1.0f) { /* the smallest prefix whose mass reaches top_p */
+        double total = mass(x, n);
+        /* tokens below eps = (1 - top_p) * total / n hold at most (1 - top_p) of the mass
+         * together, so that prefix lies among the others: usually a few of the 151K */
+        float eps = (float)((1.0 - (double)o->top_p) * total / (double)n);
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (x[i].w >= eps)
+                swap_items(x, i, m++);
+        n = crossing(x, m, (double)o->top_p * total, 1) + 1;
+    }
     if (o->min_p > 0.0f) { /* at least min_p times the most likely (whose w is 1) */
         int64_t keep = 0;
         for (int64_t i = 0; i < n; i++)
