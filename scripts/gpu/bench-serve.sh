@@ -41,7 +41,7 @@ mkdir -p "$tmp"
 model=${MODEL_DIR:-$tmp/$PRESET}
 log() { echo "== $*" | tee -a "$out/summary.txt"; }
 : > "$out/summary.txt"
-rm -f "$out/load.json" "$out/ttft.json" "$out/docs.json" "$out/serve.json"
+rm -f "$out/load.json" "$out/ttft.json" "$out/docs.json" "$out/serve.json" "$out/progress.txt"
 
 # ---- the model (random weights) and a tokenizer ---------------------------------------
 if [ ! -f "$model/config.json" ]; then
