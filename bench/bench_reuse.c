@@ -43,8 +43,6 @@ typedef struct {
     FILE *js[2];
     int first;
     double ceil_page1, ceil_pageN, ceil_h2d, ceil_disk;
-    /* the next emitted row's parts (a query: restore, compose; < 0: none) */
-    double part_load, part_compose;
 } reuse_setup;
 
 static void fill_ids(int32_t *ids, int64_t n, int64_t V, uint64_t stream)
@@ -64,17 +62,18 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 static void rm_tree(const char *dir) { nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
-static void emit(reuse_setup *su, const char *preset, const char *what, const char *from,
-                 double s, double base_s, double gbps, double target)
+/* One row; parts (may be NULL): a composed query's restore and compose times. */
+static void emit_row(reuse_setup *su, const char *preset, const char *what, const char *from,
+                     double s, double base_s, double gbps, double target,
+                     const cl_compose_info *parts)
 {
     double pct = base_s > 0 ? 100.0 * s / base_s : 0;
     if (!su->json)
         printf("%-8s %-26s %-11s %9.3f s %9.3f s %7.1f%% %8.1f %8s\n", preset, what, from, s,
                base_s, pct, gbps, target > 0 ? (pct <= target ? "met" : "missed") : "");
-    const int parts = su->part_load >= 0;
     if (!su->json && parts)
         printf("%-8s   = restore %.3f s + compose %.3f s + query body and first token %.3f s\n",
-               "", su->part_load, su->part_compose, s - su->part_load - su->part_compose);
+               "", parts->load_s, parts->compose_s, s - parts->load_s - parts->compose_s);
     for (int k = 0; k < 2; k++)
         if (su->js[k]) {
             fprintf(su->js[k],
@@ -84,21 +83,17 @@ static void emit(reuse_setup *su, const char *preset, const char *what, const ch
                     su->first ? "" : ",\n", preset, what, from, s, base_s, pct, gbps, target);
             if (parts)
                 fprintf(su->js[k], ", \"restore_s\": %.4f, \"compose_s\": %.4f",
-                        su->part_load, su->part_compose);
+                        parts->load_s, parts->compose_s);
             fputs("}", su->js[k]);
         }
     su->first = 0;
-    su->part_load = su->part_compose = -1;
     fflush(stdout);
 }
 
-static double compose_s; /* of the last query_ttft */
-
-/* The parts of the next emitted row (a composed query). */
-static void emit_parts(reuse_setup *su, double load)
+static void emit(reuse_setup *su, const char *preset, const char *what, const char *from,
+                 double s, double base_s, double gbps, double target)
 {
-    su->part_load = load;
-    su->part_compose = compose_s;
+    emit_row(su, preset, what, from, s, base_s, gbps, target, NULL);
 }
 
 /* ---- the machine's ceilings ---- */
@@ -191,22 +186,20 @@ static int prefill_s(cl_model *m, cl_cache *c, const int32_t *ids, int64_t n, do
 
 /* TTFT of a composed query: restore + compose + query body + first token. */
 static int query_ttft(cl_prefix *p, const cl_key *ids, int n, const int32_t *q, int64_t nq,
-                      double *ttft, double *load_s)
+                      double *ttft, cl_compose_info *info)
 {
     cl_compose_opts co;
     cl_compose_opts_default(&co); /* concat_kv_soup_ssm */
     cl_seq *s;
     CL_TRY(cl_seq_create(p->c, &s));
     float *lg = malloc((size_t)p->m->cfg->vocab_size * sizeof *lg);
-    cl_compose_info info;
+    memset(info, 0, sizeof *info);
     double t0 = cl_now();
-    int rc = lg ? cl_doc_query(p, ids, n, &co, q, nq, s, &info)
+    int rc = lg ? cl_doc_query(p, ids, n, &co, q, nq, s, info)
                 : cl_err(CL_ERR_NOMEM, "out of memory");
     if (rc == CL_OK)
         rc = cl_seq_feed(p->m, s, q + nq - 1, 1, 1, CL_LOGITS_LAST, lg);
     *ttft = cl_now() - t0;
-    *load_s = info.load_s;
-    compose_s = info.compose_s;
     free(lg);
     cl_seq_free(s);
     return rc;
@@ -262,43 +255,40 @@ static int bench_compose_case(cl_model *m, cl_cache *c, cl_store *st, reuse_setu
         snprintf(what, sizeof what, "query %d x %lld docs", n_docs, (long long)L);
     }
     /* from the page cache (the store was just written: its pages are cached) */
-    double ttft, load;
+    double ttft;
+    cl_compose_info qi;
     if (rc == CL_OK)
         rc = open_prefix(st, m, c, 0, 0, su->threads, &p);
     if (rc == CL_OK)
-        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &load); /* warm-up */
+        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &qi); /* warm-up */
     if (rc == CL_OK)
-        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &load);
-    if (rc == CL_OK) {
-        emit_parts(su, load);
-        emit(su, preset, what, "page cache", ttft, concat_s, (double)state_bytes / load / 1e9, 10);
-    }
+        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &qi);
+    if (rc == CL_OK)
+        emit_row(su, preset, what, "page cache", ttft, concat_s,
+                 (double)state_bytes / qi.load_s / 1e9, 10, &qi);
     cl_prefix_free(p);
     p = NULL;
     /* host tier: the first query fills it */
     if (rc == CL_OK && su->host_tier)
         rc = open_prefix(st, m, c, 0, su->host_tier, su->threads, &p);
     if (rc == CL_OK && p)
-        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &load);
+        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &qi);
     if (rc == CL_OK && p)
-        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &load);
-    if (rc == CL_OK && p) {
-        emit_parts(su, load);
-        emit(su, preset, what, "host tier", ttft, concat_s, (double)state_bytes / load / 1e9, 10);
-    }
+        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &qi);
+    if (rc == CL_OK && p)
+        emit_row(su, preset, what, "host tier", ttft, concat_s,
+                 (double)state_bytes / qi.load_s / 1e9, 10, &qi);
     cl_prefix_free(p);
     p = NULL;
     /* GPU tier */
     if (rc == CL_OK && su->gpu_tier)
         rc = open_prefix(st, m, c, su->gpu_tier, 0, su->threads, &p);
     if (rc == CL_OK && p)
-        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &load);
+        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &qi);
     if (rc == CL_OK && p)
-        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &load);
-    if (rc == CL_OK && p) {
-        emit_parts(su, load);
-        emit(su, preset, what, "GPU tier", ttft, concat_s, 0, 2);
-    }
+        rc = query_ttft(p, ids, n_docs, q, nq, &ttft, &qi);
+    if (rc == CL_OK && p)
+        emit_row(su, preset, what, "GPU tier", ttft, concat_s, 0, 2, &qi);
     cl_prefix_free(p);
     free(all);
     free(in);
@@ -495,7 +485,6 @@ int bench_reuse(int argc, char **argv)
     su.gpu_tier = (uint64_t)gpu_tier_gib << 30;
     su.host_tier = (uint64_t)host_tier_gib << 30;
     su.first = 1;
-    su.part_load = su.part_compose = -1;
     FILE *jf = json_out ? fopen(json_out, "w") : NULL;
     if (json_out && !jf)
         return cli_fail(cl_err(CL_ERR_IO, "%s: cannot write", json_out));

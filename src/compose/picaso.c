@@ -96,16 +96,22 @@ int cl_picaso_matrix_combine(int n, int64_t D, int64_t V, const float *const *P,
     return CL_OK;
 }
 
+double cl_caso_scalar_log_weight(const double *log_decay, int n, int i)
+{
+    double after = 0.0;
+    for (int j = n - 1; j > i; j--)
+        after += log_decay[j];
+    return after;
+}
+
 void cl_caso_scalar_combine(int n, int64_t len, const double *log_decay, const float *const *S,
                             float *out)
 {
     memset(out, 0, (size_t)len * sizeof *out);
-    double after = 0.0; /* sum of the log decays of the documents after i */
     for (int i = n - 1; i >= 0; i--) {
-        float w = (float)exp(after);
+        float w = (float)exp(cl_caso_scalar_log_weight(log_decay, n, i));
         for (int64_t t = 0; t < len; t++)
             out[t] += w * S[i][t];
-        after += log_decay[i];
     }
 }
 

@@ -33,6 +33,8 @@ float cl_picaso_matrix_weight(int n, int k);
 int cl_picaso_matrix_combine(int n, int64_t D, int64_t V, const float *const *P,
                              const float *const *S, float *out);
 
+/* log of document i's CASO weight: sum_{j>i} log_decay[j] (summed from the last). */
+double cl_caso_scalar_log_weight(const double *log_decay, int n, int i);
 /* CASO, scalar decays: out[len] = sum_i exp(sum_{j>i} log_decay[j]) S[i][..len]. */
 void cl_caso_scalar_combine(int n, int64_t len, const double *log_decay, const float *const *S,
                             float *out);

@@ -45,33 +45,22 @@ static int lincomb(cl_cache *c, float *base, size_t per, int64_t blocks, const i
     return c->b->ops->ssm_lincomb(c->b, base, per, blocks, slots, n, coef, out);
 }
 
-/* As strategy.c's gdn_check_trans: a document that processed tokens (log decay
- * of head 0 not 0) whose head-0 transition is still the identity was restored
- * without it. */
+/* strategy.c's transition check on each document's head-0 block, fetched from the
+ * device (only for documents that processed tokens). */
 static int gdn_check_trans(cl_cache *c, const cl_ssm_layer *l, const int32_t *slots, int n,
                            const float *ld, cl_compose_ssm ssm, float *block)
 {
     const int64_t D = l->head_dim;
     const size_t sf = (size_t)l->n_heads * (size_t)(D * D);
     if (!l->trans)
-        return cl_err(CL_ERR_ARG,
-                      "compose: GDN %s needs the layers' transition products: "
-                      "create the cache with track_transition (cl_compose_cache_opts)",
-                      ssm == CL_COMPOSE_SSM_FUSE ? "fuse" : "caso");
+        return cl_compose_err_no_trans(ssm);
     for (int i = 0; i < n; i++) {
-        if (ld[(size_t)i * (size_t)l->n_heads] == 0.0f)
+        const float ld0 = ld[(size_t)i * (size_t)l->n_heads];
+        if (ld0 == 0.0f)
             continue;
         CL_TRY(c->b->ops->to_host(c->b, block, at(l->trans, slots[i], sf),
                                   (size_t)(D * D) * sizeof *block));
-        int identity = 1;
-        for (int64_t a = 0; a < D && identity; a++)
-            for (int64_t b = 0; b < D && identity; b++)
-                identity = block[a * D + b] == (a == b ? 1.0f : 0.0f);
-        if (identity)
-            return cl_err(CL_ERR_ARG,
-                          "compose: GDN document %d has no transition product (its "
-                          "state was made or restored without track_transition)",
-                          i);
+        CL_TRY(cl_compose_check_trans(block, D, ld0, i));
     }
     return CL_OK;
 }
@@ -94,11 +83,9 @@ static int scalar_coefs(cl_compose_ssm ssm, const float *ld, int n, int64_t H, f
             for (int i = 0; i < n && rc == CL_OK; i++)
                 coef[(size_t)i * (size_t)H + (size_t)h] = (float)exp(logc[i]);
         } else {
-            double after = 0.0;
-            for (int i = n - 1; i >= 0; i--) {
-                coef[(size_t)i * (size_t)H + (size_t)h] = (float)exp(after);
-                after += x[i];
-            }
+            for (int i = 0; i < n; i++)
+                coef[(size_t)i * (size_t)H + (size_t)h] =
+                    (float)exp(cl_caso_scalar_log_weight(x, n, i));
         }
     }
     free(x);
@@ -160,31 +147,19 @@ static int combine_layer(cl_cache *c, int i, cl_compose_ssm ssm, int n, int32_t 
         }
         return o->gdn_caso(b, l, w->slots, n, out);
     }
-    const float *coef = mean;
-    int64_t blocks = 1;
-    switch (ssm) {
-    case CL_COMPOSE_SSM_KV_ONLY:
+    if (ssm == CL_COMPOSE_SSM_KV_ONLY) {
         for (int p = 0; p < 2; p++)
             if (parts[p])
                 CL_TRY(o->zero(b, at(parts[p], out, sf), sf * sizeof(float)));
         return CL_OK;
-    case CL_COMPOSE_SSM_SOUP:
-        break;
-    case CL_COMPOSE_SSM_FUSE:
-        if (type == CL_LAYER_GKA) {
-            coef = sum;
-            break;
-        }
-        /* M2: the scalar PICASO per head */
+    }
+    /* soup: the mean; GKA fuse: the sum; M2 fuse and scalar caso: per-head weights */
+    const float *coef = ssm == CL_COMPOSE_SSM_SOUP ? mean : sum;
+    int64_t blocks = 1;
+    if (ssm == CL_COMPOSE_SSM_CASO || (ssm == CL_COMPOSE_SSM_FUSE && type != CL_LAYER_GKA)) {
         CL_TRY(scalar_coefs(ssm, w->ld, n, H, w->coef));
         coef = w->coef;
         blocks = H;
-        break;
-    case CL_COMPOSE_SSM_CASO:
-        CL_TRY(scalar_coefs(ssm, w->ld, n, H, w->coef));
-        coef = w->coef;
-        blocks = H;
-        break;
     }
     for (int p = 0; p < 2; p++)
         if (parts[p])

@@ -132,31 +132,33 @@ static int caso_scalar(const cl_compose_ssm_view *v, const float *const *docs, i
     return CL_OK;
 }
 
+int cl_compose_err_no_trans(cl_compose_ssm ssm)
+{
+    return cl_err(CL_ERR_ARG, "compose: GDN %s needs the layers' transition products: "
+                  "create the cache with track_transition (cl_compose_cache_opts)",
+                  ssm == CL_COMPOSE_SSM_FUSE ? "fuse" : "caso");
+}
+
+int cl_compose_check_trans(const float *p, int64_t D, float ld0, int i)
+{
+    if (ld0 == 0.0f)
+        return CL_OK;
+    for (int64_t a = 0; a < D; a++)
+        for (int64_t b = 0; b < D; b++)
+            if (p[a * D + b] != (a == b ? 1.0f : 0.0f))
+                return CL_OK;
+    return cl_err(CL_ERR_ARG, "compose: GDN document %d has no transition product (its "
+                  "state was made or restored without track_transition)", i);
+}
+
 /* GDN fuse and caso need every document's transition product. */
 static int gdn_check_trans(const cl_compose_ssm_view *v, cl_compose_ssm ssm,
                            const float *const *docs, int n)
 {
     if (v->trans == NO_TRANS)
-        return cl_err(CL_ERR_ARG, "compose: GDN %s needs the layers' transition products: "
-                      "create the cache with track_transition (cl_compose_cache_opts)",
-                      ssm == CL_COMPOSE_SSM_FUSE ? "fuse" : "caso");
-    const int64_t D = v->head_dim;
-    /* A document that processed tokens (log decay != 0) but whose transition is
-     * still the identity was restored from a snapshot without it: refuse rather
-     * than compose with a wrong P. */
-    for (int i = 0; i < n; i++) {
-        const float *ld = docs[i] + v->log_decay, *p = docs[i] + v->trans;
-        int identity = 1;
-        for (int64_t a = 0; a < D && identity; a++)
-            for (int64_t b = 0; b < D; b++)
-                if (p[a * D + b] != (a == b ? 1.0f : 0.0f)) {
-                    identity = 0;
-                    break;
-                }
-        if (identity && ld[0] != 0.0f)
-            return cl_err(CL_ERR_ARG, "compose: GDN document %d has no transition product (its "
-                          "state was made or restored without track_transition)", i);
-    }
+        return cl_compose_err_no_trans(ssm);
+    for (int i = 0; i < n; i++)
+        CL_TRY(cl_compose_check_trans(docs[i] + v->trans, v->head_dim, docs[i][v->log_decay], i));
     return CL_OK;
 }
 

@@ -42,6 +42,13 @@ int cl_compose_ssm_views(const cl_cache *c, int with_trans, cl_compose_ssm_view 
 int cl_compose_ssm_combine(const cl_cache *c, int with_trans, cl_compose_ssm ssm,
                            const float *const *docs, int n, int gdn_fuse_on_device, float *out);
 
+/* GDN fuse and caso need the transition products: the error when the cache has none. */
+int cl_compose_err_no_trans(cl_compose_ssm ssm);
+/* A document that processed tokens (head-0 log decay ld0 != 0) but whose head-0
+ * transition p (D x D) is still the identity was restored from a snapshot without it:
+ * CL_ERR_ARG naming document i (rather than composing with a wrong P), else CL_OK. */
+int cl_compose_check_trans(const float *p, int64_t D, float ld0, int i);
+
 /* The same strategies where the states live (compose/ssm_device.c): 1 if c's backend
  * can apply ssm to every layer of c that way (ssm_lincomb, and gdn_fuse / gdn_caso where
  * GDN layers need them; not for tensor-parallel caches). */

@@ -139,34 +139,7 @@ int cl_doc_exists(cl_prefix *p, const cl_key *key)
     return have;
 }
 
-static int doc_meta_peek(cl_prefix *p, const cl_key *id, int use, const char *what,
-                         cl_doc_meta *out);
-
-int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
-{
-    char hex[33], what[64];
-    snprintf(what, sizeof what, "document %s", cl_key_hex(key, hex));
-    /* the descriptor first (header and meta): a document of another model or other
-     * settings (a GPU's bf16 KV on the CPU) is refused before its payload is read */
-    int rc = doc_meta_peek(p, key, 0, what, meta);
-    if (rc == CL_ERR_NOTFOUND)
-        return cl_err(CL_ERR_NOTFOUND, "%s: not in the store %s (ingest it first)", what,
-                      cl_store_dir(p->st));
-    if (rc == CL_OK && !cl_key_eq(&meta->model_id, &p->k0))
-        rc = cl_err(CL_ERR_FORMAT,
-                    "%s was ingested with another model (or other settings: KV dtype, GKA "
-                    "num_iter)",
-                    what);
-    if (rc == CL_OK)
-        rc = cl_state_load_stored(p->st, CL_STORE_DOC, key, s, 0, p->o.io_threads, what, NULL,
-                                  NULL);
-    if (rc == CL_ERR_NOTFOUND) /* deleted in between */
-        return cl_err(CL_ERR_NOTFOUND, "%s: not in the store %s (ingest it first)", what,
-                      cl_store_dir(p->st));
-    return rc;
-}
-
-/* ---- listing and management (public) ---- */
+/* ---- descriptors and restores ---- */
 
 /* A document's descriptor from its stored value's header and meta (verified; the payload,
  * gigabytes at real model size, is not read); the pin is not in the value (the caller
@@ -206,10 +179,32 @@ static int doc_meta_read(cl_prefix *p, const cl_key *id, int use, cl_doc_meta *o
     return rc;
 }
 
+int cl_doc_get(cl_prefix *p, const cl_key *key, cl_seq *s, cl_doc_meta *meta)
+{
+    char hex[33], what[64];
+    snprintf(what, sizeof what, "document %s", cl_key_hex(key, hex));
+    /* the descriptor first (header and meta): a document of another model or other
+     * settings (a GPU's bf16 KV on the CPU) is refused before its payload is read */
+    int rc = doc_meta_peek(p, key, 0, what, meta);
+    if (rc == CL_OK && !cl_key_eq(&meta->model_id, &p->k0))
+        rc = cl_err(CL_ERR_FORMAT,
+                    "%s was ingested with another model (or other settings: KV dtype, GKA "
+                    "num_iter)",
+                    what);
+    if (rc == CL_OK)
+        rc = cl_state_load_stored(p->st, CL_STORE_DOC, key, s, 0, p->o.io_threads, what);
+    if (rc == CL_ERR_NOTFOUND) /* (also: deleted between the two reads) */
+        return cl_err(CL_ERR_NOTFOUND, "%s: not in the store %s (ingest it first)", what,
+                      cl_store_dir(p->st));
+    return rc;
+}
+
 int cl_doc_meta_use(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
 {
     return doc_meta_read(p, id, 1, out);
 }
+
+/* ---- listing and management (public) ---- */
 
 int cl_doc_meta_get(cl_prefix *p, const cl_key *id, cl_doc_meta *out)
 {

@@ -127,7 +127,7 @@ static int try_restore(cl_prefix *p, cl_seq *s, const cl_key *K, const int32_t *
     cl_key key;
     snap_key(p, K, ids, pos, &key);
     CL_TRY(cl_state_load_stored(p->st, CL_STORE_SNAP, &key, s, nblk * B, p->o.io_threads,
-                                "stored snapshot", NULL, NULL));
+                                "stored snapshot"));
     if (s->kv_len != pos || s->pos != pos)
         return cl_err(CL_ERR_CORRUPT, "%s: snapshot describes another position",
                       cl_store_dir(p->st));

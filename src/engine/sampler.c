@@ -222,10 +222,11 @@ int cl_sampler_probs(cl_sampler *s, float *logits, int64_t V, const int32_t *his
 
 /* ---- drawing without sorting the vocabulary ----
  * The draw walks the surviving tokens in the order (probability descending, id
- * ascending) and takes the first at which the running mass exceeds u times the total.
- * A full sort of a 151K vocabulary costs ~25 ms per row, a second per decode step of a
- * batch of 40; instead a quickselect on that order finds the crossing token (and the
- * top-k and top-p boundaries) in expected linear time. */
+ * ascending; id order when nothing is filtered) and takes the first at which the running
+ * mass exceeds u times the total. A full sort of a 151K vocabulary costs ~23 ms per row,
+ * a second per decode step of a batch of 40; instead: one pass when nothing is filtered,
+ * a sorted list of k for a small top-k, and a quickselect on that order for the top-p
+ * boundary and the crossing token (expected linear time). */
 
 /* top_k up to this: selected in one pass with a sorted list */
 #define SMALL_K 64

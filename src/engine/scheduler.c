@@ -288,6 +288,12 @@ static int admit(cl_sched *s)
     return CL_OK;
 }
 
+/* The next id is one the caller forced (it keeps them until the request finishes). */
+static int forced_now(const request *r)
+{
+    return (int64_t)r->out.n < r->req.gen.n_force && r->req.gen.force_ids;
+}
+
 /* Chooses, reports and checks the stop rules for a request whose logits are ready;
  * picked >= 0: the choice, made beforehand (pre_pick). */
 static int emit(cl_sched *s, request *r, float *logits, int32_t picked, double now)
@@ -300,8 +306,7 @@ static int emit(cl_sched *s, request *r, float *logits, int32_t picked, double n
     }
     if (g->on_logprobs)
         memcpy(s->raw, logits, (size_t)V * sizeof *s->raw);
-    /* forced ids (the caller keeps them until the request finishes) replace the choice */
-    int forced = (int64_t)r->out.n < g->n_force && g->force_ids;
+    int forced = forced_now(r); /* a forced id replaces the choice */
     int32_t id = forced        ? g->force_ids[r->out.n]
                  : picked >= 0 ? picked
                                : cl_sampler_pick(&r->sampler, logits, V, r->hist.v,
@@ -341,10 +346,8 @@ static void pre_pick(cl_sched *s, const int *row_owner, int nr, float *logits, i
 #pragma omp parallel for schedule(dynamic, 1) if (nr > 1)
     for (int k = 0; k < nr; k++) {
         request *r = &s->r[row_owner[k]];
-        const cl_gen_opts *g = &r->req.gen;
-        int forced = (int64_t)r->out.n < g->n_force && g->force_ids;
         picks[k] = -1;
-        if (r->max_new > 0 && !forced && !g->on_logprobs)
+        if (r->max_new > 0 && !forced_now(r) && !r->req.gen.on_logprobs)
             picks[k] = cl_sampler_pick(&r->sampler, logits + (int64_t)k * V, V, r->hist.v,
                                        (int64_t)r->hist.n, r->req.n_prompt);
     }

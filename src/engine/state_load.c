@@ -46,13 +46,8 @@ static int produce_stream(void *user, cl_kv_pump *p)
 }
 
 int cl_state_load_stored(cl_store *st, cl_store_kind kind, const cl_key *key, cl_seq *s,
-                         int64_t kv_from, int threads, const char *what, void **meta,
-                         size_t *meta_bytes)
+                         int64_t kv_from, int threads, const char *what)
 {
-    if (meta)
-        *meta = NULL;
-    if (meta_bytes)
-        *meta_bytes = 0;
     cl_cache *c = s->c;
     cl_store_txn *txn;
     CL_TRY(cl_store_txn_begin(st, &txn));
@@ -78,17 +73,6 @@ int cl_state_load_stored(cl_store *st, cl_store_kind kind, const cl_key *key, cl
                                        "has %llu bytes)",
                         what, (unsigned long long)ssm_bytes);
     }
-    if (rc == CL_OK && meta && v.info.meta_bytes) {
-        *meta = malloc(v.info.meta_bytes + 1);
-        if (!*meta)
-            rc = cl_err(CL_ERR_NOMEM, "out of memory");
-        else {
-            memcpy(*meta, v.info.meta, v.info.meta_bytes);
-            ((char *)*meta)[v.info.meta_bytes] = 0;
-            if (meta_bytes)
-                *meta_bytes = v.info.meta_bytes;
-        }
-    }
     cl_state_header h;
     void *ssm = NULL; /* the pump's page-locked buffer: the SSM states upload at bus speed */
     if (rc == CL_OK)
@@ -112,10 +96,6 @@ int cl_state_load_stored(cl_store *st, cl_store_kind kind, const cl_key *key, cl
                     what);
     if (rc == CL_OK)
         rc = cl_state_finish_restore(s, &h, ssm);
-    if (rc != CL_OK && meta) {
-        free(*meta);
-        *meta = NULL;
-    }
     return rc;
 }
 

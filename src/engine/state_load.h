@@ -17,12 +17,10 @@ int cl_state_io_threads(int want);
 /* Restores into s (empty) the snapshot stored under (kind, key), whose entry's token
  * count is its KV length and whose KV starts at slot kv_from (the slots before it must
  * already be in s: stored blocks) - both are checked against the snapshot's own header.
- * *meta (may be NULL) receives a malloc'd, NUL-terminated copy of the value's meta blob.
  * `what` names the state in errors. Errors: CL_ERR_NOTFOUND, CL_ERR_CORRUPT (s then
  * holds partial data: reset it), CL_ERR_FORMAT / UNSUPPORTED (another geometry or dtype). */
 int cl_state_load_stored(cl_store *st, cl_store_kind kind, const cl_key *key, cl_seq *s,
-                         int64_t kv_from, int threads, const char *what, void **meta,
-                         size_t *meta_bytes);
+                         int64_t kv_from, int threads, const char *what);
 
 /* Restores KV blocks keys[0..n) (each block_tokens slots, stored in order from slot 0)
  * into s, several blocks at a time. */
