@@ -28,6 +28,8 @@ struct cl_sampler {
     int64_t cap;
     cl_sampler_item *items;
     int64_t items_cap;
+    double *block_mass; /* the draw's mass per CL_VEXP_BLOCK ids */
+    int64_t block_cap;
     uint32_t *seen;      /* [V]: bit 0 seen anywhere, bits 1..: count in the generated text */
     int64_t seen_cap;
     int32_t top_ids[CL_MAX_TOP_LOGPROBS];

@@ -255,6 +255,55 @@ static void test_draw_is_the_sorted_walk(void **st)
     assert_int_equal(checked, 7 * 6 * 200);
 }
 
+/* Over several of the draw's blocks of ids (the unfiltered walk skips whole blocks by their
+ * mass; top-p gathers its candidates from the whole vocabulary): the draw is still the
+ * walk of the distribution; a masked token (-inf) is never drawn, not even for u next
+ * to 1 when the masked tokens are the last ids. */
+static void test_draw_large_vocab(void **st)
+{
+    (void)st;
+    enum { VL = 3 * 1024 + 77 };
+    static float l[VL], work[VL], probs[VL];
+    static int32_t order[VL];
+    const float top_ps[] = {1.0f, 0.9f};
+    for (int c = 0; c < 2; c++)
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            for (int i = 0; i < VL; i++)
+                l[i] = 2.0f * cl_rng_normal(900 + seed, (uint64_t)i);
+            for (int i = VL - 40; i < VL; i++)
+                l[i] = -INFINITY;
+            cl_sampler_opts o;
+            cl_sampler_opts_default(&o);
+            o.top_p = top_ps[c];
+            cl_sampler sa;
+            assert_int_equal(cl_sampler_init(&sa, &o), 0);
+            memcpy(work, l, sizeof l);
+            assert_int_equal(cl_sampler_probs(&sa, work, VL, NULL, 0, 0, probs), 0);
+            for (int i = 0; i < VL; i++)
+                order[i] = i;
+            if (c) /* filtered: in order of probability */
+                qsort_r(order, VL, sizeof *order, cmp_walk, probs);
+            for (int k = 0; k < 300; k++) {
+                double u = k < 299 ? (k + 0.61) / 300.0 : 0.999999999;
+                double acc = 0, near = 1;
+                int32_t want = -1;
+                for (int i = 0; i < VL && probs[order[i]] > 0; i++) {
+                    acc += probs[order[i]];
+                    near = fmin(near, fabs(acc - u));
+                    if (want < 0 && u < acc)
+                        want = order[i];
+                }
+                memcpy(work, l, sizeof l);
+                int32_t got = cl_sampler_draw(&sa, work, VL, u);
+                assert_true(got >= 0 && got < VL - 40);
+                if (want >= 0 && got != want && near > 1e-5)
+                    fail_msg("top-p %.2f seed %llu u %.4f: drew %d, the walk takes %d",
+                             (double)top_ps[c], (unsigned long long)seed, u, got, want);
+            }
+            cl_sampler_release(&sa);
+        }
+}
+
 /* bench sampler: a tiny run prints one JSON object with the sorted baseline and three
  * cases of positive figures. */
 static void test_bench_smoke(void **st)
@@ -285,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_seed_repeatable), cmocka_unit_test(test_top_k),
         cmocka_unit_test(test_top_p_min_p),     cmocka_unit_test(test_penalty_and_greedy),
         cmocka_unit_test(test_frequencies),     cmocka_unit_test(test_draw_is_the_sorted_walk),
+        cmocka_unit_test(test_draw_large_vocab),
         cmocka_unit_test(test_bench_smoke),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
