@@ -33,10 +33,12 @@ typedef struct {
     double gbps;       /* bytes / (first put .. flush returned) */
     double caller_us;  /* time spent inside cl_store_writer_put, per put */
     double commits;    /* transactions used */
+    double late_gbps;  /* the same without early writeback (the pages wait for the sync) */
 } bench_writer_result;
 
 /* Puts `count` values of `bytes` (src, handed over without copies) through a writer and
- * flushes, best of two passes; deletes them afterwards. */
+ * flushes, with and without early writeback in alternating passes (best of two each);
+ * deletes them after each pass. */
 int bench_writer(cl_store *st, const char *what, cl_store_kind kind, const uint8_t *src,
                  size_t bytes, int count, bench_writer_result *r);
 

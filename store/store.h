@@ -249,6 +249,9 @@ typedef struct {
                               larger than this still goes, alone. */
     uint64_t commit_bytes; /* commit once this many bytes are waiting; 0: 256 MiB */
     uint32_t commit_ms;    /* ... or once the oldest waiting put is this old; 0: 50 ms */
+    int no_early_writeback; /* 1: let a large commit's pages wait for its sync (for
+                               comparison in bench store; by default the disk starts
+                               writing them while the commit copies the rest) */
 } cl_store_writer_opts;
 
 /* Called on the writer thread when a put is done: status CL_OK (committed and synced)

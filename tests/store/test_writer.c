@@ -3,7 +3,7 @@
  * without a flush; a full queue blocks the next put until there is room; a put that
  * cannot fit fails alone (the others of its group are stored) and is reported through
  * its callback, wait and flush; argument errors come back at once; puts from several
- * threads all land. */
+ * threads all land; a group large enough for early writeback lands intact, as without. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +129,32 @@ static void test_grouped_commits(void **state)
 }
 
 /* Nobody flushes: the age threshold commits. */
+/* A group of 40 MiB (over the 32 MiB from which the disk is asked to start writing while
+ * the commit copies) commits and reads back intact, with early writeback and without. */
+static void test_large_group(void **state)
+{
+    (void)state;
+    for (int late = 0; late < 2; late++) {
+        const char *dir = tu_tmpdir(late ? "writer_large_late" : "writer_large");
+        cl_store *st = st_open(dir, 0, 0, 0);
+        cl_store_writer_opts o = {0};
+        o.no_early_writeback = late;
+        cl_store_writer *w;
+        assert_int_equal(cl_store_writer_open(st, &o, &w), CL_OK);
+        done_log log = {0};
+        pthread_mutex_init(&log.mu, NULL);
+        put_ctx ctx[2] = {{&log, NULL}, {&log, NULL}};
+        wput(w, CL_STORE_DOC, 1, 40 * MIB, 0, &ctx[0]);
+        wput(w, CL_STORE_DOC, 2, 1000, 1, &ctx[1]);
+        assert_int_equal(cl_store_writer_close(w), CL_OK);
+        assert_int_equal(log.n_ok, 2);
+        assert_int_equal(st_check(st, CL_STORE_DOC, 1), CL_OK);
+        assert_int_equal(st_check(st, CL_STORE_DOC, 2), CL_OK);
+        pthread_mutex_destroy(&log.mu);
+        cl_store_close(st);
+    }
+}
+
 static void test_age_commit(void **state)
 {
     (void)state;
@@ -341,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_grouped_commits), cmocka_unit_test(test_age_commit),
         cmocka_unit_test(test_back_pressure),   cmocka_unit_test(test_failure_per_put),
         cmocka_unit_test(test_threads),         cmocka_unit_test(test_would_wait),
+        cmocka_unit_test(test_large_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
