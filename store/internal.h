@@ -186,4 +186,22 @@ void pending_consume(store_env *e, size_t n_touches, size_t n_bad);
 /* Writes the queues in a transaction of their own (best effort). */
 int pending_flush(store_env *e);
 
+/* ---- write.c ---- */
+/* The batch's commit lets its pages wait for the sync (no early writeback: for
+ * comparison, cl_store_writer_opts.no_early_writeback). */
+void store_batch_late_writeback(cl_store_batch *b);
+
+/* ---- writeback.c ---- */
+/* Early writeback while a commit of `bytes` runs: from 32 MiB on, a helper thread starts
+ * the kernel writing the data file's dirty pages every 5 ms until stopped (see the
+ * file's comment). Start never fails (without a helper the commit is just slower). */
+typedef struct {
+    int on, stop, fd;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} store_early_wb;
+void store_early_wb_start(store_env *e, uint64_t bytes, store_early_wb *k);
+void store_early_wb_stop(store_early_wb *k);
+
 #endif

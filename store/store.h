@@ -222,7 +222,9 @@ int cl_store_batch_pin(cl_store_batch *b, cl_store_kind kind, const cl_key *key,
 /* Commits and frees the batch. Retries transparently after map growth / eviction.
  * CL_ERR_FULL: no room even after growing the map and evicting (or the batch alone
  * exceeds the size cap); CL_ERR_FULL/CL_ERR_IO for disk-full / file-size limit /
- * I/O errors. On any error the store is unchanged. */
+ * I/O errors. On any error the store is unchanged. A batch of 32 MiB or more has the
+ * disk start writing its pages while the commit still copies the rest (early
+ * writeback; durability and crash safety as without). */
 int cl_store_batch_commit(cl_store_batch *b);
 void cl_store_batch_abort(cl_store_batch *b);
 

@@ -39,8 +39,11 @@ struct cl_store_batch {
     batch_op *ops;
     size_t n, cap;
     int failed;
+    int late_writeback;
     uint64_t put_bytes;
 };
+
+void store_batch_late_writeback(cl_store_batch *b) { b->late_writeback = 1; }
 
 int cl_store_batch_begin(cl_store *st, cl_store_batch **out)
 {
@@ -432,7 +435,11 @@ int cl_store_batch_commit(cl_store_batch *b)
     uint64_t need = b->put_bytes, freed_total = 0;
     int rc;
     for (int attempt = 0;; attempt++) {
+        store_early_wb wb = {0};
+        if (!b->late_writeback)
+            store_early_wb_start(e, b->put_bytes, &wb);
         rc = run_once(b);
+        store_early_wb_stop(&wb);
         if (rc != MDB_MAP_FULL || attempt + 1 >= MAX_COMMIT_ATTEMPTS)
             break;
         int g = env_grow_map(e, need);

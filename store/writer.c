@@ -2,15 +2,8 @@
  * large batches (commit by bytes, by age, or when someone waits), checksums them while
  * copying into the transaction, and reports each put's outcome in queue order. A group
  * that fails is retried put by put, so one put's failure (too large, disk full) is
- * reported for that put alone.
- *
- * While a large group commits, a helper thread asks the kernel every few milliseconds to
- * start writing the data file's dirty pages (sync_file_range, SYNC_FILE_RANGE_WRITE: it
- * starts writeback and waits for nothing). Otherwise a commit copies gigabytes into the
- * page cache with the disk idle and only then syncs them, so the disk works half the
- * time. LMDB's order is untouched: its fdatasync still precedes the meta page. */
+ * reported for that put alone. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +18,6 @@
 #define DEFAULT_COMMIT_BYTES (256ull << 20)
 #define DEFAULT_COMMIT_MS 50u
 #define FAIL_KEEP 1024 /* failed puts whose status wait() can still tell */
-#define KICK_MIN_BYTES (32ull << 20) /* groups from this size start writeback early */
-#define KICK_EVERY_MS 5
 
 typedef struct wput {
     struct wput *next;
@@ -90,72 +81,15 @@ static void free_put(wput *p)
     free(p);
 }
 
-/* ---- early writeback during a large commit ------------------------------------------- */
-
-typedef struct {
-    int fd;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
-} kicker;
-
-static void *kicker_main(void *arg)
-{
-    kicker *k = arg;
-    pthread_mutex_lock(&k->mu);
-    while (!k->stop) {
-        pthread_mutex_unlock(&k->mu);
-        (void)sync_file_range(k->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint: the commit's
-                                                                   * fdatasync reports errors */
-        pthread_mutex_lock(&k->mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += KICK_EVERY_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        if (!k->stop)
-            pthread_cond_timedwait(&k->cv, &k->mu, &ts);
-    }
-    pthread_mutex_unlock(&k->mu);
-    return NULL;
-}
-
-/* Starts the helper for a group of `bytes` (0: none: small group, no fd, no thread). */
-static int kicker_start(cl_store *st, uint64_t bytes, kicker *k, pthread_t *th)
-{
-    if (bytes < KICK_MIN_BYTES || mdb_env_get_fd(st->e->env, &k->fd) != 0 || k->fd < 0)
-        return 0;
-    pthread_mutex_init(&k->mu, NULL);
-    pthread_cond_init(&k->cv, NULL);
-    k->stop = 0;
-    if (pthread_create(th, NULL, kicker_main, k)) {
-        pthread_mutex_destroy(&k->mu);
-        pthread_cond_destroy(&k->cv);
-        return 0;
-    }
-    return 1;
-}
-
-static void kicker_stop(kicker *k, pthread_t th)
-{
-    pthread_mutex_lock(&k->mu);
-    k->stop = 1;
-    pthread_cond_signal(&k->cv);
-    pthread_mutex_unlock(&k->mu);
-    pthread_join(th, NULL);
-    pthread_mutex_destroy(&k->mu);
-    pthread_cond_destroy(&k->cv);
-}
-
 /* ---- the thread -------------------------------------------------------------------- */
 
 /* One batch for puts [first, end): returns the commit status; message in cl_errmsg(). */
-static int commit_puts(cl_store *st, wput *first, wput *end)
+static int commit_puts(cl_store_writer *w, wput *first, wput *end)
 {
     cl_store_batch *b;
-    int rc = cl_store_batch_begin(st, &b);
+    int rc = cl_store_batch_begin(w->st, &b);
+    if (rc == CL_OK && !w->early_writeback)
+        store_batch_late_writeback(b);
     for (wput *p = first; p != end && rc == CL_OK; p = p->next)
         rc = cl_store_batch_put(b, p->kind, &p->key, &p->info, p->pieces, p->npieces,
                                 (p->flags & ~(unsigned)CL_STORE_PUT_COPY) | STORE_PUT_HASH_LATE);
@@ -177,7 +111,7 @@ static void set_failed(wput *p, int status, const char *msg)
 
 static void commit_group(cl_store_writer *w, wput *group)
 {
-    int rc = commit_puts(w->st, group, NULL);
+    int rc = commit_puts(w, group, NULL);
     if (rc == CL_OK)
         return;
     if (!group->next) {
@@ -188,7 +122,7 @@ static void commit_group(cl_store_writer *w, wput *group)
     for (wput *p = group; p; p = p->next) {
         wput *next = p->next;
         p->next = NULL;
-        rc = commit_puts(w->st, p, NULL);
+        rc = commit_puts(w, p, NULL);
         p->next = next;
         if (rc != CL_OK)
             set_failed(p, rc, cl_errmsg());
@@ -245,12 +179,7 @@ static void *writer_main(void *arg)
         w->waiting_bytes -= bytes;
         pthread_mutex_unlock(&w->mu);
 
-        kicker k;
-        pthread_t kth;
-        int kicking = w->early_writeback && kicker_start(w->st, bytes, &k, &kth);
         commit_group(w, group);
-        if (kicking)
-            kicker_stop(&k, kth);
         for (wput *p = group; p; p = p->next)
             if (p->done)
                 p->done(p->user, p->ticket, p->status, p->status ? p->msg : "");
