@@ -145,21 +145,29 @@ static int cmp_desc(const void *a, const void *b)
     return *(const int32_t *)a - *(const int32_t *)b;
 }
 
+/* s->idx and s->prob for V tokens: 1, or 0 when out of memory. */
+static int scratch(cl_sampler *s, int64_t V)
+{
+    if (s->cap >= V)
+        return 1;
+    int32_t *ni = realloc(s->idx, (size_t)V * sizeof *ni);
+    if (ni)
+        s->idx = ni;
+    float *np = realloc(s->prob, (size_t)V * sizeof *np);
+    if (np)
+        s->prob = np;
+    if (!ni || !np)
+        return 0;
+    s->cap = V;
+    return 1;
+}
+
 /* Fills s->idx[0..*n) with the surviving token ids and s->prob with their
  * normalised probabilities (sorted by probability, descending). */
 static int filtered(cl_sampler *s, float *logits, int64_t V, int64_t *n_out)
 {
-    if (s->cap < V) {
-        int32_t *ni = realloc(s->idx, (size_t)V * sizeof *ni);
-        if (ni)
-            s->idx = ni;
-        float *np = realloc(s->prob, (size_t)V * sizeof *np);
-        if (np)
-            s->prob = np;
-        if (!ni || !np)
-            return cl_err(CL_ERR_NOMEM, "out of memory (sampler)");
-        s->cap = V;
-    }
+    if (!scratch(s, V))
+        return cl_err(CL_ERR_NOMEM, "out of memory (sampler)");
     const cl_sampler_opts *o = &s->o;
     for (int64_t i = 0; i < V; i++) {
         logits[i] /= o->temperature;
@@ -332,18 +340,9 @@ static double mass(const cl_sampler_item *x, int64_t n)
 static double vocab_mass(cl_sampler *s, const float *logits, int64_t V, float mx, int *ok)
 {
     int64_t nb = (V + CL_VEXP_BLOCK - 1) / CL_VEXP_BLOCK;
-    if (s->cap < V) {
-        float *np = realloc(s->prob, (size_t)V * sizeof *np);
-        if (np)
-            s->prob = np;
-        int32_t *ni = realloc(s->idx, (size_t)V * sizeof *ni);
-        if (ni)
-            s->idx = ni;
-        if (!np || !ni) {
-            *ok = 0;
-            return 0;
-        }
-        s->cap = V;
+    if (!scratch(s, V)) {
+        *ok = 0;
+        return 0;
     }
     if (s->block_cap < nb) {
         double *nm = realloc(s->block_mass, (size_t)nb * sizeof *nm);

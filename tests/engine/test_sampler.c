@@ -202,6 +202,35 @@ static int cmp_walk(const void *a, const void *b, void *p)
     return x - y;
 }
 
+/* The sampler's distribution over logits l (probs; work: scratch) and the order of its
+ * walk: by probability when filtered, else by id. */
+static void walk_order(cl_sampler *sa, const float *l, float *work, float *probs,
+                       int32_t *order, int n, int by_probability)
+{
+    memcpy(work, l, (size_t)n * sizeof *work);
+    assert_int_equal(cl_sampler_probs(sa, work, n, NULL, 0, 0, probs), 0);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    if (by_probability)
+        qsort_r(order, (size_t)n, sizeof *order, cmp_walk, probs);
+}
+
+/* The token at which the running mass in `order` first exceeds u (-1: none); *near: how
+ * close any running mass came to u (a draw may differ by rounding when it is tiny). */
+static int32_t walk(const float *probs, const int32_t *order, int n, double u, double *near)
+{
+    double acc = 0;
+    int32_t want = -1;
+    *near = 1;
+    for (int i = 0; i < n && probs[order[i]] > 0; i++) {
+        acc += probs[order[i]];
+        *near = fmin(*near, fabs(acc - u));
+        if (want < 0 && u < acc)
+            want = order[i];
+    }
+    return want;
+}
+
 static void test_draw_is_the_sorted_walk(void **st)
 {
     (void)st;
@@ -226,23 +255,12 @@ static void test_draw_is_the_sorted_walk(void **st)
             o.top_k = cases[c].top_k;
             cl_sampler sa;
             assert_int_equal(cl_sampler_init(&sa, &o), 0);
-            memcpy(work, l, sizeof l);
-            assert_int_equal(cl_sampler_probs(&sa, work, V, NULL, 0, 0, probs), 0);
-            for (int i = 0; i < V; i++)
-                order[i] = i;
             int unfiltered = o.top_k == 0 && o.top_p >= 1 && o.min_p <= 0;
-            if (!unfiltered) /* (unfiltered: the walk is in id order) */
-                qsort_r(order, V, sizeof *order, cmp_walk, probs);
+            walk_order(&sa, l, work, probs, order, V, !unfiltered);
             for (int k = 0; k < 200; k++) {
                 double u = (k + 0.37) / 200.0;
-                double acc = 0, near = 1;
-                int32_t want = -1;
-                for (int i = 0; i < V && probs[order[i]] > 0; i++) {
-                    acc += probs[order[i]];
-                    near = fmin(near, fabs(acc - u));
-                    if (want < 0 && u < acc)
-                        want = order[i];
-                }
+                double near;
+                int32_t want = walk(probs, order, V, u, &near);
                 memcpy(work, l, sizeof l);
                 int32_t got = cl_sampler_draw(&sa, work, V, u);
                 if (want >= 0 && got != want && near > 1e-5)
@@ -277,22 +295,11 @@ static void test_draw_large_vocab(void **st)
             o.top_p = top_ps[c];
             cl_sampler sa;
             assert_int_equal(cl_sampler_init(&sa, &o), 0);
-            memcpy(work, l, sizeof l);
-            assert_int_equal(cl_sampler_probs(&sa, work, VL, NULL, 0, 0, probs), 0);
-            for (int i = 0; i < VL; i++)
-                order[i] = i;
-            if (c) /* filtered: in order of probability */
-                qsort_r(order, VL, sizeof *order, cmp_walk, probs);
+            walk_order(&sa, l, work, probs, order, VL, c); /* c: filtered */
             for (int k = 0; k < 300; k++) {
                 double u = k < 299 ? (k + 0.61) / 300.0 : 0.999999999;
-                double acc = 0, near = 1;
-                int32_t want = -1;
-                for (int i = 0; i < VL && probs[order[i]] > 0; i++) {
-                    acc += probs[order[i]];
-                    near = fmin(near, fabs(acc - u));
-                    if (want < 0 && u < acc)
-                        want = order[i];
-                }
+                double near;
+                int32_t want = walk(probs, order, VL, u, &near);
                 memcpy(work, l, sizeof l);
                 int32_t got = cl_sampler_draw(&sa, work, VL, u);
                 assert_true(got >= 0 && got < VL - 40);
