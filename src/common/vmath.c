@@ -39,7 +39,11 @@ static inline float vexpf(float x)
 /* The same bits on every machine: no fused multiply-adds (-ffp-contract=off) and sums
  * in eight fixed lanes, whatever the vector width of the clone that runs (AVX2 where
  * the CPU has it, else SSE2). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CLONES /* other machines: their compiler's default vector width */
+#endif
 
 CLONES float cl_vdiv_max(float *x, float d, int64_t n)
 {
