@@ -5,7 +5,8 @@
 # parallelism on a machine with more than one GPU (scripts/gpu/tp.sh, QUICK unless FULL=1
 # or TP_QUICK=0; SKIP_TP=1 leaves it out; its files in tp.tgz), `collage serve` over HTTP
 # (scripts/gpu/bench-serve.sh), the composition-quality grid when QUALITY_MODELS=DIR
-# names trained models (scripts/gpu/quality.sh), optionally the
+# names trained models (scripts/gpu/quality.sh), the host's store I/O (bench store) when
+# STORE=1, optionally the
 # decode GEMM kernel table (KERNEL_BENCH=1) and a per-op profile (PROFILE=1), and
 # a short table last. Everything is logged under /tmp/collage-gpu-out; $OUT (when
 # set) gets summary.txt, parity.txt, parity.log, decode.json, prefill.json,
@@ -41,6 +42,12 @@ if [ "${SKIP_REUSE:-0}" != 1 ]; then # composed queries, prefix hits, ingest vs 
   timeout ${REUSE_TIMEOUT:-400} "$CL_BIN" bench reuse $quick ${REUSE_ARGS:-} --dir "$COLLAGE_TMP" \
     --json-out "$out/reuse.json" > "$out/reuse.txt" 2>"$out/reuse.err" || status=1
 fi
+if [ "${STORE:-0}" = 1 ]; then # the host's store I/O: writer with / without early writeback,
+  # streamed verified reads at 1-16 threads, each next to write+fsync / memcpy (no GPU)
+  TMPDIR=$COLLAGE_TMP timeout ${STORE_TIMEOUT:-240} "$CL_BIN" bench store --snap-mib 1024 \
+    --snap-count 2 --kv-count 64 --stream-mib 1280 --stream-threads 1,4,16 \
+    > "$out/store.txt" 2>&1 || status=1
+fi
 if [ "${SKIP_SERVE:-0}" != 1 ]; then # collage serve over HTTP vs bench decode, TTFTs
   OUT_DIR=$out/serve timeout ${SERVE_TIMEOUT:-400} scripts/gpu/bench-serve.sh \
     > "$out/serve.txt" 2>&1 || status=1
@@ -75,6 +82,7 @@ fi
 [ -f "$out/prefill.txt" ] && { echo "== prefill"; cat "$out/prefill.txt"; tail -3 "$out/prefill.err"; }
 [ -f "$out/reuse.txt" ] && { echo "== reuse"; cat "$out/reuse.txt"; tail -3 "$out/reuse.err"; }
 [ -f "$out/serve.txt" ] && { echo "== serve"; tail -15 "$out/serve.txt"; }
+[ -f "$out/store.txt" ] && { echo "== store"; cat "$out/store.txt"; }
 [ -f "$out/quality.txt" ] && { echo "== quality"; cat "$out/quality.txt"; }
 [ -f "$out/tp/summary.txt" ] && cat "$out/tp/summary.txt"
 } | tee "$out/summary.txt"
