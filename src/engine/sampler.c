@@ -469,6 +469,8 @@ int32_t cl_sampler_draw(cl_sampler *s, float *logits, int64_t V, double u)
                 swap_items(x, i, m++);
         n = crossing(x, m, (double)o->top_p * total, 1) + 1;
     }
+    if (n <= 0) /* nothing survived: every logit NaN */
+        return cl_argmax(logits, V);
     if (o->min_p > 0.0f) { /* at least min_p times the most likely (whose w is 1) */
         int64_t keep = 0;
         for (int64_t i = 0; i < n; i++)

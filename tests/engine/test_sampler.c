@@ -311,6 +311,32 @@ static void test_draw_large_vocab(void **st)
         }
 }
 
+/* Logits that are all NaN (a broken model) draw some id in range under every filter,
+ * without reading outside the working set (ASan). */
+static void test_draw_nan_logits(void **st)
+{
+    (void)st;
+    struct {
+        float top_p, min_p;
+        int64_t top_k;
+    } cases[] = {{1, 0, 0}, {0.9f, 0, 0}, {1, 0, 5}, {0.9f, 0.1f, 5}, {1, 0.1f, 0}, {0.8f, 0, 100}};
+    static float work[V];
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        cl_sampler_opts o;
+        cl_sampler_opts_default(&o);
+        o.top_p = cases[c].top_p;
+        o.min_p = cases[c].min_p;
+        o.top_k = cases[c].top_k;
+        cl_sampler sa;
+        assert_int_equal(cl_sampler_init(&sa, &o), 0);
+        for (int i = 0; i < V; i++)
+            work[i] = NAN;
+        int32_t got = cl_sampler_draw(&sa, work, V, 0.5);
+        assert_true(got >= 0 && got < V);
+        cl_sampler_release(&sa);
+    }
+}
+
 /* bench sampler: a tiny run prints one JSON object with the sorted baseline and three
  * cases of positive figures. */
 static void test_bench_smoke(void **st)
@@ -341,7 +367,7 @@ int main(void)
         cmocka_unit_test(test_seed_repeatable), cmocka_unit_test(test_top_k),
         cmocka_unit_test(test_top_p_min_p),     cmocka_unit_test(test_penalty_and_greedy),
         cmocka_unit_test(test_frequencies),     cmocka_unit_test(test_draw_is_the_sorted_walk),
-        cmocka_unit_test(test_draw_large_vocab),
+        cmocka_unit_test(test_draw_large_vocab), cmocka_unit_test(test_draw_nan_logits),
         cmocka_unit_test(test_bench_smoke),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
