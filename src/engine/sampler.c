@@ -335,25 +335,20 @@ static double mass(const cl_sampler_item *x, int64_t n)
     return t;
 }
 
-/* e^(logits - mx) of the whole vocabulary into s->prob, block sums into s->block_mass
- * (NULL when out of memory); returns the total. */
-static double vocab_mass(cl_sampler *s, const float *logits, int64_t V, float mx, int *ok)
+/* e^(logits - mx) of the whole vocabulary into s->prob, block sums into s->block_mass;
+ * returns the total, or -1 when out of memory. */
+static double vocab_mass(cl_sampler *s, const float *logits, int64_t V, float mx)
 {
     int64_t nb = (V + CL_VEXP_BLOCK - 1) / CL_VEXP_BLOCK;
-    if (!scratch(s, V)) {
-        *ok = 0;
-        return 0;
-    }
+    if (!scratch(s, V))
+        return -1;
     if (s->block_cap < nb) {
         double *nm = realloc(s->block_mass, (size_t)nb * sizeof *nm);
-        if (!nm) {
-            *ok = 0;
-            return 0;
-        }
+        if (!nm)
+            return -1;
         s->block_mass = nm;
         s->block_cap = nb;
     }
-    *ok = 1;
     return cl_vexp_shifted(logits, mx, s->prob, V, s->block_mass);
 }
 
@@ -364,29 +359,22 @@ static int32_t walk_ids(const cl_sampler *s, int64_t V, double target)
 {
     const float *w = s->prob;
     double acc = 0;
-    int32_t last = 0;
     for (int64_t b = 0; b * CL_VEXP_BLOCK < V; b++) {
-        int64_t i0 = b * CL_VEXP_BLOCK, i1 = i0 + CL_VEXP_BLOCK < V ? i0 + CL_VEXP_BLOCK : V;
-        if (acc + s->block_mass[b] <= target) {
-            acc += s->block_mass[b];
-            for (int64_t i = i1 - 1; i >= i0 && s->block_mass[b] > 0; i--)
-                if (w[i] > 0) {
-                    last = (int32_t)i;
-                    break;
-                }
-            continue;
-        }
-        double in = acc;
-        for (int64_t i = i0; i < i1; i++) {
-            in += (double)w[i];
-            if (w[i] > 0)
-                last = (int32_t)i;
-            if (in > target)
-                return (int32_t)i;
-        }
-        acc += s->block_mass[b]; /* (the sums disagreed by rounding: on to the next) */
+        if (acc + s->block_mass[b] > target) {
+            int64_t i0 = b * CL_VEXP_BLOCK, i1 = i0 + CL_VEXP_BLOCK < V ? i0 + CL_VEXP_BLOCK : V;
+            double in = acc;
+            for (int64_t i = i0; i < i1; i++) {
+                in += (double)w[i];
+                if (in > target)
+                    return (int32_t)i;
+            }
+        } /* (else, or the sums disagreed by rounding: on to the next block) */
+        acc += s->block_mass[b];
     }
-    return last;
+    int64_t last = V - 1;
+    while (last > 0 && !(w[last] > 0))
+        last--;
+    return (int32_t)last;
 }
 
 int32_t cl_sampler_draw(cl_sampler *s, float *logits, int64_t V, double u)
@@ -401,12 +389,11 @@ int32_t cl_sampler_draw(cl_sampler *s, float *logits, int64_t V, double u)
     const cl_sampler_opts *o = &s->o;
     cl_sampler_item *x = s->items; /* (unnormalised probability, id); the largest w is 1 */
     float mx = cl_vdiv_max(logits, o->temperature, V);
-    int ok;
     if (o->top_k == 0 && o->top_p >= 1.0f && o->min_p <= 0.0f) {
         /* nothing filtered: any fixed order gives the same distribution; the ids' own
          * order needs no ordering work (one pass for the mass, one to the crossing) */
-        double total = vocab_mass(s, logits, V, mx, &ok);
-        return ok ? walk_ids(s, V, u * total) : cl_argmax(logits, V);
+        double total = vocab_mass(s, logits, V, mx);
+        return total >= 0 ? walk_ids(s, V, u * total) : cl_argmax(logits, V);
     }
     int64_t n = V;
     int nucleus_done = 0;
@@ -436,16 +423,12 @@ int32_t cl_sampler_draw(cl_sampler *s, float *logits, int64_t V, double u)
             x[k] = it;
         }
     } else {
-        double total = vocab_mass(s, logits, V, mx, &ok);
-        if (!ok)
+        double total = vocab_mass(s, logits, V, mx);
+        if (total < 0)
             return cl_argmax(logits, V);
         const float *w = s->prob;
-        if (o->top_k > 0 && o->top_k < n) {
-            for (int64_t i = 0; i < V; i++)
-                x[i] = (cl_sampler_item){w[i], (int32_t)i};
-            select_first(x, n, o->top_k);
-            n = o->top_k;
-        } else if (o->top_p < 1.0f) {
+        int cut_k = o->top_k > 0 && o->top_k < V;
+        if (!cut_k && o->top_p < 1.0f) {
             /* the nucleus of the whole vocabulary, without an item per token: only those
              * of mass >= eps can be in it (below) */
             float eps = nucleus_floor(o->top_p, total, V);
@@ -458,6 +441,10 @@ int32_t cl_sampler_draw(cl_sampler *s, float *logits, int64_t V, double u)
         } else {
             for (int64_t i = 0; i < V; i++)
                 x[i] = (cl_sampler_item){w[i], (int32_t)i};
+            if (cut_k) {
+                select_first(x, n, o->top_k);
+                n = o->top_k;
+            }
         }
     }
     if (o->top_p < 1.0f && !nucleus_done) { /* the smallest prefix reaching top_p */
